@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from vhosts.errors import BrokerError
+from vhosts.errors import BrokerError, NotImplementedFeature
+
+__all__ = [
+    "BrokerError",
+    "ChannelError",
+    "CommandInvalid",
+    "FrameError",
+    "FrameSyntaxError",
+    "NotImplementedFeature",
+    "UnexpectedFrame",
+]
 
 
 class FrameError(BrokerError):
@@ -11,7 +21,7 @@ class FrameError(BrokerError):
     reply_code = 501
 
 
-class SyntaxError_(BrokerError):
+class FrameSyntaxError(BrokerError):
     """A frame whose payload does not decode as its method or header says."""
 
     reply_code = 502

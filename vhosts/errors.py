@@ -17,6 +17,9 @@ class BrokerError(Exception):
         self.text = text
         if reply_code is not None:
             self.reply_code = reply_code
+        # The method being processed when it went wrong; the protocol boundary fills these in.
+        self.class_id = 0
+        self.method_id = 0
 
 
 class AccessRefused(BrokerError):
