@@ -1,0 +1,99 @@
+"""Render field values the way RabbitMQ's error texts print them (Erlang ``~p``), so our
+406 replies read exactly like a real broker's, e.g. ``<<"foo">>`` or ``{1,15}``."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from collections.abc import Mapping
+from typing import Any
+
+from exchanges.values import decimal_parts, epoch_seconds
+
+# Bytes Erlang's ~p accepts inside a quoted binary (latin-1 printable range) and the
+# escapes it uses for control characters; anything else prints the binary as integers.
+_ESCAPES = {
+    ord("\n"): b"\\n",
+    ord("\r"): b"\\r",
+    ord("\t"): b"\\t",
+    0x0B: b"\\v",
+    0x08: b"\\b",
+    0x0C: b"\\f",
+    0x1B: b"\\e",
+    ord('"'): b'\\"',
+    ord("\\"): b"\\\\",
+}
+
+
+def _printable(byte: int) -> bool:
+    return 32 <= byte <= 126 or byte >= 160 or byte in _ESCAPES
+
+
+def binary(data: bytes) -> str:
+    if not data:
+        return "<<>>"
+    if all(_printable(b) for b in data):
+        body = b"".join(_ESCAPES.get(b, bytes((b,))) for b in data)
+        # RabbitMQ writes the raw bytes into the reply; valid UTF-8 stays readable text.
+        return '<<"' + body.decode("utf-8", errors="replace") + '">>'
+    return "<<" + ",".join(str(b) for b in data) + ">>"
+
+
+def _float(value: float) -> str:
+    text = repr(value)
+    if "e" in text:  # Python 1e+16 -> Erlang 1.0e16
+        mantissa, exponent = text.split("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        return f"{mantissa}e{int(exponent)}"
+    return text
+
+
+def type_name(value: Any) -> str:
+    """The AMQP field type RabbitMQ would name for a value decoded into Python."""
+    if value is None:
+        return "void"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "signedint" if -(2**31) <= value < 2**31 else "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "longstr"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "binary"
+    if isinstance(value, decimal.Decimal):
+        return "decimal"
+    if isinstance(value, datetime.datetime):
+        return "timestamp"
+    if isinstance(value, Mapping):
+        return "table"
+    return "array"
+
+
+def term(value: Any) -> str:
+    """The Erlang term RabbitMQ holds for a decoded field value."""
+    if value is None:
+        return "undefined"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, str):
+        return binary(value.encode())
+    if isinstance(value, bytes | bytearray | memoryview):
+        return binary(bytes(value))
+    if isinstance(value, decimal.Decimal):
+        parts = decimal_parts(value)
+        return str(value) if parts is None else "{{{},{}}}".format(*parts)
+    if isinstance(value, datetime.datetime):
+        return str(epoch_seconds(value))
+    if isinstance(value, Mapping):
+        items = (
+            f"{{{binary(str(k).encode())},{type_name(v)},{term(v)}}}" for k, v in value.items()
+        )
+        return "[" + ",".join(items) + "]"
+    return "[" + ",".join(f"{{{type_name(v)},{term(v)}}}" for v in value) + "]"
