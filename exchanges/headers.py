@@ -168,14 +168,14 @@ def explain_rule(rule: Rule, headers: Mapping[str, Any]) -> tuple[bool, str]:
         )
     else:
         # Show what decided the outcome: the failures of a failed "all", the successes of
-        # a matched "any", everything otherwise.
+        # a matched "any", every condition otherwise.
         if matched == rule.require_all:
-            shown, lead = outcomes, ("every condition held" if matched else "no condition held")
+            lead = "every condition held" if matched else "no condition held"
+            details = "; ".join(_describe(c, headers, held) for c, held in outcomes)
+            reason = f"{heading}: {lead} ({details})"
         else:
-            shown = [(c, held) for c, held in outcomes if held == matched]
-            lead = "matched on" if matched else "failed on"
-        details = "; ".join(_describe(c, headers, held) for c, held in shown)
-        reason = f"{heading} {lead}: {details}"
+            decisive = [_describe(c, headers, held) for c, held in outcomes if held == matched]
+            reason = f"{heading}: " + "; ".join(decisive)
     if rule.ignored:
         names = ", ".join(quote(k) for k in rule.ignored)
         reason += f" ({names} ignored: x- arguments count only with all-with-x or any-with-x)"
