@@ -1,0 +1,304 @@
+"""Frames: the envelope (type octet, channel short, size long, payload, frame-end 0xCE).
+
+`FrameDecoder` turns a byte stream into frame objects; `encode_*` build whole frames.
+
+Errors (what RabbitMQ 3.x does, probed with raw sockets; see spec/amqp-0-9-1.toml):
+  FrameError 501          bad frame-end, unknown frame type, frame over frame_max, heartbeat
+                          with a payload, method payload < 4 octets, header payload < 14 octets,
+                          undecodable method arguments or properties (class/method ids set when
+                          the method is known)
+  NotImplementedFeature 540  unknown class/method id (RabbitMQ just drops the connection)
+  UnexpectedFrame 505     content header with a non-zero weight (RabbitMQ does not take it as a
+                          content header at all)
+The decoder does not check channels (heartbeat off channel 0 is 505 in RabbitMQ, but that and
+frame ordering are the connection's business).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from amqp_lite.errors import BrokerError, FrameError, UnexpectedFrame
+from amqp_lite.wire import methods as _methods
+from amqp_lite.wire.properties import Properties, decode_properties, encode_properties
+from amqp_lite.wire.spec import (
+    CONTENT_CLASS_IDS,
+    FRAME_BODY,
+    FRAME_END,
+    FRAME_HEADER,
+    FRAME_HEARTBEAT,
+    FRAME_METHOD,
+    FRAME_MIN_SIZE,
+    PROTOCOL_HEADER,
+)
+
+__all__ = [
+    "FRAME_MIN_SIZE",
+    "HEARTBEAT_FRAME",
+    "PROTOCOL_HEADER",
+    "BodyFrame",
+    "FrameDecoder",
+    "HeaderFrame",
+    "HeartbeatFrame",
+    "MethodFrame",
+    "encode_body",
+    "encode_content",
+    "encode_delivery",
+    "encode_header",
+    "encode_method",
+]
+
+_pack = struct.pack
+_unpack_from = struct.unpack_from
+_END = bytes((FRAME_END,))
+assert (FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT, FRAME_END) == (1, 2, 3, 8, 0xCE)
+
+HEARTBEAT_FRAME = _pack(">BHI", FRAME_HEARTBEAT, 0, 0) + _END
+
+
+class _Frame:
+    __slots__ = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({args})"
+
+
+class MethodFrame(_Frame):
+    __slots__ = ("channel", "method")
+
+    def __init__(self, channel: int, method: Any) -> None:
+        self.channel = channel
+        self.method = method
+
+
+class HeaderFrame(_Frame):
+    """A content header. `raw_properties` (flags + values) is what gets re-sent on delivery."""
+
+    __slots__ = ("body_size", "channel", "class_id", "properties", "raw_properties")
+
+    def __init__(
+        self,
+        channel: int,
+        class_id: int,
+        body_size: int,
+        properties: Properties,  # type: ignore[valid-type]
+        raw_properties: bytes,
+    ) -> None:
+        self.channel = channel
+        self.class_id = class_id
+        self.body_size = body_size
+        self.properties = properties
+        self.raw_properties = raw_properties
+
+
+class BodyFrame(_Frame):
+    __slots__ = ("channel", "payload")
+
+    def __init__(self, channel: int, payload: bytes) -> None:
+        self.channel = channel
+        self.payload = payload
+
+
+class HeartbeatFrame(_Frame):
+    __slots__ = ("channel",)
+
+    def __init__(self, channel: int) -> None:
+        self.channel = channel
+
+
+_decode_method = _methods.decode_method
+
+
+def _header_frame(channel: int, payload: bytes) -> HeaderFrame:
+    if len(payload) < 14:
+        raise FrameError(f"FRAME_ERROR - content header of {len(payload)} octets")
+    class_id, weight, body_size = _unpack_from(">HHQ", payload)
+    if weight:
+        raise UnexpectedFrame(f"UNEXPECTED_FRAME - content header with weight {weight}")
+    raw = payload[12:]
+    # Not a content class: the connection answers 505 (as RabbitMQ does) when it checks the
+    # class against the method's, so do not fail here on properties we cannot read.
+    properties = decode_properties(raw) if class_id in CONTENT_CLASS_IDS else Properties()
+    return HeaderFrame(channel, class_id, body_size, properties, raw)
+
+
+class FrameDecoder:
+    """Incremental frame parser.
+
+    feed() only stores the bytes; frames() yields every complete frame and keeps the rest.  A
+    frame that is not complete yet costs nothing until enough bytes for it have been fed, so
+    many small feeds of a big frame do not copy it over and over.
+    """
+
+    __slots__ = ("_buf", "_extra", "_have", "_need", "_pos", "frame_max")
+
+    def __init__(self, frame_max: int = 131072) -> None:
+        self.frame_max = frame_max  # 0: no limit
+        self._buf = b""  # bytes being parsed, from _pos on
+        self._pos = 0
+        self._extra: list[bytes] = []  # fed after _buf
+        self._have = 0  # unparsed octets in _buf[_pos:] and _extra
+        self._need = 7  # octets needed before the next frame can be looked at
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if data:
+            self._extra.append(data if type(data) is bytes else bytes(data))
+            self._have += len(data)
+
+    @property
+    def buffered(self) -> int:
+        """Octets fed but not yet returned as frames."""
+        return self._have
+
+    def frames(self) -> Iterator[MethodFrame | HeaderFrame | BodyFrame | HeartbeatFrame]:
+        while self._have >= self._need:
+            if self._extra:
+                if self._pos < len(self._buf):
+                    self._extra.insert(0, self._buf[self._pos :])
+                self._buf = self._extra[0] if len(self._extra) == 1 else b"".join(self._extra)
+                self._extra = []
+                self._pos = 0
+            buf = self._buf
+            pos = self._pos
+            n = len(buf)
+            limit = self.frame_max - 8 if self.frame_max else 1 << 32
+            while n - pos >= 7:
+                ftype, channel, size = _unpack_from(">BHI", buf, pos)
+                if size > limit:
+                    raise FrameError(
+                        f"FRAME_ERROR - type {ftype}: frame_too_large {size} > {limit}"
+                    )
+                end = pos + 7 + size
+                if end >= n:
+                    self._need = size + 8
+                    break
+                if buf[end] != FRAME_END:
+                    raise FrameError(f"FRAME_ERROR - type {ftype}: invalid frame end {buf[end]}")
+                if ftype == FRAME_METHOD:
+                    frame: Any = MethodFrame(channel, _decode_method(buf[pos + 7 : end]))
+                elif ftype == FRAME_BODY:
+                    frame = BodyFrame(channel, buf[pos + 7 : end])
+                elif ftype == FRAME_HEADER:
+                    frame = _header_frame(channel, buf[pos + 7 : end])
+                elif ftype == FRAME_HEARTBEAT:
+                    if size:
+                        raise FrameError(f"FRAME_ERROR - heartbeat frame with {size} octets")
+                    frame = HeartbeatFrame(channel)
+                else:
+                    raise FrameError(f"FRAME_ERROR - type {ftype}: unknown frame")
+                pos = end + 1
+                self._pos = pos
+                self._have -= size + 8
+                yield frame
+            else:
+                self._need = 7
+            if pos == n and not self._extra:  # all consumed: let go of the buffer
+                self._buf = b""
+                self._pos = 0
+
+
+# -- encoding -----------------------------------------------------------------------------------
+
+
+def encode_method(channel: int, method: Any) -> bytes:
+    """One method frame."""
+    fast = method._FAST_ENCODE
+    if fast is not None:
+        return fast(channel, method)
+    args = _methods.encode_args(method)
+    try:
+        head = _pack(
+            ">BHIHH", FRAME_METHOD, channel, 4 + len(args), method.CLASS_ID, method.METHOD_ID
+        )
+    except struct.error as e:
+        raise BrokerError(f"cannot encode a method frame on channel {channel}: {e}") from None
+    return head + args + _END
+
+
+def encode_header(channel: int, class_id: int, body_size: int, raw_properties: bytes) -> bytes:
+    try:
+        head = _pack(
+            ">BHIHHQ", FRAME_HEADER, channel, 12 + len(raw_properties), class_id, 0, body_size
+        )
+    except struct.error as e:
+        raise BrokerError(f"cannot encode a content header: {e}") from None
+    return head + raw_properties + _END
+
+
+def encode_body(channel: int, body: bytes, frame_max: int) -> bytes:
+    """The body frames of a content: none for an empty body, else pieces of frame_max - 8."""
+    n = len(body)
+    if not n:
+        return b""
+    chunk = frame_max - 8 if frame_max else n
+    if chunk < 1:
+        raise BrokerError(f"frame_max {frame_max} leaves no room for a body")
+    try:
+        if n <= chunk:
+            return b"".join((_pack(">BHI", FRAME_BODY, channel, n), body, _END))
+        view = memoryview(body)
+        parts = []
+        for start in range(0, n, chunk):
+            piece = view[start : start + chunk]
+            parts.append(_pack(">BHI", FRAME_BODY, channel, len(piece)))
+            parts.append(piece)
+            parts.append(_END)
+        return b"".join(parts)
+    except struct.error as e:
+        raise BrokerError(f"cannot encode a body frame on channel {channel}: {e}") from None
+
+
+def encode_content(
+    channel: int,
+    class_id: int,
+    body: bytes,
+    frame_max: int,
+    properties: Properties | None = None,  # type: ignore[valid-type]
+    raw_properties: bytes | None = None,
+) -> bytes:
+    """Content header frame + body frames; raw_properties, when given, is sent verbatim."""
+    if raw_properties is None:
+        raw_properties = encode_properties(properties)
+    return encode_header(channel, class_id, len(body), raw_properties) + encode_body(
+        channel, body, frame_max
+    )
+
+
+def encode_delivery(
+    channel: int, method: Any, raw_properties: bytes, body: bytes, frame_max: int
+) -> bytes:
+    """basic.deliver / basic.get-ok / basic.return + header + body frames, as one bytes."""
+    fast = method._FAST_ENCODE
+    frame = fast(channel, method) if fast is not None else encode_method(channel, method)
+    n = len(body)
+    try:
+        header = _pack(
+            ">BHIHHQ", FRAME_HEADER, channel, 12 + len(raw_properties), method.CLASS_ID, 0, n
+        )
+        if n and (not frame_max or n <= frame_max - 8):
+            return b"".join(
+                (
+                    frame,
+                    header,
+                    raw_properties,
+                    _pack(">BBHI", FRAME_END, FRAME_BODY, channel, n),
+                    body,
+                    _END,
+                )
+            )
+    except struct.error as e:
+        raise BrokerError(f"cannot encode a delivery on channel {channel}: {e}") from None
+    return b"".join((frame, header, raw_properties, _END, encode_body(channel, body, frame_max)))
