@@ -206,7 +206,7 @@ def _encode_value(v: Any, out: list[bytes]) -> None:
             raise BrokerError(f"integer {v} does not fit a field table")
     elif t is dict:
         out.append(b"F")
-        out.append(encode_table(v))
+        out.append(_table(v))
     elif v is None:
         out.append(b"V")
     elif t is float:
@@ -216,7 +216,7 @@ def _encode_value(v: Any, out: list[bytes]) -> None:
         out.append(bytes(v))
     elif t is list or t is tuple:
         out.append(b"A")
-        out.append(encode_array(v))
+        out.append(_array(v))
     elif isinstance(v, _dt.datetime):
         if v.tzinfo is None:
             v = v.replace(tzinfo=_UTC)
@@ -255,8 +255,26 @@ def _encode_decimal(v: Decimal) -> bytes:
     return _pack(">cBi", b"D", -exponent, unscaled)
 
 
+_ENCODE_ERRORS = (struct.error, UnicodeEncodeError, OverflowError, RecursionError, ValueError)
+
+
 def encode_table(table: dict[str, Any] | None) -> bytes:
-    """Encode a table with its long length prefix."""
+    """Encode a table with its long length prefix; BrokerError (541) for what has no AMQP form."""
+    try:
+        return _table(table)
+    except _ENCODE_ERRORS as e:
+        raise BrokerError(f"cannot encode a field table: {e}") from None
+
+
+def encode_array(items: list[Any] | tuple[Any, ...]) -> bytes:
+    """Encode an array with its long length prefix; BrokerError (541) for what has no AMQP form."""
+    try:
+        return _array(items)
+    except _ENCODE_ERRORS as e:
+        raise BrokerError(f"cannot encode a field array: {e}") from None
+
+
+def _table(table: dict[str, Any] | None) -> bytes:
     if not table:
         return b"\x00\x00\x00\x00"
     out: list[bytes] = [b""]
@@ -273,7 +291,7 @@ def encode_table(table: dict[str, Any] | None) -> bytes:
     return _pack(">I", len(body)) + body
 
 
-def encode_array(items: list[Any] | tuple[Any, ...]) -> bytes:
+def _array(items: list[Any] | tuple[Any, ...]) -> bytes:
     out: list[bytes] = [b""]
     for v in items:
         _encode_value(v, out)

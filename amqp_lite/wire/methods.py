@@ -17,6 +17,7 @@ with the general path.
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from io import BytesIO
 from typing import Any, ClassVar
@@ -87,11 +88,18 @@ _classes: dict[tuple[int, int], type[Method]] = {}
 _ATTR_TO_KEY = {m.class_attr: (m.class_id, m.method_id) for m in METHODS}
 
 
+_class_lock = threading.Lock()  # a broker thread and its caller must not get two classes
+
+
 def _class_for(key: tuple[int, int]) -> type[Method]:
     cls = _classes.get(key)
     if cls is None:
-        cls = _classes[key] = _make_class(METHODS_BY_ID[key])
-        globals()[cls.SPEC.class_attr] = cls
+        with _class_lock:
+            cls = _classes.get(key)
+            if cls is None:
+                cls = _make_class(METHODS_BY_ID[key])
+                globals()[cls.SPEC.class_attr] = cls
+                _classes[key] = cls
     return cls
 
 
