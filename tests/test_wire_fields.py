@@ -116,7 +116,7 @@ def test_decodes_every_rabbitmq_tag() -> None:
         _entry(b"I", b"I", struct.pack(">i", -5)),
         _entry(b"i", b"i", struct.pack(">I", 2**32 - 1)),
         _entry(b"l", b"l", struct.pack(">q", -(2**40))),
-        _entry(b"L", b"L", struct.pack(">Q", 2**64 - 1)),
+        _entry(b"L", b"L", struct.pack(">q", -3)),  # RabbitMQ reads L signed, like l
         _entry(b"f", b"f", struct.pack(">f", 0.5)),
         _entry(b"d", b"d", struct.pack(">d", -2.25)),
         _entry(b"D", b"D", b"\x02" + struct.pack(">i", -12345)),
@@ -138,7 +138,7 @@ def test_decodes_every_rabbitmq_tag() -> None:
         "I": -5,
         "i": 2**32 - 1,
         "l": -(2**40),
-        "L": 2**64 - 1,
+        "L": -3,
         "f": 0.5,
         "d": -2.25,
         "D": Decimal("-123.45"),

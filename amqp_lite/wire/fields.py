@@ -3,6 +3,7 @@
 Decoding accepts every type tag RabbitMQ uses:
 
     t bool   b B s u I i l L int   f d float   D decimal.Decimal   V None
+    (L is signed 64-bit like l: RabbitMQ reads it so, see rabbitmq-common#166)
     S str when the octets are valid UTF-8, else bytes   x bytes   A list   F dict
     T datetime.datetime in UTC (tz-aware); a value outside datetime's range stays an int
 
@@ -118,8 +119,8 @@ def _value(buf: bytes, off: int) -> tuple[Any, int]:
         return _unpack_from(">H", buf, off)[0], off + 2
     if tag == 0x69:  # i
         return _unpack_from(">I", buf, off)[0], off + 4
-    if tag == 0x4C:  # L
-        return _unpack_from(">Q", buf, off)[0], off + 8
+    if tag == 0x4C:  # L: signed, as RabbitMQ reads it (same as l; rabbitmq-common#166)
+        return _unpack_from(">q", buf, off)[0], off + 8
     if tag == 0x66:  # f
         return _unpack_from(">f", buf, off)[0], off + 4
     if tag == 0x44:  # D
