@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vhosts.errors import BrokerError, NotImplementedFeature
+from vhosts.errors import BrokerError, CommandInvalid, NotImplementedFeature
 
 __all__ = [
     "BrokerError",
@@ -25,10 +25,6 @@ class FrameSyntaxError(BrokerError):
     """A frame whose payload does not decode as its method or header says."""
 
     reply_code = 502
-
-
-class CommandInvalid(BrokerError):
-    reply_code = 503
 
 
 class ChannelError(BrokerError):

@@ -38,6 +38,10 @@ class PreconditionFailed(BrokerError):
     reply_code = 406
 
 
+class CommandInvalid(BrokerError):
+    reply_code = 503
+
+
 class NotAllowed(BrokerError):
     reply_code = 530
 

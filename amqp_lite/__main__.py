@@ -1,0 +1,5 @@
+import sys
+
+from amqp_lite.cli import main
+
+sys.exit(main())

@@ -1,0 +1,571 @@
+"""One AMQP channel: its methods, the messages it publishes and the deliveries it owes acks for.
+
+Sans-IO: a channel turns decoded methods into calls on the domain (`vhosts`) and into frames
+appended to its connection's output. Errors are raised as `BrokerError`s; the connection decides
+whether they close this channel or the whole connection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from amqp_lite.consumer import ChannelConsumer, Delivery
+from amqp_lite.errors import CommandInvalid, NotImplementedFeature, UnexpectedFrame
+from amqp_lite.wire import Properties, methods
+from amqp_lite.wire.frames import BodyFrame, HeaderFrame, encode_delivery
+from amqp_lite.wire.properties import encode_properties
+from vhosts import Exchange, Message, Queue, QueueEntry
+from vhosts.errors import AccessRefused, NotAllowed, NotFound, PreconditionFailed
+
+if TYPE_CHECKING:
+    from amqp_lite.connection import ServerConnection
+
+NO_ROUTE = 312
+
+# Consumer tags the server makes up, as RabbitMQ does.
+_TAG_PREFIX = "amq.ctag-"
+
+
+class Channel:
+    def __init__(self, connection: ServerConnection, number: int) -> None:
+        self.connection = connection
+        self.number = number
+        self.vhost = connection.vhost
+        self.user = connection.user
+        self.closing = False  # we sent channel.close and wait for close-ok
+        self.flow_active = True
+
+        self.consumers: dict[str, ChannelConsumer] = {}
+        self.unacked: OrderedDict[int, Delivery] = OrderedDict()
+        self._next_delivery_tag = 1
+        self._consumer_prefetch = 0  # basic.qos global=false: applies to consumers made after it
+        self._channel_prefetch = 0  # basic.qos global=true: one limit over the whole channel
+
+        # Content being assembled: the publish method, its header, the body so far.
+        self._publish: Any = None
+        self._properties: Properties | None = None
+        self._raw_properties = b""
+        self._body_size = 0
+        self._body: list[bytes] = []
+        self._received = 0
+
+        # Publisher confirms: tags of publishes, and how far acks have been sent.
+        self.confirming = False
+        self._publish_seq = 0
+        self._confirmed_upto = 0  # every tag up to here may be acked
+        self._acks_sent_upto = 0
+
+        self.transactional = False
+        self._tx_publishes: list[tuple[Exchange, Message, bool]] = []
+        self._tx_settlements: list[tuple[str, list[Delivery]]] = []
+
+    # -- frames in -------------------------------------------------------------------------------
+
+    def handle_method(self, method: Any) -> None:
+        if self._publish is not None:
+            raise UnexpectedFrame(
+                "expected content header for class 60, got non content header frame instead"
+            )
+        handler = _HANDLERS.get(type(method))
+        if handler is None:
+            raise CommandInvalid(f"unexpected method {method.NAME} on a channel")
+        handler(self, method)
+
+    def handle_header(self, frame: HeaderFrame) -> None:
+        if self._publish is None:
+            raise UnexpectedFrame("expected method frame, got content header frame instead")
+        self._properties = frame.properties
+        self._raw_properties = frame.raw_properties
+        self._body_size = frame.body_size
+        if frame.body_size == 0:
+            self._publish_complete(b"")
+
+    def handle_body(self, frame: BodyFrame) -> None:
+        if self._publish is None or self._properties is None:
+            raise UnexpectedFrame("expected method frame, got content body frame instead")
+        self._body.append(frame.payload)
+        self._received += len(frame.payload)
+        if self._received >= self._body_size:
+            if self._received > self._body_size:
+                raise UnexpectedFrame("content body larger than its header announced")
+            body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+            self._publish_complete(body)
+
+    # -- publishing ------------------------------------------------------------------------------
+
+    def _basic_publish(self, method: Any) -> None:
+        self._publish = method  # checked when the content is whole, as RabbitMQ does
+
+    def _publish_complete(self, body: bytes) -> None:
+        method, properties = self._publish, self._properties
+        raw = self._raw_properties
+        self._publish, self._properties, self._body, self._received = None, None, [], 0
+        if method.immediate:
+            raise NotImplementedFeature("immediate=true")
+        exchange = self.vhost.exchange(method.exchange)
+        if exchange.internal:
+            raise AccessRefused(f"cannot publish to internal {exchange.describe()}")
+        self.user.check(self.vhost.name, "write", "exchange", method.exchange)
+        message = Message(method.exchange, method.routing_key, properties, body, raw)
+        if self.transactional:
+            self._tx_publishes.append((exchange, message, method.mandatory))
+            return
+        self._route(exchange, message, method.mandatory)
+        if self.confirming:
+            self._publish_seq += 1
+            self._confirmed_upto = self._publish_seq
+            self.connection.confirms_pending(self)
+
+    def _route(self, exchange: Exchange, message: Message, mandatory: bool) -> None:
+        queues = self.vhost.route(exchange, message.routing_key, message.properties.headers)
+        if not queues:
+            if mandatory:
+                self._send_return(NO_ROUTE, "NO_ROUTE", message)
+            return
+        for queue in queues:
+            queue.enqueue(message)
+
+    def _send_return(self, code: int, text: str, message: Message) -> None:
+        method = methods.BasicReturn(
+            reply_code=code,
+            reply_text=text,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+        )
+        self.connection.send(
+            encode_delivery(
+                self.number,
+                method,
+                _encoded_properties(message),
+                message.body,
+                self.connection.frame_max,
+            )
+        )
+
+    def flush_confirms(self) -> None:
+        """Send one basic.ack covering every publish confirmed since the last flush."""
+        upto = self._confirmed_upto
+        if upto > self._acks_sent_upto:
+            multiple = upto - self._acks_sent_upto > 1
+            self._acks_sent_upto = upto
+            self.connection.send_method(
+                self.number, methods.BasicAck(delivery_tag=upto, multiple=multiple)
+            )
+
+    # -- delivering ------------------------------------------------------------------------------
+
+    def can_deliver(self) -> bool:
+        if self._channel_prefetch and len(self.unacked) >= self._channel_prefetch:
+            return False
+        return self.can_deliver_unlimited()
+
+    def can_deliver_unlimited(self) -> bool:
+        return self.flow_active and not self.closing and self.connection.has_output_room()
+
+    def deliver(self, consumer: ChannelConsumer, entry: QueueEntry) -> None:
+        tag = self._next_delivery_tag
+        self._next_delivery_tag = tag + 1
+        if not consumer.no_ack:
+            self.unacked[tag] = Delivery(tag, entry, consumer)
+            consumer.unacked += 1
+        message = entry.message
+        method = methods.BasicDeliver(
+            consumer_tag=consumer.tag,
+            delivery_tag=tag,
+            redelivered=entry.redelivered,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+        )
+        self.connection.send(
+            encode_delivery(
+                self.number,
+                method,
+                _encoded_properties(message),
+                message.body,
+                self.connection.frame_max,
+            )
+        )
+
+    def resume_consumers(self) -> None:
+        """Credit came back (an ack, flow on, the socket drained): let queues deliver again."""
+        for queue in {consumer.queue for consumer in self.consumers.values()}:
+            queue.dispatch()
+
+    def consumer_lost(self, consumer: ChannelConsumer) -> None:
+        """The queue went away under a consumer: tell the client if it understands that."""
+        if self.consumers.pop(consumer.tag, None) is None:
+            return
+        if self.connection.client_supports("consumer_cancel_notify"):
+            self.connection.send_method(
+                self.number, methods.BasicCancel(consumer_tag=consumer.tag, no_wait=True)
+            )
+
+    # -- acknowledgements ------------------------------------------------------------------------
+
+    def _take_unacked(self, delivery_tag: int, multiple: bool) -> list[Delivery]:
+        unacked = self.unacked
+        if multiple:
+            if delivery_tag == 0:  # "everything so far"
+                taken = list(unacked.values())
+                unacked.clear()
+                return taken
+            if delivery_tag not in unacked:
+                raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+            taken = []
+            while unacked:
+                tag = next(iter(unacked))
+                if tag > delivery_tag:
+                    break
+                taken.append(unacked.popitem(last=False)[1])
+            return taken
+        settled = unacked.pop(delivery_tag, None)
+        if settled is None:
+            raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+        return [settled]
+
+    def _settle(self, outcome: str, settled: list[Delivery]) -> None:
+        if self.transactional:
+            self._tx_settlements.append((outcome, settled))
+            return
+        self._apply_settlement(outcome, settled)
+
+    def _apply_settlement(self, outcome: str, settled: list[Delivery]) -> None:
+        for delivery in settled:
+            if delivery.consumer is not None:
+                delivery.consumer.unacked -= 1
+        if outcome == "requeue":
+            for queue, entries in _by_queue(settled).items():
+                queue.requeue(entries)
+        elif outcome == "ack":
+            for delivery in settled:
+                delivery.entry.queue.ack(delivery.entry)
+        else:
+            for delivery in settled:
+                delivery.entry.queue.discard(delivery.entry)
+        self.resume_consumers()
+
+    def _basic_ack(self, method: Any) -> None:
+        self._settle("ack", self._take_unacked(method.delivery_tag, method.multiple))
+
+    def _basic_nack(self, method: Any) -> None:
+        outcome = "requeue" if method.requeue else "discard"
+        self._settle(outcome, self._take_unacked(method.delivery_tag, method.multiple))
+
+    def _basic_reject(self, method: Any) -> None:
+        outcome = "requeue" if method.requeue else "discard"
+        self._settle(outcome, self._take_unacked(method.delivery_tag, False))
+
+    def _basic_recover(self, method: Any) -> None:
+        if not method.requeue:
+            raise NotImplementedFeature("requeue=false")
+        self._requeue_all_unacked()
+        if isinstance(method, methods.BasicRecover):
+            self.connection.send_method(self.number, methods.BasicRecoverOk())
+
+    def _requeue_all_unacked(self) -> None:
+        settled = list(self.unacked.values())
+        self.unacked.clear()
+        if settled:
+            self._apply_settlement("requeue", settled)
+
+    # -- consuming -------------------------------------------------------------------------------
+
+    def _basic_qos(self, method: Any) -> None:
+        if method.prefetch_size:
+            raise NotImplementedFeature(f"prefetch_size!=0 ({method.prefetch_size})")
+        if method.global_:
+            self._channel_prefetch = method.prefetch_count
+        else:
+            self._consumer_prefetch = method.prefetch_count
+        self.connection.send_method(self.number, methods.BasicQosOk())
+        self.resume_consumers()
+
+    def _basic_consume(self, method: Any) -> None:
+        queue = self._queue(method.queue)
+        self.user.check(self.vhost.name, "read", "queue", queue.name)
+        tag = method.consumer_tag or _TAG_PREFIX + os.urandom(16).hex()
+        if tag in self.consumers:
+            raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        consumer = ChannelConsumer(
+            self,
+            queue,
+            tag,
+            no_ack=method.no_ack,
+            exclusive=method.exclusive,
+            prefetch=self._consumer_prefetch,
+        )
+        queue.check_consumable(exclusive=method.exclusive)
+        self.consumers[tag] = consumer
+        if not method.no_wait:
+            self.connection.send_method(self.number, methods.BasicConsumeOk(consumer_tag=tag))
+        queue.add_consumer(consumer)  # after consume-ok: deliveries must follow it
+
+    def _basic_cancel(self, method: Any) -> None:
+        consumer = self.consumers.pop(method.consumer_tag, None)
+        if consumer is not None:
+            self._drop_consumer(consumer)
+        if not method.no_wait:
+            self.connection.send_method(
+                self.number, methods.BasicCancelOk(consumer_tag=method.consumer_tag)
+            )
+
+    def _drop_consumer(self, consumer: ChannelConsumer) -> None:
+        queue = consumer.queue
+        if queue.remove_consumer(consumer):
+            self.vhost.remove_queue(queue)  # auto-delete: its last consumer went
+
+    def _basic_get(self, method: Any) -> None:
+        queue = self._queue(method.queue)
+        self.user.check(self.vhost.name, "read", "queue", queue.name)
+        entry = queue.get(no_ack=method.no_ack)
+        if entry is None:
+            self.connection.send_method(self.number, methods.BasicGetEmpty())
+            return
+        tag = self._next_delivery_tag
+        self._next_delivery_tag = tag + 1
+        if not method.no_ack:
+            self.unacked[tag] = Delivery(tag, entry, None)
+        message = entry.message
+        reply = methods.BasicGetOk(
+            delivery_tag=tag,
+            redelivered=entry.redelivered,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+            message_count=queue.message_count,
+        )
+        self.connection.send(
+            encode_delivery(
+                self.number,
+                reply,
+                _encoded_properties(message),
+                message.body,
+                self.connection.frame_max,
+            )
+        )
+
+    # -- exchanges, queues, bindings -------------------------------------------------------------
+
+    def _queue(self, name: str) -> Queue:
+        return self.vhost.queue(name, self.connection)
+
+    def _check(self, kind: str, resource_kind: str, name: str) -> None:
+        self.user.check(self.vhost.name, kind, resource_kind, name)
+
+    def _exchange_declare(self, method: Any) -> None:
+        if not method.passive:
+            self._check("configure", "exchange", method.exchange)
+        self.vhost.declare_exchange(
+            method.exchange,
+            method.type,
+            passive=method.passive,
+            durable=method.durable,
+            auto_delete=method.auto_delete,
+            internal=method.internal,
+            arguments=dict(method.arguments),
+        )
+        if not method.no_wait:
+            self.connection.send_method(self.number, methods.ExchangeDeclareOk())
+
+    def _exchange_delete(self, method: Any) -> None:
+        self._check("configure", "exchange", method.exchange)
+        self.vhost.delete_exchange(method.exchange, if_unused=method.if_unused)
+        if not method.no_wait:
+            self.connection.send_method(self.number, methods.ExchangeDeleteOk())
+
+    def _exchange_bind(self, method: Any) -> None:
+        self._bind_exchanges(method, bind=True)
+        if not method.no_wait:
+            self.connection.send_method(self.number, methods.ExchangeBindOk())
+
+    def _exchange_unbind(self, method: Any) -> None:
+        self._bind_exchanges(method, bind=False)
+        if not method.no_wait:
+            self.connection.send_method(self.number, methods.ExchangeUnbindOk())
+
+    def _bind_exchanges(self, method: Any, *, bind: bool) -> None:
+        self._check("write", "exchange", method.destination)
+        self._check("read", "exchange", method.source)
+        destination = self.vhost.exchange(method.destination)
+        source = self.vhost.exchange(method.source)
+        change = self.vhost.bind if bind else self.vhost.unbind
+        change(source, destination, method.routing_key, dict(method.arguments))
+
+    def _queue_declare(self, method: Any) -> None:
+        if not method.passive:
+            self._check("configure", "queue", method.queue or "amq.gen")
+        queue = self.vhost.declare_queue(
+            method.queue,
+            self.connection,
+            passive=method.passive,
+            durable=method.durable,
+            exclusive=method.exclusive,
+            auto_delete=method.auto_delete,
+            arguments=dict(method.arguments),
+        )
+        if queue.exclusive_owner is self.connection:
+            self.connection.exclusive_queues.add(queue)
+        self.connection.last_queue_name = queue.name
+        if not method.no_wait:
+            self.connection.send_method(
+                self.number,
+                methods.QueueDeclareOk(
+                    queue=queue.name,
+                    message_count=queue.message_count,
+                    consumer_count=queue.consumer_count,
+                ),
+            )
+
+    def _queue_name(self, name: str) -> str:
+        # An empty queue name means "the queue this connection declared last" (AMQP 0-9-1).
+        if not name:
+            name = self.connection.last_queue_name
+            if not name:
+                raise NotFound("no previously declared queue")
+        return name
+
+    def _queue_bind(self, method: Any) -> None:
+        self._queue_binding(method, bind=True)
+        if not method.no_wait:
+            self.connection.send_method(self.number, methods.QueueBindOk())
+
+    def _queue_unbind(self, method: Any) -> None:
+        self._queue_binding(method, bind=False)
+        self.connection.send_method(self.number, methods.QueueUnbindOk())
+
+    def _queue_binding(self, method: Any, *, bind: bool) -> None:
+        queue_name = self._queue_name(method.queue)
+        self._check("write", "queue", queue_name)
+        self._check("read", "exchange", method.exchange)
+        if not method.exchange:
+            raise AccessRefused("operation not permitted on the default exchange")
+        queue = self._queue(queue_name)
+        exchange = self.vhost.exchange(method.exchange)
+        change = self.vhost.bind if bind else self.vhost.unbind
+        change(exchange, queue, method.routing_key, dict(method.arguments))
+
+    def _queue_purge(self, method: Any) -> None:
+        queue_name = self._queue_name(method.queue)
+        self._check("read", "queue", queue_name)
+        count = self.vhost.purge_queue(queue_name, self.connection)
+        if not method.no_wait:
+            self.connection.send_method(self.number, methods.QueuePurgeOk(message_count=count))
+
+    def _queue_delete(self, method: Any) -> None:
+        queue_name = self._queue_name(method.queue)
+        self._check("configure", "queue", queue_name)
+        count = self.vhost.delete_queue(
+            queue_name, self.connection, if_unused=method.if_unused, if_empty=method.if_empty
+        )
+        if not method.no_wait:
+            self.connection.send_method(self.number, methods.QueueDeleteOk(message_count=count))
+
+    # -- modes -----------------------------------------------------------------------------------
+
+    def _confirm_select(self, method: Any) -> None:
+        if self.transactional:
+            raise PreconditionFailed("cannot switch from tx to confirm mode")
+        self.confirming = True
+        if not method.no_wait:
+            self.connection.send_method(self.number, methods.ConfirmSelectOk())
+
+    def _tx_select(self, method: Any) -> None:
+        if self.confirming:
+            raise PreconditionFailed("cannot switch from confirm to tx mode")
+        self.transactional = True
+        self.connection.send_method(self.number, methods.TxSelectOk())
+
+    def _tx_commit(self, method: Any) -> None:
+        if not self.transactional:
+            raise PreconditionFailed("channel is not transactional")
+        publishes, self._tx_publishes = self._tx_publishes, []
+        settlements, self._tx_settlements = self._tx_settlements, []
+        for exchange, message, mandatory in publishes:
+            self._route(exchange, message, mandatory)
+        for outcome, settled in settlements:
+            self._apply_settlement(outcome, settled)
+        self.connection.send_method(self.number, methods.TxCommitOk())
+
+    def _tx_rollback(self, method: Any) -> None:
+        if not self.transactional:
+            raise PreconditionFailed("channel is not transactional")
+        self._tx_publishes = []
+        settlements, self._tx_settlements = self._tx_settlements, []
+        self._restore_unacked(settlements)
+        self.connection.send_method(self.number, methods.TxRollbackOk())
+
+    def _restore_unacked(self, settlements: list[tuple[str, list[Delivery]]]) -> None:
+        """Settlements of an uncommitted transaction never happened: unacked again, in tag order."""
+        if not settlements:
+            return
+        restored = dict(self.unacked)
+        for _outcome, settled in settlements:
+            for delivery in settled:
+                restored[delivery.tag] = delivery
+        self.unacked = OrderedDict(sorted(restored.items()))
+
+    def _channel_flow(self, method: Any) -> None:
+        self.flow_active = method.active
+        self.connection.send_method(self.number, methods.ChannelFlowOk(active=method.active))
+        if method.active:
+            self.resume_consumers()
+
+    def _channel_flow_ok(self, method: Any) -> None:
+        pass  # we never ask clients to stop publishing
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """The channel is gone (closed by either side, or its connection is): undo its claims."""
+        for consumer in list(self.consumers.values()):
+            self._drop_consumer(consumer)
+        self.consumers.clear()
+        self._tx_publishes = []
+        settlements, self._tx_settlements = self._tx_settlements, []
+        self._restore_unacked(settlements)
+        self._requeue_all_unacked()
+
+
+def _encoded_properties(message: Message) -> bytes:
+    raw = message.encoded_properties
+    if raw is None:
+        raw = message.encoded_properties = encode_properties(message.properties)
+    return raw
+
+
+def _by_queue(settled: Iterable[Delivery]) -> dict[Queue, list[QueueEntry]]:
+    grouped: dict[Queue, list[QueueEntry]] = {}
+    for delivery in settled:
+        grouped.setdefault(delivery.entry.queue, []).append(delivery.entry)
+    return grouped
+
+
+_HANDLERS = {
+    methods.BasicPublish: Channel._basic_publish,
+    methods.BasicAck: Channel._basic_ack,
+    methods.BasicNack: Channel._basic_nack,
+    methods.BasicReject: Channel._basic_reject,
+    methods.BasicRecover: Channel._basic_recover,
+    methods.BasicRecoverAsync: Channel._basic_recover,
+    methods.BasicQos: Channel._basic_qos,
+    methods.BasicConsume: Channel._basic_consume,
+    methods.BasicCancel: Channel._basic_cancel,
+    methods.BasicGet: Channel._basic_get,
+    methods.ExchangeDeclare: Channel._exchange_declare,
+    methods.ExchangeDelete: Channel._exchange_delete,
+    methods.ExchangeBind: Channel._exchange_bind,
+    methods.ExchangeUnbind: Channel._exchange_unbind,
+    methods.QueueDeclare: Channel._queue_declare,
+    methods.QueueBind: Channel._queue_bind,
+    methods.QueueUnbind: Channel._queue_unbind,
+    methods.QueuePurge: Channel._queue_purge,
+    methods.QueueDelete: Channel._queue_delete,
+    methods.ConfirmSelect: Channel._confirm_select,
+    methods.TxSelect: Channel._tx_select,
+    methods.TxCommit: Channel._tx_commit,
+    methods.TxRollback: Channel._tx_rollback,
+    methods.ChannelFlow: Channel._channel_flow,
+    methods.ChannelFlowOk: Channel._channel_flow_ok,
+}

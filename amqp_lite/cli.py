@@ -1,0 +1,56 @@
+"""`amqp-lite serve` and friends."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+
+import trio
+
+from amqp_lite.broker import Broker
+from vhosts import DEFAULT_VHOST
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="amqp-lite", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the broker")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5672)
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--vhost", action="append", default=[], help="a virtual host besides '/' (repeatable)"
+    )
+    serve.add_argument("--heartbeat", type=int, default=60, help="seconds; 0 turns heartbeats off")
+
+    bench = commands.add_parser(
+        "bench", help="measure a broker: confirmed publish, consume, latency"
+    )
+    bench.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672/")
+    bench.add_argument("--messages", type=int, default=20000)
+    bench.add_argument("--size", type=int, default=100)
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        logging.basicConfig(
+            level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        vhosts = (DEFAULT_VHOST, *[v for v in args.vhost if v != DEFAULT_VHOST])
+        trio.run(_serve, args.host, args.port, vhosts, args.heartbeat)
+        return 0
+    if args.command == "bench":
+        from amqp_lite.bench import run_bench
+
+        return run_bench(args.url, messages=args.messages, size=args.size)
+    return 2
+
+
+async def _serve(host: str, port: int, vhosts: tuple[str, ...], heartbeat: int) -> None:
+    async with Broker(host=host, port=port, vhosts=vhosts, heartbeat=heartbeat) as broker:
+        logging.getLogger("amqp_lite").info("amqp-lite ready on %s", broker.url)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                logging.getLogger("amqp_lite").info("shutting down")
+                return

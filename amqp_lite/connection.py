@@ -1,0 +1,412 @@
+"""The server side of one AMQP connection, sans-IO: bytes in, bytes out, no sockets.
+
+`receive_data` decodes frames and runs them against the domain; whatever must go back to the
+client (replies, deliveries from other connections' publishes, confirms) gathers in an output
+buffer that the I/O layer drains with `data_to_send`. This module is the one boundary where a
+`BrokerError` becomes channel.close or connection.close.
+"""
+
+from __future__ import annotations
+
+import enum
+import platform
+from collections.abc import Callable
+from typing import Any
+
+from amqp_lite import __version__
+from amqp_lite.channel import Channel
+from amqp_lite.errors import ChannelError, CommandInvalid, FrameError, UnexpectedFrame
+from amqp_lite.replies import closes_connection, reply_text
+from amqp_lite.wire import methods
+from amqp_lite.wire.fields import decode_table
+from amqp_lite.wire.frames import (
+    PROTOCOL_HEADER,
+    BodyFrame,
+    FrameDecoder,
+    HeaderFrame,
+    HeartbeatFrame,
+    MethodFrame,
+    encode_method,
+)
+from vhosts import Node, Queue, User, VirtualHost
+from vhosts.errors import AccessRefused, BrokerError, NotAllowed
+
+CHANNEL_MAX = 2047
+FRAME_MAX = 131072
+HEARTBEAT = 60
+# Deliveries pause for a connection whose unsent output passes this, so one slow reader
+# cannot make the broker buffer without bound.
+OUTPUT_HIGH_WATER = 1 << 20
+
+SHUTDOWN_TEXT = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+
+
+class State(enum.Enum):
+    AWAITING_HEADER = "awaiting protocol header"
+    AWAITING_START_OK = "awaiting connection.start-ok"
+    AWAITING_TUNE_OK = "awaiting connection.tune-ok"
+    AWAITING_OPEN = "awaiting connection.open"
+    OPEN = "open"
+    CLOSING = "closing"  # we sent connection.close; only close-ok (or close) counts now
+    CLOSED = "closed"  # nothing more to say: the socket should be closed once output is sent
+
+
+def server_properties() -> dict[str, Any]:
+    return {
+        "product": "amqp-lite",
+        "version": __version__,
+        "platform": f"Python {platform.python_version()}",
+        "information": "An AMQP 0-9-1 broker in Python on trio",
+        "capabilities": {
+            "publisher_confirms": True,
+            "exchange_exchange_bindings": True,
+            "basic.nack": True,
+            "consumer_cancel_notify": True,
+            "connection.blocked": True,
+            "authentication_failure_close": True,
+            "per_consumer_qos": True,
+            "direct_reply_to": True,
+        },
+    }
+
+
+class ServerConnection:
+    def __init__(self, node: Node, *, heartbeat: int = HEARTBEAT) -> None:
+        self.node = node
+        self.state = State.AWAITING_HEADER
+        self.channel_max = CHANNEL_MAX
+        self.frame_max = FRAME_MAX
+        self.heartbeat = heartbeat  # seconds, 0 for none; the client may lower it in tune-ok
+        self.user: User | None = None
+        self.vhost: VirtualHost | None = None
+        self.client_properties: dict[str, Any] = {}
+        self.channels: dict[int, Channel] = {}
+        self.exclusive_queues: set[Queue] = set()
+        self.last_queue_name = ""
+        # Called when output appears while the buffer was empty: the I/O layer's writer wakes.
+        self.on_output: Callable[[], None] = _ignore
+
+        self._decoder = FrameDecoder(frame_max=FRAME_MAX)
+        self._header = b""
+        self._output: list[bytes] = []
+        self._output_size = 0
+        self._closing_channels: set[int] = set()
+        self._confirming: set[Channel] = set()
+        self._released = False
+
+    # -- the I/O layer's interface ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Run everything in `data`; replies and deliveries land in the output buffer."""
+        if self.state is State.CLOSED:
+            return
+        if self.state is State.AWAITING_HEADER:
+            data = self._receive_header(data)
+            if not data:
+                return
+        self._decoder.feed(data)
+        try:
+            for frame in self._decoder.frames():
+                self._receive_frame(frame)
+                if self.state is State.CLOSED:
+                    break
+        except BrokerError as error:  # the frame stream itself is broken: nothing more to read
+            self._close_connection(error)
+            self._decoder = FrameDecoder(frame_max=self.frame_max)  # drop what is buffered
+        finally:
+            self._flush_confirms()
+
+    def data_to_send(self) -> bytes:
+        output = self._output
+        if not output:
+            return b""
+        was_full = self._output_size >= OUTPUT_HIGH_WATER
+        data = output[0] if len(output) == 1 else b"".join(output)
+        self._output = []
+        self._output_size = 0
+        if was_full and self.state is State.OPEN:
+            for channel in list(self.channels.values()):
+                channel.resume_consumers()
+        return data
+
+    @property
+    def wants_socket_closed(self) -> bool:
+        """Close the socket once `data_to_send` is empty."""
+        return self.state is State.CLOSED
+
+    def close(self, reply_code: int = 320, text: str = SHUTDOWN_TEXT) -> None:
+        """Begin a server-side close (shutdown, vhost deleted): connection.close, then wait."""
+        if self.state in (State.CLOSING, State.CLOSED):
+            return
+        if self.state is State.AWAITING_HEADER:
+            self.state = State.CLOSED
+            return
+        self.send_method(0, methods.ConnectionClose(reply_code=reply_code, reply_text=text))
+        self.state = State.CLOSING
+        self.release()
+
+    def connection_lost(self) -> None:
+        """The socket is gone, however that happened."""
+        self.state = State.CLOSED
+        self.release()
+
+    def release(self) -> None:
+        """Give back what this connection holds: consumers, unacked messages, exclusive queues."""
+        if self._released:
+            return
+        self._released = True
+        for channel in self.channels.values():
+            channel.release()
+        self.channels.clear()
+        if self.vhost is not None:
+            for queue in self.exclusive_queues:
+                self.vhost.remove_queue(queue)
+        self.exclusive_queues.clear()
+
+    # -- output, for channels --------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if not self._output:
+            self.on_output()
+        self._output.append(data)
+        self._output_size += len(data)
+
+    def send_method(self, channel: int, method: Any) -> None:
+        self.send(encode_method(channel, method))
+
+    def has_output_room(self) -> bool:
+        return self._output_size < OUTPUT_HIGH_WATER
+
+    def confirms_pending(self, channel: Channel) -> None:
+        self._confirming.add(channel)
+
+    def client_supports(self, capability: str) -> bool:
+        capabilities = self.client_properties.get("capabilities")
+        return isinstance(capabilities, dict) and bool(capabilities.get(capability))
+
+    # -- input -----------------------------------------------------------------------------------
+
+    def _receive_header(self, data: bytes) -> bytes:
+        self._header += data
+        if len(self._header) < len(PROTOCOL_HEADER):
+            if PROTOCOL_HEADER.startswith(self._header):
+                return b""
+        elif self._header.startswith(PROTOCOL_HEADER):
+            rest = self._header[len(PROTOCOL_HEADER) :]
+            self._header = b""
+            self.state = State.AWAITING_START_OK
+            self.send_method(
+                0,
+                methods.ConnectionStart(
+                    version_major=0,
+                    version_minor=9,
+                    server_properties=server_properties(),
+                    mechanisms=b"PLAIN AMQPLAIN",
+                    locales=b"en_US",
+                ),
+            )
+            return rest
+        # Not AMQP 0-9-1: say which protocol we speak, then hang up (spec section 4.2.2).
+        self.send(PROTOCOL_HEADER)
+        self.state = State.CLOSED
+        return b""
+
+    def _receive_frame(self, frame: Any) -> None:
+        channel_number = frame.channel
+        if self.state is State.CLOSING:
+            self._receive_while_closing(frame)
+            return
+        if isinstance(frame, HeartbeatFrame):
+            if channel_number != 0:
+                raise FrameError("heartbeat frame on a non-zero channel")
+            return
+        if channel_number == 0:
+            if not isinstance(frame, MethodFrame):
+                raise UnexpectedFrame("unexpected content frame on channel 0")
+            self._on_connection_method(frame.method)
+            return
+        if self.state is not State.OPEN:
+            raise ChannelError(f"expected 'connection.open' before channel {channel_number}")
+        if channel_number in self._closing_channels:
+            self._on_closing_channel_frame(frame)
+            return
+        channel = self.channels.get(channel_number)
+        try:
+            if channel is None:
+                self._on_unopened_channel_frame(frame)
+            elif isinstance(frame, MethodFrame):
+                self._on_channel_method(channel, frame.method)
+            elif isinstance(frame, HeaderFrame):
+                channel.handle_header(frame)
+            elif isinstance(frame, BodyFrame):
+                channel.handle_body(frame)
+        except BrokerError as error:
+            if isinstance(frame, MethodFrame) and not error.class_id:
+                error.class_id, error.method_id = frame.method.CLASS_ID, frame.method.METHOD_ID
+            if closes_connection(error.reply_code) or channel is None:
+                self._close_connection(error)
+            else:
+                self._close_channel(channel, error)
+
+    def _receive_while_closing(self, frame: Any) -> None:
+        """After our connection.close only close-ok (or a crossing close) counts."""
+        method = frame.method if isinstance(frame, MethodFrame) and frame.channel == 0 else None
+        if isinstance(method, methods.ConnectionClose):
+            self.send_method(0, methods.ConnectionCloseOk())
+            self.state = State.CLOSED
+        elif isinstance(method, methods.ConnectionCloseOk):
+            self.state = State.CLOSED
+
+    def _on_unopened_channel_frame(self, frame: Any) -> None:
+        if isinstance(frame, MethodFrame) and isinstance(frame.method, methods.ChannelOpen):
+            if frame.channel > self.channel_max:
+                raise NotAllowed(f"channel {frame.channel} exceeds limit {self.channel_max}")
+            self.channels[frame.channel] = Channel(self, frame.channel)
+            self.send_method(frame.channel, methods.ChannelOpenOk())
+            return
+        raise ChannelError(f"expected 'channel.open' on channel {frame.channel}")
+
+    def _on_channel_method(self, channel: Channel, method: Any) -> None:
+        if isinstance(method, methods.ChannelClose):
+            self._forget_channel(channel)
+            self.send_method(channel.number, methods.ChannelCloseOk())
+        elif isinstance(method, methods.ChannelOpen):
+            raise ChannelError(f"second 'channel.open' seen on channel {channel.number}")
+        elif isinstance(method, methods.ChannelCloseOk):
+            raise ChannelError("unexpected 'channel.close-ok'")
+        else:
+            channel.handle_method(method)
+
+    def _on_closing_channel_frame(self, frame: Any) -> None:
+        if isinstance(frame, MethodFrame):
+            if isinstance(frame.method, methods.ChannelCloseOk):
+                self._closing_channels.discard(frame.channel)
+            elif isinstance(frame.method, methods.ChannelClose):
+                self.send_method(frame.channel, methods.ChannelCloseOk())
+        # Anything else crossed our channel.close on the wire: drop it, as the spec says.
+
+    def _close_channel(self, channel: Channel, error: BrokerError) -> None:
+        self._forget_channel(channel)
+        self._closing_channels.add(channel.number)
+        self.send_method(
+            channel.number,
+            methods.ChannelClose(
+                reply_code=error.reply_code,
+                reply_text=reply_text(error.reply_code, error.text),
+                class_id=error.class_id,
+                method_id=error.method_id,
+            ),
+        )
+
+    def _forget_channel(self, channel: Channel) -> None:
+        del self.channels[channel.number]
+        self._confirming.discard(channel)
+        channel.closing = True
+        channel.release()
+
+    def _close_connection(self, error: BrokerError) -> None:
+        if self.state in (State.CLOSING, State.CLOSED):
+            return
+        self.send_method(
+            0,
+            methods.ConnectionClose(
+                reply_code=error.reply_code,
+                reply_text=reply_text(error.reply_code, error.text),
+                class_id=error.class_id,
+                method_id=error.method_id,
+            ),
+        )
+        self.state = State.CLOSING
+        self.release()
+
+    def _flush_confirms(self) -> None:
+        if self._confirming:
+            for channel in self._confirming:
+                channel.flush_confirms()
+            self._confirming.clear()
+
+    # -- channel 0: the handshake and connection methods ----------------------------------------
+
+    def _on_connection_method(self, method: Any) -> None:
+        try:
+            handler = _CONNECTION_HANDLERS.get((self.state, type(method)))
+            if handler is None:
+                if isinstance(method, methods.ConnectionClose):
+                    handler = ServerConnection._connection_close
+                else:
+                    raise CommandInvalid(f"unexpected {method.NAME} in state '{self.state.value}'")
+            handler(self, method)
+        except BrokerError as error:
+            if not error.class_id:
+                error.class_id, error.method_id = method.CLASS_ID, method.METHOD_ID
+            self._close_connection(error)
+
+    def _start_ok(self, method: Any) -> None:
+        self.client_properties = dict(method.client_properties)
+        username, password = _credentials(method.mechanism, bytes(method.response))
+        user = self.node.users.authenticate(username, password)
+        if user is None:
+            raise AccessRefused(
+                f"Login was refused using authentication mechanism {method.mechanism}. "
+                "For details see the broker logfile."
+            )
+        self.user = user
+        self.state = State.AWAITING_TUNE_OK
+        self.send_method(
+            0,
+            methods.ConnectionTune(
+                channel_max=CHANNEL_MAX, frame_max=FRAME_MAX, heartbeat=self.heartbeat
+            ),
+        )
+
+    def _tune_ok(self, method: Any) -> None:
+        if method.frame_max and method.frame_max < 4096:
+            raise NotAllowed(f"frame_max={method.frame_max} < 4096 min size")
+        if method.frame_max > FRAME_MAX:
+            raise NotAllowed(f"frame_max={method.frame_max} > {FRAME_MAX} max size")
+        self.frame_max = method.frame_max or FRAME_MAX
+        self.channel_max = min(method.channel_max or CHANNEL_MAX, CHANNEL_MAX)
+        self.heartbeat = method.heartbeat
+        self._decoder.frame_max = self.frame_max
+        self.state = State.AWAITING_OPEN
+
+    def _open(self, method: Any) -> None:
+        vhost = self.node.vhost(method.virtual_host)
+        assert self.user is not None
+        if not self.user.may_enter(vhost.name):
+            raise NotAllowed(f"access to vhost '{vhost.name}' refused for user '{self.user.name}'")
+        self.vhost = vhost
+        self.state = State.OPEN
+        self.send_method(0, methods.ConnectionOpenOk())
+
+    def _connection_close(self, method: Any) -> None:
+        self.send_method(0, methods.ConnectionCloseOk())
+        self.state = State.CLOSED
+        self.release()
+
+    def _update_secret(self, method: Any) -> None:
+        self.send_method(0, methods.ConnectionUpdateSecretOk())
+
+
+def _credentials(mechanism: str, response: bytes) -> tuple[str, str]:
+    if mechanism == "PLAIN":
+        parts = response.split(b"\x00")
+        if len(parts) != 3:
+            raise AccessRefused("PLAIN response is not '\\0user\\0password'")
+        return parts[1].decode(errors="replace"), parts[2].decode(errors="replace")
+    if mechanism == "AMQPLAIN":
+        fields = decode_table(len(response).to_bytes(4, "big") + response)
+        return str(fields.get("LOGIN", "")), str(fields.get("PASSWORD", ""))
+    raise AccessRefused(f"unsupported authentication mechanism '{mechanism}'")
+
+
+def _ignore() -> None:
+    pass
+
+
+_CONNECTION_HANDLERS = {
+    (State.AWAITING_START_OK, methods.ConnectionStartOk): ServerConnection._start_ok,
+    (State.AWAITING_TUNE_OK, methods.ConnectionTuneOk): ServerConnection._tune_ok,
+    (State.AWAITING_OPEN, methods.ConnectionOpen): ServerConnection._open,
+    (State.OPEN, methods.ConnectionUpdateSecret): ServerConnection._update_secret,
+}

@@ -1,0 +1,142 @@
+"""The trio layer: accept TCP connections and shuttle bytes between sockets and `ServerConnection`s.
+
+Each connection gets two tasks: a reader that feeds whatever one `receive_some` returns to the
+sans-IO connection (so a burst of publishes is one call, and its confirms one ack), and a writer
+that sends everything buffered in one `send_all` and sends heartbeats when the line is quiet.
+No task per message, no syscall per frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import trio
+
+from amqp_lite.connection import ServerConnection, State
+from amqp_lite.wire.frames import HEARTBEAT_FRAME
+from vhosts import Node
+
+log = logging.getLogger("amqp_lite.server")
+
+RECEIVE_SIZE = 256 * 1024
+HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to finish connection.open
+CLOSE_TIMEOUT = 3.0  # seconds we wait for close-ok after sending connection.close
+
+
+class Server:
+    def __init__(self, node: Node, *, heartbeat: int = 60) -> None:
+        self.node = node
+        self.heartbeat = heartbeat
+        self.connections: set[ServerConnection] = set()
+        self.port: int = 0
+        self._nursery: trio.Nursery | None = None
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 5672,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen until cancelled; reports the bound port through `task_status`."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        self.port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(trio.serve_listeners, self._serve_connection, listeners)
+            log.info("listening on %s:%d", host, self.port)
+            task_status.started(self.port)
+
+    async def shutdown(self) -> None:
+        """Close every connection with 320 CONNECTION_FORCED and wait a little for close-ok."""
+        for connection in list(self.connections):
+            connection.close()
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            while self.connections:
+                await trio.sleep(0.01)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        connection = ServerConnection(self.node, heartbeat=self.heartbeat)
+        self.connections.add(connection)
+        wakeup = _Wakeup()
+        connection.on_output = wakeup.set
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write, stream, connection, wakeup, nursery.cancel_scope)
+                await self._read(stream, connection)
+                wakeup.set()  # let the writer send what is left, then hang up
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            connection.connection_lost()
+            self.connections.discard(connection)
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _read(self, stream: trio.SocketStream, connection: ServerConnection) -> None:
+        while not connection.wants_socket_closed:
+            with trio.move_on_after(_read_timeout(connection)) as timer:
+                data = await stream.receive_some(RECEIVE_SIZE)
+            if timer.cancelled_caught:
+                if connection.state is State.OPEN:
+                    log.info("client missed heartbeats; dropping the connection")
+                return
+            if not data:
+                return
+            try:
+                connection.receive_data(data)
+            except Exception:  # a bug must cost one connection, never the server
+                log.exception("internal error handling a connection")
+                connection.close(541, "INTERNAL_ERROR - internal error")
+
+    async def _write(
+        self,
+        stream: trio.SocketStream,
+        connection: ServerConnection,
+        wakeup: _Wakeup,
+        scope: trio.CancelScope,
+    ) -> None:
+        while True:
+            wakeup.clear()
+            data = connection.data_to_send()
+            if data:
+                await stream.send_all(data)
+                continue
+            if connection.wants_socket_closed:
+                scope.cancel()  # the reader may still be waiting on a silent client
+                return
+            interval = connection.heartbeat / 2 if connection.state is State.OPEN else math.inf
+            if not interval:
+                interval = math.inf
+            with trio.move_on_after(interval):
+                await wakeup.wait()
+                continue
+            await stream.send_all(HEARTBEAT_FRAME)
+
+
+def _read_timeout(connection: ServerConnection) -> float:
+    if connection.state is State.OPEN:
+        return connection.heartbeat * 2 if connection.heartbeat else math.inf
+    if connection.state is State.CLOSING:
+        return CLOSE_TIMEOUT
+    return HANDSHAKE_TIMEOUT
+
+
+class _Wakeup:
+    """A resettable event: set from synchronous code, awaited by the writer."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        if self._event.is_set():
+            self._event = trio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()

@@ -1,0 +1,63 @@
+"""Queue arguments: which of them must match when a queue is declared again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vhosts.errors import PreconditionFailed
+
+# The arguments RabbitMQ compares on redeclare; any others may differ freely.
+EQUIVALENT_QUEUE_ARGUMENTS = (
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+)
+
+
+def type_name(value: Any) -> str:
+    """The field-table type RabbitMQ would name for a value, for its error texts."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "signedint" if -(2**31) <= value < 2**31 else "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, (str, bytes)):
+        return "longstr"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list):
+        return "array"
+    return "void"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "none"
+    shown = value.decode(errors="replace") if isinstance(value, bytes) else value
+    if isinstance(value, bool):
+        shown = "true" if value else "false"
+    return f"the value '{shown}' of type '{type_name(value)}'"
+
+
+def check_queue_equivalence(queue: Any, arguments: dict[str, Any]) -> None:
+    for key in EQUIVALENT_QUEUE_ARGUMENTS:
+        current, received = queue.arguments.get(key), arguments.get(key)
+        if _comparable(current) != _comparable(received):
+            raise PreconditionFailed(
+                f"inequivalent arg '{key}' for {queue.describe()}: "
+                f"received {_describe(received)} but current is {_describe(current)}"
+            )
+
+
+def _comparable(value: Any) -> tuple[type, Any]:
+    # True == 1 in Python, not in RabbitMQ; ints of any wire width are the same number.
+    return (type(value), value)

@@ -1,0 +1,60 @@
+"""A published message, and its place in one queue.
+
+A message routed to several queues is one `Message` shared by a `QueueEntry` in each; the entry
+holds what differs per queue (its position, whether it was delivered before).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vhosts.queue import Queue
+
+
+class Message:
+    """What a publisher sent: immutable once routed.
+
+    `properties` is the protocol layer's property object (attribute access to the 14 basic
+    properties); `encoded_properties` caches their wire form so a delivery need not encode them
+    again. The domain reads properties but never encodes them.
+    """
+
+    __slots__ = ("body", "encoded_properties", "exchange", "properties", "routing_key")
+
+    def __init__(
+        self,
+        exchange: str,
+        routing_key: str,
+        properties: Any,
+        body: bytes,
+        encoded_properties: bytes | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.properties = properties
+        self.body = body
+        self.encoded_properties = encoded_properties
+
+    @property
+    def persistent(self) -> bool:
+        return self.properties.delivery_mode == 2
+
+    @property
+    def headers(self) -> dict[str, Any] | None:
+        return self.properties.headers
+
+    def __repr__(self) -> str:
+        return f"<Message {self.exchange!r}/{self.routing_key!r} {len(self.body)} bytes>"
+
+
+class QueueEntry:
+    """One message in one queue: ready, or delivered and waiting for its ack."""
+
+    __slots__ = ("message", "queue", "redelivered", "seq")
+
+    def __init__(self, message: Message, queue: Queue, seq: int) -> None:
+        self.message = message
+        self.queue = queue
+        self.seq = seq  # position in the queue; a requeued entry goes back to it
+        self.redelivered = False

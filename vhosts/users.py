@@ -1,0 +1,97 @@
+"""Users, their passwords, and what each may do in each vhost."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+
+import attrs
+
+from vhosts.errors import AccessRefused
+
+
+@attrs.define
+class Permission:
+    """RabbitMQ's three regular expressions over resource names."""
+
+    configure: str = ".*"
+    write: str = ".*"
+    read: str = ".*"
+
+    def allows(self, kind: str, resource: str) -> bool:
+        pattern: str = getattr(self, kind)
+        return bool(pattern) and re.fullmatch(pattern, resource) is not None
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's rabbit_password_hashing_sha256 format: base64(salt + sha256(salt + password))."""
+    salt = os.urandom(4) if salt is None else salt
+    digest = hashlib.sha256(salt + password.encode()).digest()
+    return base64.b64encode(salt + digest).decode()
+
+
+def password_matches(password_hash: str, password: str, algorithm: str = "sha256") -> bool:
+    raw = base64.b64decode(password_hash)
+    salt, expected = raw[:4], raw[4:]
+    digest = hashlib.new(
+        algorithm.replace("rabbit_password_hashing_", ""), salt + password.encode()
+    )
+    return hmac.compare_digest(digest.digest(), expected)
+
+
+@attrs.define
+class User:
+    name: str
+    password_hash: str
+    hashing_algorithm: str = "rabbit_password_hashing_sha256"
+    tags: list[str] = attrs.Factory(list)
+    permissions: dict[str, Permission] = attrs.Factory(dict)  # by vhost name
+
+    def check_password(self, password: str) -> bool:
+        return password_matches(self.password_hash, password, self.hashing_algorithm)
+
+    def may_enter(self, vhost: str) -> bool:
+        return vhost in self.permissions
+
+    def check(self, vhost: str, kind: str, resource_kind: str, name: str) -> None:
+        """Raise 403 unless this user has `kind` (configure/write/read) on the resource."""
+        permission = self.permissions.get(vhost)
+        if permission is None or not permission.allows(kind, name):
+            raise AccessRefused(
+                f"access to {resource_kind} '{name}' in vhost '{vhost}' "
+                f"refused for user '{self.name}'"
+            )
+
+
+class Users:
+    def __init__(self) -> None:
+        self._users: dict[str, User] = {}
+
+    def add(
+        self,
+        name: str,
+        password: str | None = None,
+        *,
+        password_hash: str | None = None,
+        tags: list[str] | None = None,
+    ) -> User:
+        if password_hash is None:
+            password_hash = hash_password(password or "")
+        user = User(name, password_hash, tags=list(tags or []))
+        self._users[name] = user
+        return user
+
+    def get(self, name: str) -> User | None:
+        return self._users.get(name)
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        user = self._users.get(name)
+        if user is None or not user.check_password(password):
+            return None
+        return user
+
+    def __iter__(self):
+        return iter(self._users.values())
