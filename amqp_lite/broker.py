@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 import trio
 
 from amqp_lite.server import Server
+from amqp_lite.storage import open_store
 from vhosts import DEFAULT_VHOST, Node
 
 T = TypeVar("T")
@@ -25,17 +27,25 @@ class Broker:
         port: int = 0,
         vhosts: tuple[str, ...] = (DEFAULT_VHOST,),
         heartbeat: int = 60,
+        data_dir: str | os.PathLike[str] | None = None,
         node: Node | None = None,
     ) -> None:
+        """`data_dir=None` keeps nothing on disk; a directory makes durable things survive."""
         self.host = host
-        self.node = node if node is not None else Node(vhosts)
-        self.server = Server(self.node, heartbeat=heartbeat)
+        self.data_dir = data_dir
+        self._vhosts = vhosts
+        self.node = node  # made in __aenter__ when not given: recovery reads the store
+        self.heartbeat = heartbeat
         self._requested_port = port
         self._nursery_manager: Any = None
 
     @property
     def port(self) -> int:
         return self.server.port
+
+    def _make_node(self) -> Node:
+        store = open_store(self.data_dir) if self.data_dir is not None else None
+        return Node(self._vhosts, store=store)
 
     @property
     def url(self) -> str:
@@ -47,6 +57,9 @@ class Broker:
         return f"amqp://guest:guest@{self.host}:{self.port}/{quote(vhost, safe='')}"
 
     async def __aenter__(self) -> Broker:
+        if self.node is None:
+            self.node = await trio.to_thread.run_sync(self._make_node)
+        self.server = Server(self.node, heartbeat=self.heartbeat)
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
         try:
@@ -59,7 +72,14 @@ class Broker:
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         with trio.CancelScope(shield=True):
             await self.server.shutdown()
-        return await self._nursery_manager.__aexit__(*exc_info)
+        try:
+            return await self._nursery_manager.__aexit__(*exc_info)
+        finally:
+            store = self.node.store if self.node is not None else None
+            if store is not None:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(store.flush)
+                store.close()
 
 
 class ThreadedBroker:

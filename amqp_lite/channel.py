@@ -8,7 +8,7 @@ whether they close this channel or the whole connection.
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,8 @@ class Channel:
         self._publish_seq = 0
         self._confirmed_upto = 0  # every tag up to here may be acked
         self._acks_sent_upto = 0
+        # (tag, store operation) for publishes whose confirm waits for the store's fsync.
+        self._awaiting_disk: deque[tuple[int, int]] = deque()
 
         self.transactional = False
         self._tx_publishes: list[tuple[Exchange, Message, bool]] = []
@@ -116,7 +118,13 @@ class Channel:
         self._route(exchange, message, method.mandatory)
         if self.confirming:
             self._publish_seq += 1
-            self._confirmed_upto = self._publish_seq
+            store = self.vhost.store
+            if message.store_id is not None and store is not None:
+                self._awaiting_disk.append((self._publish_seq, store.last_op))
+            elif self._awaiting_disk:  # acks go out in order: wait behind the stored ones
+                self._awaiting_disk.append((self._publish_seq, 0))
+            else:
+                self._confirmed_upto = self._publish_seq
             self.connection.confirms_pending(self)
 
     def _route(self, exchange: Exchange, message: Message, mandatory: bool) -> None:
@@ -145,8 +153,16 @@ class Channel:
             )
         )
 
-    def flush_confirms(self) -> None:
-        """Send one basic.ack covering every publish confirmed since the last flush."""
+    def flush_confirms(self) -> bool:
+        """Send one basic.ack covering every publish confirmed since the last flush.
+
+        Returns True while some confirms still wait for the store.
+        """
+        waiting = self._awaiting_disk
+        if waiting:
+            durable = self.vhost.store.durable_upto  # type: ignore[union-attr]
+            while waiting and waiting[0][1] <= durable:
+                self._confirmed_upto = waiting.popleft()[0]
         upto = self._confirmed_upto
         if upto > self._acks_sent_upto:
             multiple = upto - self._acks_sent_upto > 1
@@ -154,6 +170,7 @@ class Channel:
             self.connection.send_method(
                 self.number, methods.BasicAck(delivery_tag=upto, multiple=multiple)
             )
+        return bool(waiting)
 
     # -- delivering ------------------------------------------------------------------------------
 

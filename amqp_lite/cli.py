@@ -9,7 +9,9 @@ import signal
 import trio
 
 from amqp_lite.broker import Broker
+from amqp_lite.storage import default_data_dir
 from vhosts import DEFAULT_VHOST
+from vhosts.store import StoreError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +26,14 @@ def main(argv: list[str] | None = None) -> int:
         "--vhost", action="append", default=[], help="a virtual host besides '/' (repeatable)"
     )
     serve.add_argument("--heartbeat", type=int, default=60, help="seconds; 0 turns heartbeats off")
+    serve.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"where durable things are kept (default {default_data_dir()}); 'none' keeps nothing",
+    )
+    serve.add_argument(
+        "--transient", action="store_true", help="keep nothing on disk (same as --data-dir none)"
+    )
 
     bench = commands.add_parser(
         "bench", help="measure a broker: confirmed publish, consume, latency"
@@ -43,7 +53,14 @@ def main(argv: list[str] | None = None) -> int:
             level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         vhosts = (DEFAULT_VHOST, *[v for v in args.vhost if v != DEFAULT_VHOST])
-        trio.run(_serve, args.host, args.port, vhosts, args.heartbeat)
+        data_dir = None if args.transient else (args.data_dir or default_data_dir())
+        if str(data_dir).lower() == "none":
+            data_dir = None
+        try:
+            trio.run(_serve, args.host, args.port, vhosts, args.heartbeat, data_dir)
+        except StoreError as error:
+            logging.getLogger("amqp_lite").error("%s", error)
+            return 1
         return 0
     if args.command == "bench":
         from amqp_lite.bench import run_bench
@@ -61,10 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-async def _serve(host: str, port: int, vhosts: tuple[str, ...], heartbeat: int) -> None:
-    async with Broker(host=host, port=port, vhosts=vhosts, heartbeat=heartbeat) as broker:
-        logging.getLogger("amqp_lite").info("amqp-lite ready on %s", broker.url)
+async def _serve(
+    host: str, port: int, vhosts: tuple[str, ...], heartbeat: int, data_dir: str | None
+) -> None:
+    log = logging.getLogger("amqp_lite")
+    log.info("data directory: %s", data_dir if data_dir is not None else "none (transient)")
+    broker = Broker(host=host, port=port, vhosts=vhosts, heartbeat=heartbeat, data_dir=data_dir)
+    async with broker:
+        log.info("amqp-lite ready on %s", broker.url)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
-                logging.getLogger("amqp_lite").info("shutting down")
+                log.info("shutting down")
                 return

@@ -91,7 +91,8 @@ class ServerConnection:
         self._output: list[bytes] = []
         self._output_size = 0
         self._closing_channels: set[int] = set()
-        self._confirming: set[Channel] = set()
+        self._confirming: set[Channel] = set()  # published in confirm mode since the last flush
+        self._awaiting_store: set[Channel] = set()  # confirms waiting for a store fsync
         self._released = False
 
     # -- the I/O layer's interface ---------------------------------------------------------------
@@ -301,6 +302,7 @@ class ServerConnection:
     def _forget_channel(self, channel: Channel) -> None:
         del self.channels[channel.number]
         self._confirming.discard(channel)
+        self._awaiting_store.discard(channel)
         channel.closing = True
         channel.release()
 
@@ -322,8 +324,16 @@ class ServerConnection:
     def _flush_confirms(self) -> None:
         if self._confirming:
             for channel in self._confirming:
-                channel.flush_confirms()
+                if channel.flush_confirms():
+                    self._awaiting_store.add(channel)
             self._confirming.clear()
+
+    def store_progressed(self) -> None:
+        """The store wrote a batch: confirms that waited for it can go."""
+        if self._awaiting_store:
+            self._awaiting_store = {
+                channel for channel in self._awaiting_store if channel.flush_confirms()
+            }
 
     # -- channel 0: the handshake and connection methods ----------------------------------------
 

@@ -16,6 +16,7 @@ import trio
 from amqp_lite.connection import ServerConnection, State
 from amqp_lite.wire.frames import HEARTBEAT_FRAME
 from vhosts import Node
+from vhosts.store import Store
 
 log = logging.getLogger("amqp_lite.server")
 
@@ -44,6 +45,8 @@ class Server:
         self.port = listeners[0].socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.node.store is not None:
+                nursery.start_soon(self._write_store, self.node.store)
             await nursery.start(trio.serve_listeners, self._serve_connection, listeners)
             log.info("listening on %s:%d", host, self.port)
             task_status.started(self.port)
@@ -57,6 +60,21 @@ class Server:
                 await trio.sleep(0.01)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+
+    async def _write_store(self, store: Store) -> None:
+        """Group commit: write whatever gathered while the previous batch was being fsynced."""
+        wakeup = _Wakeup()
+        store.on_pending = wakeup.set
+        while True:
+            wakeup.clear()
+            if not store.has_pending:
+                await wakeup.wait()
+                continue
+            batch, upto = store.take_batch()
+            await trio.to_thread.run_sync(store.write_batch, batch)
+            store.batch_written(upto)
+            for connection in self.connections:
+                connection.store_progressed()
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
         connection = ServerConnection(self.node, heartbeat=self.heartbeat)

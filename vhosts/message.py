@@ -20,7 +20,15 @@ class Message:
     again. The domain reads properties but never encodes them.
     """
 
-    __slots__ = ("body", "encoded_properties", "exchange", "properties", "routing_key")
+    __slots__ = (
+        "body",
+        "encoded_properties",
+        "exchange",
+        "properties",
+        "routing_key",
+        "store_id",
+        "store_refs",
+    )
 
     def __init__(
         self,
@@ -35,6 +43,8 @@ class Message:
         self.properties = properties
         self.body = body
         self.encoded_properties = encoded_properties
+        self.store_id: int | None = None  # set once the durable store holds the content
+        self.store_refs = 0  # durable queues holding it; at 0 the stored content goes
 
     @property
     def persistent(self) -> bool:
@@ -51,10 +61,11 @@ class Message:
 class QueueEntry:
     """One message in one queue: ready, or delivered and waiting for its ack."""
 
-    __slots__ = ("message", "queue", "redelivered", "seq")
+    __slots__ = ("message", "queue", "redelivered", "seq", "stored")
 
     def __init__(self, message: Message, queue: Queue, seq: int) -> None:
         self.message = message
         self.queue = queue
         self.seq = seq  # position in the queue; a requeued entry goes back to it
         self.redelivered = False
+        self.stored = False  # in the durable store until settled

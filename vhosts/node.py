@@ -1,9 +1,12 @@
-"""The whole broker's domain: its virtual hosts and its users."""
+"""The whole broker's domain: its virtual hosts and its users, and their recovery from the store."""
 
 from __future__ import annotations
 
 from vhosts.errors import NotAllowed
-from vhosts.users import Permission, Users
+from vhosts.message import Message, QueueEntry
+from vhosts.queue import Queue
+from vhosts.store import Store
+from vhosts.users import Permission, User, Users
 from vhosts.vhost import VirtualHost
 
 DEFAULT_VHOST = "/"
@@ -11,27 +14,38 @@ DEFAULT_VHOST = "/"
 
 class Node:
     def __init__(
-        self, vhost_names: tuple[str, ...] = (DEFAULT_VHOST,), *, guest: bool = True
+        self,
+        vhost_names: tuple[str, ...] = (DEFAULT_VHOST,),
+        *,
+        guest: bool = True,
+        store: Store | None = None,
     ) -> None:
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
-        if guest:
-            self.users.add("guest", "guest", tags=["administrator"])
+        self.store = store
+        if store is not None:
+            self._recover(store)
+        if guest and self.users.get("guest") is None:
+            self.add_user("guest", "guest", tags=["administrator"])
         for name in vhost_names:
             self.add_vhost(name)
 
     def add_vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VirtualHost(name)
+            vhost = self.vhosts[name] = VirtualHost(name, self.store)
+            if self.store is not None:
+                self.store.save_vhost(name)
             guest = self.users.get("guest")
-            if guest is not None:
-                guest.permissions.setdefault(name, Permission())
+            if guest is not None and name not in guest.permissions:
+                self.set_permission(guest, name, Permission())
         return vhost
 
     def delete_vhost(self, name: str) -> VirtualHost | None:
         for user in self.users:
             user.permissions.pop(name, None)
+        if self.store is not None:
+            self.store.delete_vhost(name)
         return self.vhosts.pop(name, None)
 
     def vhost(self, name: str) -> VirtualHost:
@@ -39,3 +53,100 @@ class Node:
         if vhost is None:
             raise NotAllowed(f"vhost {name} not found")
         return vhost
+
+    def add_user(
+        self,
+        name: str,
+        password: str | None = None,
+        *,
+        password_hash: str | None = None,
+        tags: list[str] | None = None,
+    ) -> User:
+        user = self.users.add(name, password, password_hash=password_hash, tags=tags)
+        if self.store is not None:
+            self.store.save_user(name, user.password_hash, user.hashing_algorithm, user.tags)
+        return user
+
+    def set_permission(self, user: User, vhost: str, permission: Permission) -> None:
+        user.permissions[vhost] = permission
+        if self.store is not None:
+            p = permission
+            self.store.save_permission(user.name, vhost, p.configure, p.write, p.read)
+
+    def _recover(self, store: Store) -> None:
+        """Rebuild vhosts, users, durable topology and persistent messages from the store."""
+        for name, password_hash, algorithm, tags in store.users():
+            user = self.users.add(name, password_hash=password_hash, tags=tags)
+            user.hashing_algorithm = algorithm
+        for user_name, vhost, configure, write, read in store.permissions():
+            user = self.users.get(user_name)
+            if user is not None:
+                user.permissions[vhost] = Permission(configure, write, read)
+        # Topology goes through the ordinary declare and bind paths with the store detached,
+        # so recovery applies the same rules and records nothing twice.
+        for name in store.vhosts():
+            self.vhosts[name] = VirtualHost(name)
+        for ex in store.exchanges():
+            self._recovered_vhost(ex.vhost).declare_exchange(
+                ex.name,
+                ex.type,
+                durable=True,
+                auto_delete=ex.auto_delete,
+                internal=ex.internal,
+                arguments=ex.arguments,
+            )
+        for q in store.queues():
+            # Built directly: a server-named queue ('amq.gen-...') could not be declared by name.
+            vhost = self._recovered_vhost(q.vhost)
+            vhost.queues[q.name] = Queue(
+                q.vhost, q.name, durable=True, auto_delete=q.auto_delete, arguments=q.arguments
+            )
+        for b in store.bindings():
+            vhost = self._recovered_vhost(b.vhost)
+            source = vhost.exchanges.get(b.source)
+            table = vhost.queues if b.destination_kind == "queue" else vhost.exchanges
+            destination = table.get(b.destination)
+            if source is not None and destination is not None:
+                vhost.bind(source, destination, b.routing_key, b.arguments)
+        for vhost in self.vhosts.values():
+            vhost.store = store
+            for queue in vhost.queues.values():
+                queue.store = store
+        self._recover_messages(store)
+        store.drop_orphans()
+
+    def _recovered_vhost(self, name: str) -> VirtualHost:
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            vhost = self.vhosts[name] = VirtualHost(name)
+        return vhost
+
+    def _recover_messages(self, store: Store) -> None:
+        decode = store.codec.decode_properties
+        messages: dict[int, Message] = {}
+        queue = None
+        for (
+            vhost_name,
+            queue_name,
+            seq,
+            redelivered,
+            message_id,
+            exchange,
+            key,
+            raw,
+            body,
+        ) in store.queue_messages():
+            if queue is None or queue.name != queue_name or queue.vhost_name != vhost_name:
+                queue = self.vhosts[vhost_name].queues.get(queue_name)
+            if queue is None:
+                continue
+            message = messages.get(message_id)
+            if message is None:
+                message = Message(exchange, key, decode(raw), body, raw)
+                message.store_id = message_id
+                messages[message_id] = message
+            message.store_refs += 1
+            entry = QueueEntry(message, queue, seq)
+            entry.redelivered = bool(redelivered)
+            entry.stored = True
+            queue.restore(entry)

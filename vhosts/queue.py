@@ -5,10 +5,13 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vhosts.errors import AccessRefused, PreconditionFailed, ResourceLocked
 from vhosts.message import Message, QueueEntry
+
+if TYPE_CHECKING:
+    from vhosts.store import Store
 
 
 class Consumer(Protocol):
@@ -47,8 +50,11 @@ class Queue:
         exclusive_owner: object | None = None,
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
+        store: Store | None = None,
     ) -> None:
         self.vhost_name = vhost_name
+        # Only a durable queue has a store, and only persistent messages go into it.
+        self.store = store
         self.name = name
         self.durable = durable
         self.exclusive_owner = exclusive_owner
@@ -94,10 +100,44 @@ class Queue:
     def enqueue(self, message: Message) -> QueueEntry:
         entry = QueueEntry(message, self, self._next_seq)
         self._next_seq += 1
+        if self.store is not None and message.persistent:
+            self._persist(entry)
         self.ready.append(entry)
         if self.consumers:
             self.dispatch()
         return entry
+
+    def _persist(self, entry: QueueEntry) -> None:
+        store, message = self.store, entry.message
+        assert store is not None
+        if message.store_id is None:
+            if message.encoded_properties is None:
+                message.encoded_properties = store.codec.encode_properties(message.properties)
+            message.store_id = store.save_message(
+                message.exchange, message.routing_key, message.encoded_properties, message.body
+            )
+        message.store_refs += 1
+        entry.stored = True
+        store.enqueue(self.vhost_name, self.name, entry.seq, message.store_id)
+
+    def _unpersist(self, entry: QueueEntry) -> None:
+        """The entry is settled for good: forget it, and its content once no queue holds it."""
+        store, message = self.store, entry.message
+        assert store is not None and message.store_id is not None
+        entry.stored = False
+        store.dequeue(self.vhost_name, self.name, entry.seq)
+        message.store_refs -= 1
+        if not message.store_refs:
+            store.delete_message(message.store_id)
+
+    def _mark_delivered(self, entry: QueueEntry) -> None:
+        # So that after a restart it comes back with redelivered set, as RabbitMQ does.
+        self.store.mark_delivered(self.vhost_name, self.name, entry.seq)  # type: ignore[union-attr]
+
+    def restore(self, entry: QueueEntry) -> None:
+        """Put back an entry recovered from the store (start-up only)."""
+        self.ready.append(entry)
+        self._next_seq = max(self._next_seq, entry.seq + 1)
 
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
         """Put delivered entries back at their original places, marked redelivered."""
@@ -135,8 +175,13 @@ class Queue:
                 else:
                     return
                 entry = ready.popleft()
-                if not consumer.no_ack:
+                if consumer.no_ack:
+                    if entry.stored:
+                        self._unpersist(entry)
+                else:
                     self.unacked_count += 1
+                    if entry.stored and not entry.redelivered:
+                        self._mark_delivered(entry)
                 consumer.deliver(entry)
         finally:
             self._dispatching = False
@@ -145,19 +190,30 @@ class Queue:
         if not self.ready:
             return None
         entry = self.ready.popleft()
-        if not no_ack:
+        if no_ack:
+            if entry.stored:
+                self._unpersist(entry)
+        else:
             self.unacked_count += 1
+            if entry.stored and not entry.redelivered:
+                self._mark_delivered(entry)
         return entry
 
     def ack(self, entry: QueueEntry) -> None:
         self.unacked_count -= 1
+        if entry.stored:
+            self._unpersist(entry)
 
     def discard(self, entry: QueueEntry) -> None:
         """Rejected without requeue: gone (dead-lettering hooks in here)."""
-        self.unacked_count -= 1
+        self.ack(entry)
 
     def purge(self) -> int:
         count = len(self.ready)
+        if self.store is not None:  # delivered entries stay stored: their acks are still to come
+            for entry in self.ready:
+                if entry.stored:
+                    self._unpersist(entry)
         self.ready.clear()
         return count
 

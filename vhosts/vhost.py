@@ -12,13 +12,15 @@ from vhosts.arguments import check_queue_equivalence
 from vhosts.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed
 from vhosts.exchange import DEFAULT_EXCHANGE, STANDARD_EXCHANGES, DefaultRouter, Exchange
 from vhosts.queue import Queue
+from vhosts.store import Store
 
 Destination = Queue | Exchange
 
 
 class VirtualHost:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, store: Store | None = None) -> None:
         self.name = name
+        self.store = store  # durable exchanges, queues and bindings are recorded here
         self.queues: dict[str, Queue] = {}
         self.exchanges: dict[str, Exchange] = {}
         # Which exchanges bind to a destination, so deleting it need not visit every exchange.
@@ -77,6 +79,10 @@ class VirtualHost:
             arguments=arguments,
         )
         self.exchanges[name] = exchange
+        if durable and self.store is not None:
+            self.store.save_exchange(
+                self.name, name, type_name, auto_delete, internal, exchange.arguments
+            )
         return exchange
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
@@ -95,6 +101,8 @@ class VirtualHost:
 
     def _remove_exchange(self, exchange: Exchange) -> None:
         del self.exchanges[exchange.name]
+        if exchange.durable and self.store is not None:
+            self.store.delete_exchange(self.name, exchange.name)
         for destination, _key, _args in list(exchange.router.bindings()):
             self._forget_source(destination, exchange)
         self._unbind_everywhere(exchange)
@@ -146,6 +154,8 @@ class VirtualHost:
             return existing
         if name.startswith("amq.") and not generated:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        # An exclusive queue dies with its connection, so it never outlives a restart.
+        store = self.store if durable and not exclusive else None
         queue = Queue(
             self.name,
             name,
@@ -153,8 +163,11 @@ class VirtualHost:
             exclusive_owner=owner if exclusive else None,
             auto_delete=auto_delete,
             arguments=arguments,
+            store=store,
         )
         self.queues[name] = queue
+        if store is not None:
+            store.save_queue(self.name, name, auto_delete, arguments)
         return queue
 
     def _generate_queue_name(self) -> str:
@@ -181,6 +194,8 @@ class VirtualHost:
         del self.queues[queue.name]
         queue.deleted = True
         count = queue.purge()
+        if queue.store is not None:
+            queue.store.delete_queue(self.name, queue.name)
         for consumer in list(queue.consumers):
             consumer.queue_deleted()
         queue.consumers.clear()
@@ -212,6 +227,10 @@ class VirtualHost:
             self._sources.setdefault(destination, set()).add(source)
             if isinstance(destination, Exchange):
                 source.exchange_bindings += 1
+            if self._is_durable_binding(source, destination):
+                self.store.save_binding(  # type: ignore[union-attr]
+                    self.name, source.name, _kind(destination), destination.name, key, arguments
+                )
 
     def unbind(
         self, source: Exchange, destination: Destination, key: str, arguments: dict[str, Any]
@@ -221,9 +240,21 @@ class VirtualHost:
         if source.router.unbind(destination, key, arguments):
             if isinstance(destination, Exchange):
                 source.exchange_bindings -= 1
+            if self._is_durable_binding(source, destination):
+                self.store.delete_binding(  # type: ignore[union-attr]
+                    self.name, source.name, _kind(destination), destination.name, key, arguments
+                )
             if not source.router.has_bindings_to(destination):
                 self._forget_source(destination, source)
             self._auto_delete_if_unbound(source)
+
+    def _is_durable_binding(self, source: Exchange, destination: Destination) -> bool:
+        """RabbitMQ keeps a binding across restarts when both of its ends are durable."""
+        if self.store is None or not source.durable:
+            return False
+        if isinstance(destination, Queue):
+            return destination.store is not None
+        return destination.durable
 
     def _unbind_everywhere(self, destination: Destination) -> None:
         for source in self._sources.pop(destination, ()):
@@ -267,6 +298,10 @@ class VirtualHost:
                     visited.add(destination)
                     pending.append(destination.router.route(routing_key, headers))
         return queues.keys()
+
+
+def _kind(destination: Destination) -> str:
+    return "queue" if isinstance(destination, Queue) else "exchange"
 
 
 def _flag(value: bool) -> str:

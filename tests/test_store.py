@@ -1,0 +1,165 @@
+"""The durable store on its own: batches, recovery into a Node, damaged files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from amqp_lite.storage import open_store
+from amqp_lite.wire import Properties
+from amqp_lite.wire.properties import encode_properties
+from vhosts import Message, Node
+from vhosts.store import StoreError
+
+PERSISTENT = Properties(delivery_mode=2, headers={"k": "v"})
+TRANSIENT = Properties(delivery_mode=1)
+
+
+def message(body: bytes, properties: Properties = PERSISTENT) -> Message:
+    return Message("", "q", properties, body, encode_properties(properties))
+
+
+def restart(directory: Path, node: Node) -> Node:
+    assert node.store is not None
+    node.store.flush()
+    node.store.close()
+    return Node(store=open_store(directory))
+
+
+def bodies(node: Node, queue: str, vhost: str = "/") -> list[bytes]:
+    return [entry.message.body for entry in node.vhosts[vhost].queues[queue].ready]
+
+
+def test_durable_topology_and_persistent_messages_survive(tmp_path: Path) -> None:
+    node = Node(("/", "extra"), store=open_store(tmp_path))
+    vhost = node.vhosts["/"]
+    exchange = vhost.declare_exchange("events", "topic", durable=True, arguments={"x": 1})
+    durable = vhost.declare_queue("durable", None, durable=True, arguments={"x-max-length": 5})
+    transient_queue = vhost.declare_queue("transient", None)
+    vhost.bind(exchange, durable, "a.#", {})
+    vhost.bind(exchange, transient_queue, "a.#", {})
+    for queue in (durable, transient_queue):
+        queue.enqueue(message(b"kept"))
+        queue.enqueue(message(b"not persistent", TRANSIENT))
+
+    node = restart(tmp_path, node)
+
+    assert set(node.vhosts) == {"/", "extra"}
+    vhost = node.vhosts["/"]
+    assert vhost.exchanges["events"].type_name == "topic"
+    assert vhost.exchanges["events"].arguments == {"x": 1}
+    assert set(vhost.queues) == {"durable"}
+    assert vhost.queues["durable"].arguments == {"x-max-length": 5}
+    assert bodies(node, "durable") == [b"kept"]
+    assert [q.name for q in vhost.route(vhost.exchanges["events"], "a.b", None)] == ["durable"]
+    recovered = vhost.queues["durable"].ready[0].message
+    assert recovered.properties.headers == {"k": "v"}
+    assert node.users.authenticate("guest", "guest") is not None
+
+
+def test_acked_messages_are_gone_and_delivered_ones_come_back_redelivered(tmp_path: Path) -> None:
+    node = Node(store=open_store(tmp_path))
+    queue = node.vhosts["/"].declare_queue("q", None, durable=True)
+    for body in (b"1", b"2", b"3", b"4"):
+        queue.enqueue(message(body))
+    acked = queue.get(no_ack=False)
+    delivered = queue.get(no_ack=False)
+    assert acked is not None and delivered is not None
+    queue.ack(acked)  # '2' stays delivered and unacked when the broker stops
+
+    node = restart(tmp_path, node)
+
+    ready = node.vhosts["/"].queues["q"].ready
+    assert [(e.message.body, e.redelivered) for e in ready] == [
+        (b"2", True),
+        (b"3", False),
+        (b"4", False),
+    ]
+
+
+def test_a_message_in_several_queues_is_stored_once(tmp_path: Path) -> None:
+    node = Node(store=open_store(tmp_path))
+    vhost = node.vhosts["/"]
+    queues = [vhost.declare_queue(name, None, durable=True) for name in ("a", "b")]
+    shared = message(b"shared")
+    for queue in queues:
+        queue.enqueue(shared)
+    assert node.store is not None
+    node.store.flush()
+    (count,) = node.store._db.execute("SELECT COUNT(*) FROM messages").fetchone()
+    assert count == 1
+    entry = queues[0].get(no_ack=True)  # settled in one queue: the content stays for the other
+    assert entry is not None
+
+    node = restart(tmp_path, node)
+
+    assert bodies(node, "a") == []
+    assert bodies(node, "b") == [b"shared"]
+    assert node.vhosts["/"].queues["b"].ready[0].message.store_refs == 1
+
+
+def test_deleted_and_purged_queues_leave_nothing(tmp_path: Path) -> None:
+    node = Node(store=open_store(tmp_path))
+    vhost = node.vhosts["/"]
+    for name in ("deleted", "purged"):
+        vhost.declare_queue(name, None, durable=True).enqueue(message(name.encode()))
+    vhost.delete_queue("deleted", None)
+    vhost.purge_queue("purged", None)
+
+    node = restart(tmp_path, node)
+
+    assert set(node.vhosts["/"].queues) == {"purged"}
+    assert bodies(node, "purged") == []
+    assert node.store is not None
+    assert node.store._db.execute("SELECT COUNT(*) FROM messages").fetchone() == (0,)
+
+
+def test_requeued_order_survives(tmp_path: Path) -> None:
+    node = Node(store=open_store(tmp_path))
+    queue = node.vhosts["/"].declare_queue("q", None, durable=True)
+    for body in (b"1", b"2", b"3"):
+        queue.enqueue(message(body))
+    first, second = queue.get(no_ack=False), queue.get(no_ack=False)
+    queue.requeue([second, first])  # type: ignore[list-item]
+
+    node = restart(tmp_path, node)
+
+    assert bodies(node, "q") == [b"1", b"2", b"3"]
+
+
+def test_a_junk_file_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "amqp-lite.sqlite3").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="not a usable amqp-lite store"):
+        open_store(tmp_path)
+
+
+def test_a_torn_last_write_recovers_to_the_last_commit(tmp_path: Path) -> None:
+    node = Node(store=open_store(tmp_path))
+    node.vhosts["/"].declare_queue("q", None, durable=True).enqueue(message(b"committed"))
+    assert node.store is not None
+    node.store.flush()
+    wal = tmp_path / "amqp-lite.sqlite3-wal"
+    assert wal.exists()
+    # A crash mid-append leaves a partial frame at the end of the write-ahead log.
+    with wal.open("ab") as log:
+        log.write(b"\x00\x17half a frame" * 7)
+
+    recovered = Node(store=open_store(tmp_path))
+
+    assert bodies(recovered, "q") == [b"committed"]
+
+
+def test_confirm_waits_for_the_batch_that_holds_the_message(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    node = Node(store=store)
+    queue = node.vhosts["/"].declare_queue("q", None, durable=True)
+    queue.enqueue(message(b"x"))
+    needed = store.last_op
+    assert store.durable_upto < needed
+    batch, upto = store.take_batch()
+    queue.enqueue(message(b"y"))  # arrives while the first batch is being written
+    store.write_batch(batch)
+    store.batch_written(upto)
+    assert store.durable_upto >= needed
+    assert store.durable_upto < store.last_op

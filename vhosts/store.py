@@ -1,0 +1,381 @@
+"""The durable store: SQLite in WAL mode, written in batches so many publishers share one fsync.
+
+The domain records what must persist by appending operations (`save_queue`, `enqueue`,
+`ack`...) to the pending batch; that is cheap and synchronous. Whoever drives the store (the
+server's store task) calls `take_batch()`, writes it with `write_batch()` in a worker thread (one
+transaction, one fsync), then `batch_written()`. `durable_upto` then says which operations are
+on disk, which is what a publisher confirm for a persistent message waits for.
+
+The store keeps no wire formats of its own: arguments and properties are serialised by functions
+the protocol layer passes in (`Codec`), and stored as opaque bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vhosts (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, algorithm TEXT NOT NULL, tags TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS permissions (
+    user TEXT NOT NULL, vhost TEXT NOT NULL, configure TEXT NOT NULL, write TEXT NOT NULL,
+    read TEXT NOT NULL, PRIMARY KEY (user, vhost)
+);
+CREATE TABLE IF NOT EXISTS exchanges (
+    vhost TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, auto_delete INTEGER NOT NULL,
+    internal INTEGER NOT NULL, arguments BLOB NOT NULL, PRIMARY KEY (vhost, name)
+);
+CREATE TABLE IF NOT EXISTS queues (
+    vhost TEXT NOT NULL, name TEXT NOT NULL, auto_delete INTEGER NOT NULL,
+    arguments BLOB NOT NULL, PRIMARY KEY (vhost, name)
+);
+CREATE TABLE IF NOT EXISTS bindings (
+    vhost TEXT NOT NULL, source TEXT NOT NULL, destination_kind TEXT NOT NULL,
+    destination TEXT NOT NULL, routing_key TEXT NOT NULL, arguments BLOB NOT NULL,
+    PRIMARY KEY (vhost, source, destination_kind, destination, routing_key, arguments)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY, exchange TEXT NOT NULL, routing_key TEXT NOT NULL,
+    properties BLOB NOT NULL, body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue_messages (
+    vhost TEXT NOT NULL, queue TEXT NOT NULL, seq INTEGER NOT NULL, message INTEGER NOT NULL,
+    redelivered INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (vhost, queue, seq)
+) WITHOUT ROWID;
+"""
+
+# Operation kinds, each one SQL statement run with executemany over a run of rows.
+_SQL = {
+    "vhost": "INSERT OR REPLACE INTO vhosts VALUES (?)",
+    "vhost-": "DELETE FROM vhosts WHERE name = ?",
+    "vhost-queue-messages-": "DELETE FROM queue_messages WHERE vhost = ?",
+    "vhost-queues-": "DELETE FROM queues WHERE vhost = ?",
+    "vhost-exchanges-": "DELETE FROM exchanges WHERE vhost = ?",
+    "vhost-bindings-": "DELETE FROM bindings WHERE vhost = ?",
+    "user": "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)",
+    "permission": "INSERT OR REPLACE INTO permissions VALUES (?, ?, ?, ?, ?)",
+    "exchange": "INSERT OR REPLACE INTO exchanges VALUES (?, ?, ?, ?, ?, ?)",
+    "exchange-": "DELETE FROM exchanges WHERE vhost = ? AND name = ?",
+    "queue": "INSERT OR REPLACE INTO queues VALUES (?, ?, ?, ?)",
+    "queue-": "DELETE FROM queues WHERE vhost = ? AND name = ?",
+    "queue-messages-": "DELETE FROM queue_messages WHERE vhost = ? AND queue = ?",
+    "binding": "INSERT OR IGNORE INTO bindings VALUES (?, ?, ?, ?, ?, ?)",
+    "bindings-to-": "DELETE FROM bindings WHERE vhost = ? AND destination_kind = ? "
+    "AND destination = ?",
+    "bindings-from-": "DELETE FROM bindings WHERE vhost = ? AND source = ?",
+    "binding-": "DELETE FROM bindings WHERE vhost = ? AND source = ? AND destination_kind = ? "
+    "AND destination = ? AND routing_key = ? AND arguments = ?",
+    "message": "INSERT INTO messages VALUES (?, ?, ?, ?, ?)",
+    "message-": "DELETE FROM messages WHERE id = ?",
+    "enqueue": "INSERT OR REPLACE INTO queue_messages VALUES (?, ?, ?, ?, 0)",
+    "delivered": "UPDATE queue_messages SET redelivered = 1 "
+    "WHERE vhost = ? AND queue = ? AND seq = ?",
+    "dequeue": "DELETE FROM queue_messages WHERE vhost = ? AND queue = ? AND seq = ?",
+}
+
+
+class StoreError(Exception):
+    """The data directory cannot be used; the message says why and what to do."""
+
+
+@attrs.frozen
+class Codec:
+    """How arguments tables and message properties become bytes and back (from the protocol)."""
+
+    encode_table: Callable[[dict[str, Any]], bytes]
+    decode_table: Callable[[bytes], dict[str, Any]]
+    encode_properties: Callable[[Any], bytes]
+    decode_properties: Callable[[bytes], Any]
+
+
+@attrs.frozen
+class StoredQueue:
+    vhost: str
+    name: str
+    auto_delete: bool
+    arguments: dict[str, Any]
+
+
+@attrs.frozen
+class StoredExchange:
+    vhost: str
+    name: str
+    type: str
+    auto_delete: bool
+    internal: bool
+    arguments: dict[str, Any]
+
+
+@attrs.frozen
+class StoredBinding:
+    vhost: str
+    source: str
+    destination_kind: str  # "queue" or "exchange"
+    destination: str
+    routing_key: str
+    arguments: dict[str, Any]
+
+
+@attrs.frozen
+class StoredMessage:
+    vhost: str
+    queue: str
+    seq: int
+    message_id: int
+    exchange: str
+    routing_key: str
+    properties: bytes
+    body: bytes
+    redelivered: bool
+
+
+class Store:
+    def __init__(self, directory: str | os.PathLike[str], codec: Codec) -> None:
+        self.directory = Path(directory)
+        self.codec = codec
+        self.path = self.directory / "amqp-lite.sqlite3"
+        self._db = _open(self.path)
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        # Called when a first operation lands in an empty batch: the store's driver wakes up.
+        self.on_pending: Callable[[], None] = _ignore
+        self._op_seq = 0  # operations recorded so far
+        self._taken_upto = 0  # operations handed to a writer
+        self.durable_upto = 0  # operations known to be on disk
+        self._next_message_id = (
+            1 + (self._db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0])
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- recording (synchronous, cheap) ----------------------------------------------------------
+
+    def _record(self, kind: str, row: tuple[Any, ...]) -> int:
+        if not self._pending:
+            self.on_pending()
+        self._pending.append((kind, row))
+        self._op_seq += 1
+        return self._op_seq
+
+    @property
+    def last_op(self) -> int:
+        return self._op_seq
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def save_vhost(self, name: str) -> None:
+        self._record("vhost", (name,))
+
+    def delete_vhost(self, name: str) -> None:
+        for kind in (
+            "vhost-queue-messages-",
+            "vhost-queues-",
+            "vhost-exchanges-",
+            "vhost-bindings-",
+        ):
+            self._record(kind, (name,))
+        self._record("vhost-", (name,))
+
+    def save_user(self, name: str, password_hash: str, algorithm: str, tags: list[str]) -> None:
+        self._record("user", (name, password_hash, algorithm, ",".join(tags)))
+
+    def save_permission(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
+        self._record("permission", (user, vhost, configure, write, read))
+
+    def save_exchange(
+        self,
+        vhost: str,
+        name: str,
+        type_name: str,
+        auto_delete: bool,
+        internal: bool,
+        arguments: dict[str, Any],
+    ) -> None:
+        encoded = self.codec.encode_table(arguments)
+        self._record("exchange", (vhost, name, type_name, auto_delete, internal, encoded))
+
+    def delete_exchange(self, vhost: str, name: str) -> None:
+        self._record("bindings-from-", (vhost, name))
+        self._record("bindings-to-", (vhost, "exchange", name))
+        self._record("exchange-", (vhost, name))
+
+    def save_queue(
+        self, vhost: str, name: str, auto_delete: bool, arguments: dict[str, Any]
+    ) -> None:
+        self._record("queue", (vhost, name, auto_delete, self.codec.encode_table(arguments)))
+
+    def delete_queue(self, vhost: str, name: str) -> None:
+        self._record("bindings-to-", (vhost, "queue", name))
+        self._record("queue-messages-", (vhost, name))
+        self._record("queue-", (vhost, name))
+
+    def save_binding(
+        self, vhost: str, source: str, kind: str, destination: str, key: str, args: dict[str, Any]
+    ) -> None:
+        self._record(
+            "binding", (vhost, source, kind, destination, key, self.codec.encode_table(args))
+        )
+
+    def delete_binding(
+        self, vhost: str, source: str, kind: str, destination: str, key: str, args: dict[str, Any]
+    ) -> None:
+        self._record(
+            "binding-", (vhost, source, kind, destination, key, self.codec.encode_table(args))
+        )
+
+    def save_message(self, exchange: str, routing_key: str, properties: bytes, body: bytes) -> int:
+        """Store a message's content once, however many queues hold it; returns its id."""
+        message_id = self._next_message_id
+        self._next_message_id += 1
+        self._record("message", (message_id, exchange, routing_key, properties, body))
+        return message_id
+
+    def delete_message(self, message_id: int) -> None:
+        self._record("message-", (message_id,))
+
+    def enqueue(self, vhost: str, queue: str, seq: int, message_id: int) -> int:
+        return self._record("enqueue", (vhost, queue, seq, message_id))
+
+    def mark_delivered(self, vhost: str, queue: str, seq: int) -> None:
+        self._record("delivered", (vhost, queue, seq))
+
+    def dequeue(self, vhost: str, queue: str, seq: int) -> None:
+        self._record("dequeue", (vhost, queue, seq))
+
+    # -- writing (a worker thread; one batch at a time) ------------------------------------------
+
+    def take_batch(self) -> tuple[list[tuple[str, tuple[Any, ...]]], int]:
+        """The operations recorded since the last take, and the sequence number of the last."""
+        batch, self._pending = self._pending, []
+        self._taken_upto = self._op_seq
+        return batch, self._op_seq
+
+    def write_batch(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """One transaction, one fsync. Safe to run in a thread: nothing else touches the db then."""
+        if not batch:
+            return
+        db = self._db
+        with db:  # commits, or rolls back on error
+            for kind, rows in _runs(batch):
+                db.executemany(_SQL[kind], rows)
+
+    def batch_written(self, upto: int) -> None:
+        self.durable_upto = max(self.durable_upto, upto)
+
+    def flush(self) -> None:
+        """Write everything pending now, in this thread (start-up, shutdown, tests)."""
+        batch, upto = self.take_batch()
+        self.write_batch(batch)
+        self.batch_written(upto)
+
+    # -- recovery --------------------------------------------------------------------------------
+
+    def vhosts(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT name FROM vhosts ORDER BY name")]
+
+    def users(self) -> list[tuple[str, str, str, list[str]]]:
+        rows = self._db.execute("SELECT name, password_hash, algorithm, tags FROM users")
+        return [(n, h, a, [t for t in tags.split(",") if t]) for n, h, a, tags in rows]
+
+    def permissions(self) -> list[tuple[str, str, str, str, str]]:
+        return list(self._db.execute("SELECT * FROM permissions"))
+
+    def exchanges(self) -> list[StoredExchange]:
+        decode = self.codec.decode_table
+        return [
+            StoredExchange(v, n, t, bool(ad), bool(i), decode(a))
+            for v, n, t, ad, i, a in self._db.execute("SELECT * FROM exchanges")
+        ]
+
+    def queues(self) -> list[StoredQueue]:
+        decode = self.codec.decode_table
+        return [
+            StoredQueue(v, n, bool(ad), decode(a))
+            for v, n, ad, a in self._db.execute("SELECT * FROM queues")
+        ]
+
+    def bindings(self) -> list[StoredBinding]:
+        decode = self.codec.decode_table
+        return [
+            StoredBinding(v, s, kind, d, k, decode(a))
+            for v, s, kind, d, k, a in self._db.execute("SELECT * FROM bindings")
+        ]
+
+    def queue_messages(self) -> Iterator[tuple[str, str, int, int, int, str, str, bytes, bytes]]:
+        """Every stored queue entry in queue order, joined with its message's content."""
+        return self._db.execute(
+            "SELECT q.vhost, q.queue, q.seq, q.redelivered, m.id, m.exchange, m.routing_key, "
+            "m.properties, m.body FROM queue_messages q JOIN messages m ON m.id = q.message "
+            "ORDER BY q.vhost, q.queue, q.seq"
+        )
+
+    def drop_orphans(self) -> None:
+        """Messages no queue holds any more (their last queue was deleted) can go."""
+        with self._db:
+            self._db.execute(
+                "DELETE FROM messages WHERE id NOT IN (SELECT DISTINCT message FROM queue_messages)"
+            )
+
+
+def _ignore() -> None:
+    pass
+
+
+def _runs(batch: list[tuple[str, tuple[Any, ...]]]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """Consecutive operations of one kind, so each run is a single executemany."""
+    kind: str | None = None
+    rows: list[tuple[Any, ...]] = []
+    for op_kind, row in batch:
+        if op_kind != kind:
+            if rows:
+                yield kind, rows  # type: ignore[misc]
+            kind, rows = op_kind, []
+        rows.append(row)
+    if rows:
+        yield kind, rows  # type: ignore[misc]
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.isolation_level = "DEFERRED"
+        # WAL: a torn last write is rolled back on open; FULL: every commit is fsynced, so a
+        # confirm sent after a commit means the message is on disk.
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"{path}: SQLite refused WAL mode (got {mode!r})")
+        db.execute("PRAGMA synchronous=FULL")
+        problems = db.execute("PRAGMA quick_check").fetchall()
+        if problems != [("ok",)]:
+            raise StoreError(
+                f"{path} is damaged ({problems[0][0]}); move it away to start empty, "
+                "or restore a backup"
+            )
+        db.executescript(_SCHEMA)
+        version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if version is None:
+            with db:
+                db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(version[0]) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema {version[0]}; this amqp-lite reads {SCHEMA_VERSION}"
+            )
+    except sqlite3.DatabaseError as error:
+        raise StoreError(
+            f"{path} is not a usable amqp-lite store ({error}); move it away to start empty"
+        ) from None
+    return db
