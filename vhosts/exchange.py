@@ -36,7 +36,7 @@ class Exchange:
         if router is None:
             router_class = ROUTERS.get(type_name)
             if router_class is None:
-                raise CommandInvalid(f"invalid exchange type '{type_name}'")
+                raise CommandInvalid(f"unknown exchange type '{type_name}'")
             router = router_class()
         self.vhost_name = vhost_name
         self.name = name

@@ -56,7 +56,7 @@ class VirtualHost:
         if name == DEFAULT_EXCHANGE:
             raise AccessRefused("operation not permitted on the default exchange")
         if not passive and type_name not in ROUTERS:
-            raise CommandInvalid(f"invalid exchange type '{type_name}'")
+            raise CommandInvalid(f"unknown exchange type '{type_name}'")
         existing = self.exchanges.get(name)
         if passive:
             if existing is None:
