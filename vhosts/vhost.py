@@ -88,14 +88,16 @@ class VirtualHost:
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         if name == DEFAULT_EXCHANGE:
             raise AccessRefused("operation not permitted on the default exchange")
-        exchange = self.exchanges.get(name)
-        if exchange is None:
-            return  # RabbitMQ answers delete-ok for an exchange that is not there
-        if exchange.is_system:
+        # RabbitMQ refuses by prefix, before looking: even an amq.* name that is not there.
+        if name.startswith("amq."):
             raise AccessRefused(
                 f"deletion of system exchange '{name}' in vhost '{self.name}' not allowed"
             )
-        if if_unused and (len(exchange.router) or self._sources.get(exchange)):
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            return  # RabbitMQ answers delete-ok for an exchange that is not there
+        # "In use" means bindings from this exchange; being a destination does not count.
+        if if_unused and len(exchange.router):
             raise PreconditionFailed(f"{exchange.describe()} in use")
         self._remove_exchange(exchange)
 
