@@ -268,7 +268,9 @@ class BenchResult:
                 f"({self.consumed} in {self.consume_seconds:.2f} s, "
                 f"{cpu(self.consume_cpu, self.consume_seconds)})",
                 f"  round trip:        median {self.median_us:.0f} us, p99 {self.p99_us:.0f} us  "
-                f"({len(self.round_trips_us)} messages one at a time, auto-ack consumer)",
+                f"({len(self.round_trips_us)} messages one at a time, auto-ack consumer)"
+                if self.round_trips_us
+                else "  round trip:        skipped",
             ]
         )
 
