@@ -28,3 +28,11 @@ def connection(broker: ThreadedBroker) -> Iterator[pika.BlockingConnection]:
 @pytest.fixture
 def channel(connection: pika.BlockingConnection):
     return connection.channel()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--crash-rounds",
+        default="3",
+        help="kill -9 rounds in the durability test (make test runs a few; soak with more)",
+    )

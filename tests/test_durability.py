@@ -1,0 +1,172 @@
+"""Durability over the wire: restarts and kill -9 never lose a confirmed persistent message."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pika
+import pytest
+from pika.exceptions import AMQPError
+
+from amqp_lite import run_in_thread
+
+PERSISTENT = pika.BasicProperties(delivery_mode=2)
+
+
+def drain(channel, queue: str) -> list[tuple[bytes, bool]]:
+    got = []
+    while True:
+        method, _props, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return got
+        got.append((body, method.redelivered))
+
+
+def test_restart_keeps_durable_things_and_persistent_messages(tmp_path: Path) -> None:
+    with run_in_thread(data_dir=tmp_path) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = connection.channel()
+        channel.exchange_declare("orders", "direct", durable=True)
+        channel.exchange_declare("scratch", "fanout")
+        channel.queue_declare("kept", durable=True)
+        channel.queue_declare("lost")
+        channel.queue_bind("kept", "orders", "new")
+        channel.queue_bind("lost", "orders", "new")
+        for body in (b"p1", b"p2", b"p3", b"p4"):
+            channel.basic_publish("orders", "new", body, PERSISTENT)
+        channel.basic_publish("orders", "new", b"transient")
+        first = channel.basic_get("kept")[0]
+        channel.basic_ack(first.delivery_tag)  # p1 acked: gone
+        channel.basic_get("kept")  # p2 delivered, never acked
+        connection.close()  # p2 goes back to the queue, redelivered
+
+    with run_in_thread(data_dir=tmp_path) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = connection.channel()
+        channel.exchange_declare("orders", "direct", passive=True)
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as missing:
+            connection.channel().exchange_declare("scratch", passive=True)
+        assert missing.value.reply_code == 404
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+            connection.channel().queue_declare("lost", passive=True)
+        assert drain(channel, "kept") == [(b"p2", True), (b"p3", False), (b"p4", False)]
+        # The binding survived too: a new publish still routes.
+        channel.basic_publish("orders", "new", b"p5", PERSISTENT)
+        assert drain(channel, "kept") == [(b"p5", False)]
+        connection.close()
+
+
+def test_transient_broker_writes_nothing(tmp_path: Path) -> None:
+    with run_in_thread() as broker:
+        assert broker.node.store is None
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- kill -9 -----------------------------------------------------------------------------------
+
+
+class BrokerProcess:
+    """`amqp-lite serve` in a subprocess, so it can be killed for real."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "amqp_lite", "serve", "--port", "0", "--heartbeat", "0"),
+                *("--data-dir", str(data_dir), "--log-level", "info"),
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stderr is not None
+        for line in self.process.stderr:  # the broker logs its URL once it listens
+            if "ready on " in line:
+                self.url = line.split("ready on ", 1)[1].strip()
+                # Keep reading, so a full pipe can never block the broker's logging.
+                threading.Thread(target=self.process.stderr.read, daemon=True).start()
+                break
+        else:
+            raise RuntimeError("the broker exited before it was ready")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=10)
+
+
+def publish_until_killed(url: str, publisher: str, confirmed: list[bytes]) -> None:
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for n in range(100_000):
+            body = f"{publisher}-{n}".encode()
+            channel.basic_publish("", "crash", body, PERSISTENT)  # returns once confirmed
+            confirmed.append(body)
+    except (AMQPError, OSError):
+        return  # the broker died under us, as intended
+
+
+@pytest.fixture
+def crash_rounds(request) -> int:
+    return int(request.config.getoption("--crash-rounds"))
+
+
+def test_kill_9_never_loses_a_confirmed_message(tmp_path: Path, crash_rounds: int) -> None:
+    rng = random.Random(os.environ.get("CRASH_SEED"))
+    expected: set[bytes] = set()
+    for round_number in range(crash_rounds):
+        broker = BrokerProcess(tmp_path)
+        setup = pika.BlockingConnection(pika.URLParameters(broker.url))
+        setup.channel().queue_declare("crash", durable=True)
+        setup.close()
+
+        confirmed: list[list[bytes]] = [[] for _ in range(3)]
+        threads = [
+            threading.Thread(
+                target=publish_until_killed,
+                args=(broker.url, f"{round_number}.{i}", confirmed[i]),
+            )
+            for i in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        kill_after = rng.randint(1, 400)
+        with _watching(threads):
+            while sum(map(len, confirmed)) < kill_after and any(t.is_alive() for t in threads):
+                threads[0].join(0.001)
+            broker.kill()
+        for bodies in confirmed:
+            expected.update(bodies)
+
+    survivor = BrokerProcess(tmp_path)
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(survivor.url))
+        recovered = [body for body, _redelivered in drain(connection.channel(), "crash")]
+        connection.close()
+    finally:
+        survivor.stop()
+    assert len(recovered) == len(set(recovered)), "a message came back twice"
+    assert expected <= set(recovered), f"lost {len(expected - set(recovered))} confirmed"
+
+
+class _watching:
+    """Join the publisher threads on the way out, whatever happened."""
+
+    def __init__(self, threads: list[threading.Thread]) -> None:
+        self.threads = threads
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        for thread in self.threads:
+            thread.join(timeout=10)
