@@ -136,11 +136,14 @@ class VirtualHost:
         generated = not name
         if generated:
             name = self._generate_queue_name()
+        elif name.startswith("amq."):
+            # Checked before looking, as RabbitMQ does: even a server-named queue that exists.
+            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         existing = self.queues.get(name)
         if existing is not None:
-            existing.check_exclusive_access(owner)
-            if exclusive and existing.exclusive_owner is None:
-                raise existing.locked_error()  # the exclusive flag differs: RabbitMQ says 405
+            # Another connection's queue, or the exclusive flag differs either way: 405.
+            if existing.exclusive_owner is not (owner if exclusive else None):
+                raise existing.locked_error()
             if existing.durable != durable:
                 raise PreconditionFailed(
                     f"inequivalent arg 'durable' for {existing.describe()}: "
@@ -154,8 +157,6 @@ class VirtualHost:
                 )
             check_queue_equivalence(existing, arguments)
             return existing
-        if name.startswith("amq.") and not generated:
-            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         # An exclusive queue dies with its connection, so it never outlives a restart.
         store = self.store if durable and not exclusive else None
         queue = Queue(
