@@ -39,22 +39,30 @@ def type_name(value: Any) -> str:
     return "void"
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "none"
-    shown = value.decode(errors="replace") if isinstance(value, bytes) else value
-    if isinstance(value, bool):
-        shown = "true" if value else "false"
-    return f"the value '{shown}' of type '{type_name(value)}'"
+    return f"the value '{_shown(value)}' of type '{type_name(value)}'"
 
 
 def check_queue_equivalence(queue: Any, arguments: dict[str, Any]) -> None:
     for key in EQUIVALENT_QUEUE_ARGUMENTS:
         current, received = queue.arguments.get(key), arguments.get(key)
         if _comparable(current) != _comparable(received):
+            if current is not None and received is not None:
+                # Both present: RabbitMQ shows the bare values, without their types.
+                received_text, current_text = f"'{_shown(received)}'", f"'{_shown(current)}'"
+            else:
+                received_text, current_text = _describe(received), _describe(current)
             raise PreconditionFailed(
                 f"inequivalent arg '{key}' for {queue.describe()}: "
-                f"received {_describe(received)} but current is {_describe(current)}"
+                f"received {received_text} but current is {current_text}"
             )
 
 
