@@ -85,6 +85,9 @@ class Server:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write, stream, connection, wakeup, nursery.cancel_scope)
                 await self._read(stream, connection)
+                # Nothing more will be read (EOF, close, missed heartbeats): release the
+                # connection's claims now, not when the writer's heartbeat wait ends.
+                connection.connection_lost()
                 wakeup.set()  # let the writer send what is left, then hang up
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
