@@ -405,8 +405,13 @@ class Channel:
     def _bind_exchanges(self, method: Any, *, bind: bool) -> None:
         self._check("write", "exchange", method.destination)
         self._check("read", "exchange", method.source)
+        if not method.source or not method.destination:  # refused before any lookup
+            raise AccessRefused("operation not permitted on the default exchange")
+        exchanges = self.vhost.exchanges
+        if not bind and (method.source not in exchanges or method.destination not in exchanges):
+            return  # RabbitMQ: unbinding from or to a missing exchange is ok
+        source = self.vhost.exchange(method.source)  # a missing source is reported first
         destination = self.vhost.exchange(method.destination)
-        source = self.vhost.exchange(method.source)
         change = self.vhost.bind if bind else self.vhost.unbind
         change(source, destination, method.routing_key, dict(method.arguments))
 
@@ -458,8 +463,13 @@ class Channel:
         self._check("read", "exchange", method.exchange)
         if not method.exchange:
             raise AccessRefused("operation not permitted on the default exchange")
-        queue = self._queue(queue_name)
+        if not bind and (
+            method.exchange not in self.vhost.exchanges or queue_name not in self.vhost.queues
+        ):
+            return  # RabbitMQ: unbinding from a missing exchange or queue is ok
+        # As RabbitMQ: a missing exchange is reported first, a locked queue only once both exist.
         exchange = self.vhost.exchange(method.exchange)
+        queue = self._queue(queue_name)
         change = self.vhost.bind if bind else self.vhost.unbind
         change(exchange, queue, method.routing_key, dict(method.arguments))
 
