@@ -43,6 +43,9 @@ class Channel:
         self._next_delivery_tag = 1
         self._consumer_prefetch = 0  # basic.qos global=false: applies to consumers made after it
         self._channel_prefetch = 0  # basic.qos global=true: one limit over the whole channel
+        # What that limit counts: consumer deliveries still unsettled. As in RabbitMQ, messages
+        # taken with basic.get do not count.
+        self._consumed_unacked = 0
 
         # Content being assembled: the publish method, its header, the body so far.
         self._publish: Any = None
@@ -175,7 +178,7 @@ class Channel:
     # -- delivering ------------------------------------------------------------------------------
 
     def can_deliver(self) -> bool:
-        if self._channel_prefetch and len(self.unacked) >= self._channel_prefetch:
+        if self._channel_prefetch and self._consumed_unacked >= self._channel_prefetch:
             return False
         return self.can_deliver_unlimited()
 
@@ -188,6 +191,7 @@ class Channel:
         if not consumer.no_ack:
             self.unacked[tag] = Delivery(tag, entry, consumer)
             consumer.unacked += 1
+            self._consumed_unacked += 1
         message = entry.message
         method = methods.BasicDeliver(
             consumer_tag=consumer.tag,
@@ -253,6 +257,7 @@ class Channel:
         for delivery in settled:
             if delivery.consumer is not None:
                 delivery.consumer.unacked -= 1
+                self._consumed_unacked -= 1
         if outcome == "requeue":
             for queue, entries in _by_queue(settled).items():
                 queue.requeue(entries)
