@@ -6,6 +6,7 @@ holds what differs per queue (its position, whether it was delivered before).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,14 +22,19 @@ class Message:
     """
 
     __slots__ = (
+        "_properties",
         "body",
         "encoded_properties",
         "exchange",
-        "properties",
         "routing_key",
         "store_id",
         "store_refs",
     )
+
+    # How to decode `encoded_properties` for a message recovered without its properties object;
+    # the node sets it from the store's codec. Start-up recovery leaves properties encoded,
+    # since a recovered message is mostly just delivered, which needs only the encoded form.
+    decode_properties: Callable[[bytes], Any] | None = None
 
     def __init__(
         self,
@@ -40,11 +46,19 @@ class Message:
     ) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
-        self.properties = properties
+        self._properties = properties
         self.body = body
         self.encoded_properties = encoded_properties
         self.store_id: int | None = None  # set once the durable store holds the content
         self.store_refs = 0  # durable queues holding it; at 0 the stored content goes
+
+    @property
+    def properties(self) -> Any:
+        properties = self._properties
+        if properties is None:
+            assert Message.decode_properties is not None and self.encoded_properties is not None
+            properties = self._properties = Message.decode_properties(self.encoded_properties)
+        return properties
 
     @property
     def persistent(self) -> bool:
@@ -63,9 +77,16 @@ class QueueEntry:
 
     __slots__ = ("message", "queue", "redelivered", "seq", "stored")
 
-    def __init__(self, message: Message, queue: Queue, seq: int) -> None:
+    def __init__(
+        self,
+        message: Message,
+        queue: Queue,
+        seq: int,
+        redelivered: bool = False,
+        stored: bool = False,
+    ) -> None:
         self.message = message
         self.queue = queue
         self.seq = seq  # position in the queue; a requeued entry goes back to it
-        self.redelivered = False
-        self.stored = False  # in the durable store until settled
+        self.redelivered = redelivered
+        self.stored = stored  # in the durable store until settled

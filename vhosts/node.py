@@ -122,31 +122,23 @@ class Node:
         return vhost
 
     def _recover_messages(self, store: Store) -> None:
-        decode = store.codec.decode_properties
-        messages: dict[int, Message] = {}
-        queue = None
-        for (
-            vhost_name,
-            queue_name,
-            seq,
-            redelivered,
-            message_id,
-            exchange,
-            key,
-            raw,
-            body,
-        ) in store.queue_messages():
+        Message.decode_properties = store.codec.decode_properties
+        messages: dict[int, Message] = {}  # one object per stored content, however many queues
+        queue: Queue | None = None
+        entries: list[QueueEntry] = []
+        for row in store.queue_messages():  # ordered by vhost, queue, position
+            vhost_name, queue_name, seq, redelivered, message_id, exchange, key, raw, body = row
             if queue is None or queue.name != queue_name or queue.vhost_name != vhost_name:
-                queue = self.vhosts[vhost_name].queues.get(queue_name)
-            if queue is None:
-                continue
+                if queue is not None:
+                    queue.restore(entries)
+                queue, entries = self.vhosts[vhost_name].queues.get(queue_name), []
+                if queue is None:
+                    continue
             message = messages.get(message_id)
             if message is None:
-                message = Message(exchange, key, decode(raw), body, raw)
+                message = messages[message_id] = Message(exchange, key, None, body, raw)
                 message.store_id = message_id
-                messages[message_id] = message
             message.store_refs += 1
-            entry = QueueEntry(message, queue, seq)
-            entry.redelivered = bool(redelivered)
-            entry.stored = True
-            queue.restore(entry)
+            entries.append(QueueEntry(message, queue, seq, bool(redelivered), True))
+        if queue is not None:
+            queue.restore(entries)

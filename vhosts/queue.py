@@ -134,10 +134,11 @@ class Queue:
         # So that after a restart it comes back with redelivered set, as RabbitMQ does.
         self.store.mark_delivered(self.vhost_name, self.name, entry.seq)  # type: ignore[union-attr]
 
-    def restore(self, entry: QueueEntry) -> None:
-        """Put back an entry recovered from the store (start-up only)."""
-        self.ready.append(entry)
-        self._next_seq = max(self._next_seq, entry.seq + 1)
+    def restore(self, entries: list[QueueEntry]) -> None:
+        """Put back entries recovered from the store, in their order (start-up only)."""
+        if entries:
+            self.ready.extend(entries)
+            self._next_seq = max(self._next_seq, entries[-1].seq + 1)
 
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
         """Put delivered entries back at their original places, marked redelivered."""
