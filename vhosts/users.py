@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -22,8 +23,13 @@ class Permission:
     read: str = ".*"
 
     def allows(self, kind: str, resource: str) -> bool:
-        pattern: str = getattr(self, kind)
-        return bool(pattern) and re.fullmatch(pattern, resource) is not None
+        return _matches(getattr(self, kind), resource)
+
+
+@functools.lru_cache(maxsize=4096)
+def _matches(pattern: str, resource: str) -> bool:
+    # Checked on every publish, against the same few exchange names: remember the verdicts.
+    return bool(pattern) and re.fullmatch(pattern, resource) is not None
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
