@@ -10,7 +10,9 @@ _HARD: frozenset[int] = frozenset(code.value for code in SPEC.reply_codes if cod
 
 def reply_text(code: int, text: str) -> str:
     """RabbitMQ's form: 'NOT_FOUND - no queue ...'."""
-    return f"{_NAMES.get(code, 'INTERNAL_ERROR')} - {text}"
+    prefix = f"{_NAMES.get(code, 'INTERNAL_ERROR')} - "
+    # The codec's errors already read like RabbitMQ's whole text ('FRAME_ERROR - ...').
+    return text if text.startswith(prefix) else prefix + text
 
 
 def closes_connection(code: int) -> bool:
