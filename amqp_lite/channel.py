@@ -18,7 +18,7 @@ from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import BodyFrame, HeaderFrame, encode_delivery
 from amqp_lite.wire.properties import encode_properties
 from vhosts import Exchange, Message, Queue, QueueEntry
-from vhosts.errors import AccessRefused, NotAllowed, NotFound, PreconditionFailed
+from vhosts.errors import AccessRefused, BrokerError, NotAllowed, NotFound, PreconditionFailed
 
 if TYPE_CHECKING:
     from amqp_lite.connection import ServerConnection
@@ -27,6 +27,9 @@ NO_ROUTE = 312
 
 # Consumer tags the server makes up, as RabbitMQ does.
 _TAG_PREFIX = "amq.ctag-"
+
+# RabbitMQ's text for a content frame where a method frame should be.
+_NOT_A_METHOD = "expected method frame, got non method frame instead"
 
 
 class Channel:
@@ -71,9 +74,7 @@ class Channel:
 
     def handle_method(self, method: Any) -> None:
         if self._publish is not None:
-            raise UnexpectedFrame(
-                "expected content header for class 60, got non content header frame instead"
-            )
+            raise self._content_expected()
         handler = _HANDLERS.get(type(method))
         if handler is None:
             raise CommandInvalid(f"unexpected method {method.NAME} on a channel")
@@ -81,28 +82,58 @@ class Channel:
 
     def handle_header(self, frame: HeaderFrame) -> None:
         if self._publish is None:
-            raise UnexpectedFrame("expected method frame, got content header frame instead")
+            raise UnexpectedFrame(_NOT_A_METHOD)
+        if self._properties is not None:
+            raise self._content_expected()
+        if frame.class_id != self._publish.CLASS_ID:
+            raise _blaming(
+                UnexpectedFrame(
+                    f"expected content header for class {self._publish.CLASS_ID}, "
+                    f"got one for class {frame.class_id} instead"
+                ),
+                self._publish,
+            )
         self._properties = frame.properties
         self._raw_properties = frame.raw_properties
         self._body_size = frame.body_size
         if frame.body_size == 0:
-            self._publish_complete(b"")
+            self._finish_publish(b"")
 
     def handle_body(self, frame: BodyFrame) -> None:
-        if self._publish is None or self._properties is None:
-            raise UnexpectedFrame("expected method frame, got content body frame instead")
+        if self._publish is None:
+            raise UnexpectedFrame(_NOT_A_METHOD)
+        if self._properties is None:
+            raise self._content_expected()
         self._body.append(frame.payload)
         self._received += len(frame.payload)
         if self._received >= self._body_size:
             if self._received > self._body_size:
-                raise UnexpectedFrame("content body larger than its header announced")
+                raise _blaming(
+                    UnexpectedFrame("content body larger than its header announced"), self._publish
+                )
             body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-            self._publish_complete(body)
+            self._finish_publish(body)
+
+    def _content_expected(self) -> BrokerError:
+        """Some other frame where the publish's content should continue."""
+        if self._properties is None:
+            text = "expected content header for class 60, got non content header frame instead"
+        else:
+            text = "expected content body, got non content body frame instead"
+        return _blaming(UnexpectedFrame(text), self._publish)
 
     # -- publishing ------------------------------------------------------------------------------
 
     def _basic_publish(self, method: Any) -> None:
         self._publish = method  # checked when the content is whole, as RabbitMQ does
+
+    def _finish_publish(self, body: bytes) -> None:
+        method = self._publish
+        try:
+            self._publish_complete(body)
+        except BrokerError as error:
+            _blaming(error, method)
+            raise
 
     def _publish_complete(self, body: bytes) -> None:
         method, properties = self._publish, self._properties
@@ -558,6 +589,13 @@ class Channel:
         settlements, self._tx_settlements = self._tx_settlements, []
         self._restore_unacked(settlements)
         self._requeue_all_unacked()
+
+
+def _blaming(error: BrokerError, publish: Any) -> BrokerError:
+    """RabbitMQ names the basic.publish in the close for anything wrong with its content."""
+    if not error.class_id:
+        error.class_id, error.method_id = publish.CLASS_ID, publish.METHOD_ID
+    return error
 
 
 def _encoded_properties(message: Message) -> bytes:
