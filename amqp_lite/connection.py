@@ -15,7 +15,7 @@ from typing import Any
 
 from amqp_lite import __version__
 from amqp_lite.channel import Channel
-from amqp_lite.errors import ChannelError, CommandInvalid, FrameError, UnexpectedFrame
+from amqp_lite.errors import ChannelError, CommandInvalid, UnexpectedFrame
 from amqp_lite.replies import closes_connection, reply_text
 from amqp_lite.wire import methods
 from amqp_lite.wire.fields import decode_table
@@ -219,7 +219,7 @@ class ServerConnection:
             return
         if isinstance(frame, HeartbeatFrame):
             if channel_number != 0:
-                raise FrameError("heartbeat frame on a non-zero channel")
+                raise UnexpectedFrame("heartbeat frame on a non-zero channel")
             return
         if channel_number == 0:
             if not isinstance(frame, MethodFrame):
@@ -260,19 +260,25 @@ class ServerConnection:
 
     def _on_unopened_channel_frame(self, frame: Any) -> None:
         if isinstance(frame, MethodFrame) and isinstance(frame.method, methods.ChannelOpen):
-            if frame.channel > self.channel_max:
-                raise NotAllowed(f"channel {frame.channel} exceeds limit {self.channel_max}")
+            # RabbitMQ limits how many are open, whatever their numbers.
+            if len(self.channels) >= self.channel_max:
+                raise NotAllowed(
+                    f"number of channels opened ({len(self.channels)}) has reached "
+                    f"the negotiated channel_max ({self.channel_max})"
+                )
             self.channels[frame.channel] = Channel(self, frame.channel)
             self.send_method(frame.channel, methods.ChannelOpenOk())
             return
-        raise ChannelError(f"expected 'channel.open' on channel {frame.channel}")
+        if not isinstance(frame, MethodFrame):
+            raise UnexpectedFrame("expected method frame, got non method frame instead")
+        raise ChannelError("expected 'channel.open'")
 
     def _on_channel_method(self, channel: Channel, method: Any) -> None:
         if isinstance(method, methods.ChannelClose):
             self._forget_channel(channel)
             self.send_method(channel.number, methods.ChannelCloseOk())
         elif isinstance(method, methods.ChannelOpen):
-            raise ChannelError(f"second 'channel.open' seen on channel {channel.number}")
+            raise ChannelError("second 'channel.open' seen")
         elif isinstance(method, methods.ChannelCloseOk):
             raise ChannelError("unexpected 'channel.close-ok'")
         else:
@@ -343,6 +349,8 @@ class ServerConnection:
             if handler is None:
                 if isinstance(method, methods.ConnectionClose):
                     handler = ServerConnection._connection_close
+                elif self.state is State.OPEN:
+                    raise ChannelError("unexpected method in connection state running")
                 else:
                     raise CommandInvalid(f"unexpected {method.NAME} in state '{self.state.value}'")
             handler(self, method)
