@@ -89,8 +89,8 @@ class Server:
                 # connection's claims now, not when the writer's heartbeat wait ends.
                 connection.connection_lost()
                 wakeup.set()  # let the writer send what is left, then hang up
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away (reset, broken pipe); they arrive grouped by the nursery
         finally:
             connection.connection_lost()
             self.connections.discard(connection)
