@@ -65,6 +65,7 @@ class Channel:
         self._acks_sent_upto = 0
         # (tag, store operation) for publishes whose confirm waits for the store's fsync.
         self._awaiting_disk: deque[tuple[int, int]] = deque()
+        self._commit_waits_for = 0  # store operation a tx.commit-ok waits for, if any
 
         self.transactional = False
         self._tx_publishes: list[tuple[Exchange, Message, bool]] = []
@@ -197,6 +198,11 @@ class Channel:
             durable = self.vhost.store.durable_upto  # type: ignore[union-attr]
             while waiting and waiting[0][1] <= durable:
                 self._confirmed_upto = waiting.popleft()[0]
+        if self._commit_waits_for:
+            if self._commit_waits_for > self.vhost.store.durable_upto:  # type: ignore[union-attr]
+                return True
+            self._commit_waits_for = 0
+            self.connection.send_method(self.number, methods.TxCommitOk())
         upto = self._confirmed_upto
         if upto > self._acks_sent_upto:
             multiple = upto - self._acks_sent_upto > 1
@@ -549,7 +555,13 @@ class Channel:
             self._route(exchange, message, mandatory)
         for outcome, settled in settlements:
             self._apply_settlement(outcome, settled)
-        self.connection.send_method(self.number, methods.TxCommitOk())
+        store = self.vhost.store
+        if store is not None and any(message.store_id is not None for _, message, _ in publishes):
+            # commit-ok promises the persistent messages are on disk: wait for the store.
+            self._commit_waits_for = store.last_op
+            self.connection.confirms_pending(self)
+        else:
+            self.connection.send_method(self.number, methods.TxCommitOk())
 
     def _tx_rollback(self, method: Any) -> None:
         if not self.transactional:

@@ -170,3 +170,21 @@ class _watching:
     def __exit__(self, *exc_info: object) -> None:
         for thread in self.threads:
             thread.join(timeout=10)
+
+
+def test_committed_transaction_survives_a_restart(tmp_path: Path) -> None:
+    with run_in_thread(data_dir=tmp_path) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = connection.channel()
+        channel.queue_declare("tx", durable=True)
+        channel.tx_select()
+        channel.basic_publish("", "tx", b"committed", PERSISTENT)
+        channel.tx_commit()  # answered only once the message is on disk
+        channel.basic_publish("", "tx", b"rolled back", PERSISTENT)
+        channel.tx_rollback()
+        connection.close()
+
+    with run_in_thread(data_dir=tmp_path) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        assert drain(connection.channel(), "tx") == [(b"committed", False)]
+        connection.close()
