@@ -202,6 +202,7 @@ class FrameDecoder:
                 pos = end + 1
                 self._pos = pos
                 self._have -= size + 8
+                self._need = 7  # the caller may stop iterating here: leave no stale need
                 yield frame
             else:
                 self._need = 7
