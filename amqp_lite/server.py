@@ -89,6 +89,8 @@ class Server:
                 # connection's claims now, not when the writer's heartbeat wait ends.
                 connection.connection_lost()
                 wakeup.set()  # let the writer send what is left, then hang up
+                # ...but not for ever: a peer that reads nothing keeps send_all waiting.
+                nursery.cancel_scope.deadline = trio.current_time() + CLOSE_TIMEOUT
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away (reset, broken pipe); they arrive grouped by the nursery
         finally:
