@@ -141,6 +141,7 @@ class ServerConnection:
             return
         if self.state is State.AWAITING_HEADER:
             self.state = State.CLOSED
+            self.on_output()  # nothing to say, but the writer must wake up to hang up
             return
         self.send_method(0, methods.ConnectionClose(reply_code=reply_code, reply_text=text))
         self.state = State.CLOSING
