@@ -83,11 +83,6 @@ async def test_a_frame_over_the_negotiated_frame_max_is_501(server: Broker, fram
     assert (close.class_id, close.method_id) == (0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RabbitMQ allows 8 octets of fudge: a payload of exactly frame_max is accepted "
-    "(only > frame_max is frame_too_large); our decoder stops at frame_max - 8",
-)
 async def test_a_payload_of_exactly_frame_max_is_accepted_like_rabbitmq(server: Broker) -> None:
     async with await RawClient.connect(server.port) as client:
         await client.handshake(frame_max=4096)

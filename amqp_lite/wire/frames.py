@@ -174,7 +174,9 @@ class FrameDecoder:
             buf = self._buf
             pos = self._pos
             n = len(buf)
-            limit = self.frame_max - 8 if self.frame_max else 1 << 32
+            # RabbitMQ refuses only payloads larger than frame_max itself (8 octets of slack
+            # beyond the spec's frame_max - 8), and clients have come to rely on that.
+            limit = self.frame_max if self.frame_max else 1 << 32
             while n - pos >= 7:
                 ftype, channel, size = _unpack_from(">BHI", buf, pos)
                 if size > limit:
