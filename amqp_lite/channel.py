@@ -65,7 +65,9 @@ class Channel:
         self._acks_sent_upto = 0
         # (tag, store operation) for publishes whose confirm waits for the store's fsync.
         self._awaiting_disk: deque[tuple[int, int]] = deque()
-        self._commit_waits_for = 0  # store operation a tx.commit-ok waits for, if any
+        # Replies that promise something is on disk (durable declares, tx.commit-ok), each with
+        # the store operation it waits for; they go out in order once that is written.
+        self._replies_waiting: deque[tuple[int, Any]] = deque()
 
         self.transactional = False
         self._tx_publishes: list[tuple[Exchange, Message, bool]] = []
@@ -154,7 +156,7 @@ class Channel:
         if self.confirming:
             self._publish_seq += 1
             store = self.vhost.store
-            if message.store_id is not None and store is not None:
+            if store is not None and (message.store_id is not None or self._replies_waiting):
                 self._awaiting_disk.append((self._publish_seq, store.last_op))
             elif self._awaiting_disk:  # acks go out in order: wait behind the stored ones
                 self._awaiting_disk.append((self._publish_seq, 0))
@@ -198,11 +200,11 @@ class Channel:
             durable = self.vhost.store.durable_upto  # type: ignore[union-attr]
             while waiting and waiting[0][1] <= durable:
                 self._confirmed_upto = waiting.popleft()[0]
-        if self._commit_waits_for:
-            if self._commit_waits_for > self.vhost.store.durable_upto:  # type: ignore[union-attr]
-                return True
-            self._commit_waits_for = 0
-            self.connection.send_method(self.number, methods.TxCommitOk())
+        replies = self._replies_waiting
+        if replies:
+            durable = self.vhost.store.durable_upto  # type: ignore[union-attr]
+            while replies and replies[0][0] <= durable:
+                self.connection.send_method(self.number, replies.popleft()[1])
         upto = self._confirmed_upto
         if upto > self._acks_sent_upto:
             multiple = upto - self._acks_sent_upto > 1
@@ -210,7 +212,16 @@ class Channel:
             self.connection.send_method(
                 self.number, methods.BasicAck(delivery_tag=upto, multiple=multiple)
             )
-        return bool(waiting)
+        return bool(waiting or replies)
+
+    def _reply_when_stored(self, method: Any) -> None:
+        """Send `method` once everything the store has been told so far is on disk."""
+        store = self.vhost.store
+        if store is None or (store.durable_upto >= store.last_op and not self._replies_waiting):
+            self.connection.send_method(self.number, method)
+            return
+        self._replies_waiting.append((store.last_op, method))
+        self.connection.confirms_pending(self)
 
     # -- delivering ------------------------------------------------------------------------------
 
@@ -426,23 +437,23 @@ class Channel:
             arguments=dict(method.arguments),
         )
         if not method.no_wait:
-            self.connection.send_method(self.number, methods.ExchangeDeclareOk())
+            self._reply_when_stored(methods.ExchangeDeclareOk())
 
     def _exchange_delete(self, method: Any) -> None:
         self._check("configure", "exchange", method.exchange)
         self.vhost.delete_exchange(method.exchange, if_unused=method.if_unused)
         if not method.no_wait:
-            self.connection.send_method(self.number, methods.ExchangeDeleteOk())
+            self._reply_when_stored(methods.ExchangeDeleteOk())
 
     def _exchange_bind(self, method: Any) -> None:
         self._bind_exchanges(method, bind=True)
         if not method.no_wait:
-            self.connection.send_method(self.number, methods.ExchangeBindOk())
+            self._reply_when_stored(methods.ExchangeBindOk())
 
     def _exchange_unbind(self, method: Any) -> None:
         self._bind_exchanges(method, bind=False)
         if not method.no_wait:
-            self.connection.send_method(self.number, methods.ExchangeUnbindOk())
+            self._reply_when_stored(methods.ExchangeUnbindOk())
 
     def _bind_exchanges(self, method: Any, *, bind: bool) -> None:
         self._check("write", "exchange", method.destination)
@@ -473,8 +484,7 @@ class Channel:
             self.connection.exclusive_queues.add(queue)
         self.connection.last_queue_name = queue.name
         if not method.no_wait:
-            self.connection.send_method(
-                self.number,
+            self._reply_when_stored(
                 methods.QueueDeclareOk(
                     queue=queue.name,
                     message_count=queue.message_count,
@@ -493,11 +503,11 @@ class Channel:
     def _queue_bind(self, method: Any) -> None:
         self._queue_binding(method, bind=True)
         if not method.no_wait:
-            self.connection.send_method(self.number, methods.QueueBindOk())
+            self._reply_when_stored(methods.QueueBindOk())
 
     def _queue_unbind(self, method: Any) -> None:
         self._queue_binding(method, bind=False)
-        self.connection.send_method(self.number, methods.QueueUnbindOk())
+        self._reply_when_stored(methods.QueueUnbindOk())
 
     def _queue_binding(self, method: Any, *, bind: bool) -> None:
         queue_name = self._queue_name(method.queue)
@@ -520,7 +530,7 @@ class Channel:
         self._check("read", "queue", queue_name)
         count = self.vhost.purge_queue(queue_name, self.connection)
         if not method.no_wait:
-            self.connection.send_method(self.number, methods.QueuePurgeOk(message_count=count))
+            self._reply_when_stored(methods.QueuePurgeOk(message_count=count))
 
     def _queue_delete(self, method: Any) -> None:
         queue_name = self._queue_name(method.queue)
@@ -529,7 +539,7 @@ class Channel:
             queue_name, self.connection, if_unused=method.if_unused, if_empty=method.if_empty
         )
         if not method.no_wait:
-            self.connection.send_method(self.number, methods.QueueDeleteOk(message_count=count))
+            self._reply_when_stored(methods.QueueDeleteOk(message_count=count))
 
     # -- modes -----------------------------------------------------------------------------------
 
@@ -555,13 +565,7 @@ class Channel:
             self._route(exchange, message, mandatory)
         for outcome, settled in settlements:
             self._apply_settlement(outcome, settled)
-        store = self.vhost.store
-        if store is not None and any(message.store_id is not None for _, message, _ in publishes):
-            # commit-ok promises the persistent messages are on disk: wait for the store.
-            self._commit_waits_for = store.last_op
-            self.connection.confirms_pending(self)
-        else:
-            self.connection.send_method(self.number, methods.TxCommitOk())
+        self._reply_when_stored(methods.TxCommitOk())  # its persistent messages are on disk
 
     def _tx_rollback(self, method: Any) -> None:
         if not self.transactional:

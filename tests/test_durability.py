@@ -188,3 +188,24 @@ def test_committed_transaction_survives_a_restart(tmp_path: Path) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(broker.url))
         assert drain(connection.channel(), "tx") == [(b"committed", False)]
         connection.close()
+
+
+def test_a_durable_declaration_answered_survives_an_immediate_kill(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path)
+    connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+    channel = connection.channel()
+    channel.exchange_declare("audit", "fanout", durable=True)
+    channel.queue_declare("audit-log", durable=True)
+    channel.queue_bind("audit-log", "audit")  # answered only once all three are on disk
+    broker.kill()
+
+    survivor = BrokerProcess(tmp_path)
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(survivor.url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("audit", "", b"routed", PERSISTENT)
+        assert drain(channel, "audit-log") == [(b"routed", False)]
+        connection.close()
+    finally:
+        survivor.stop()
