@@ -173,13 +173,8 @@ class Channel:
         for queue in queues:
             queue.enqueue(message)
 
-    def _send_return(self, code: int, text: str, message: Message) -> None:
-        method = methods.BasicReturn(
-            reply_code=code,
-            reply_text=text,
-            exchange=message.exchange,
-            routing_key=message.routing_key,
-        )
+    def _send_with_content(self, method: Any, message: Message) -> None:
+        """basic.deliver, get-ok or return: the method, then the message's header and body."""
         self.connection.send(
             encode_delivery(
                 self.number,
@@ -189,6 +184,15 @@ class Channel:
                 self.connection.frame_max,
             )
         )
+
+    def _send_return(self, code: int, text: str, message: Message) -> None:
+        method = methods.BasicReturn(
+            reply_code=code,
+            reply_text=text,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+        )
+        self._send_with_content(method, message)
 
     def flush_confirms(self) -> bool:
         """Send one basic.ack covering every publish confirmed since the last flush.
@@ -248,15 +252,7 @@ class Channel:
             exchange=message.exchange,
             routing_key=message.routing_key,
         )
-        self.connection.send(
-            encode_delivery(
-                self.number,
-                method,
-                _encoded_properties(message),
-                message.body,
-                self.connection.frame_max,
-            )
-        )
+        self._send_with_content(method, message)
 
     def resume_consumers(self) -> None:
         """Credit came back (an ack, flow on, the socket drained): let queues deliver again."""
@@ -406,15 +402,7 @@ class Channel:
             routing_key=message.routing_key,
             message_count=queue.message_count,
         )
-        self.connection.send(
-            encode_delivery(
-                self.number,
-                reply,
-                _encoded_properties(message),
-                message.body,
-                self.connection.frame_max,
-            )
-        )
+        self._send_with_content(reply, message)
 
     # -- exchanges, queues, bindings -------------------------------------------------------------
 
