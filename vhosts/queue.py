@@ -62,11 +62,9 @@ class Queue:
         self.arguments = arguments or {}
         self.ready: deque[QueueEntry] = deque()
         self.consumers: deque[Consumer] = deque()
-        self.unacked_count = 0
         self.deleted = False
         self._next_seq = 0
         self._dispatching = False
-        self._had_consumer = False
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} ready={len(self.ready)} consumers={len(self.consumers)}>"
@@ -145,7 +143,6 @@ class Queue:
         returning = sorted(entries, key=_by_seq)
         if not returning:
             return
-        self.unacked_count -= len(returning)
         if self.deleted:
             return
         for entry in returning:
@@ -176,13 +173,8 @@ class Queue:
                 else:
                     return
                 entry = ready.popleft()
-                if consumer.no_ack:
-                    if entry.stored:
-                        self._unpersist(entry)
-                else:
-                    self.unacked_count += 1
-                    if entry.stored and not entry.redelivered:
-                        self._mark_delivered(entry)
+                if entry.stored:
+                    self._taken(entry, consumer.no_ack)
                 consumer.deliver(entry)
         finally:
             self._dispatching = False
@@ -191,17 +183,18 @@ class Queue:
         if not self.ready:
             return None
         entry = self.ready.popleft()
-        if no_ack:
-            if entry.stored:
-                self._unpersist(entry)
-        else:
-            self.unacked_count += 1
-            if entry.stored and not entry.redelivered:
-                self._mark_delivered(entry)
+        if entry.stored:
+            self._taken(entry, no_ack)
         return entry
 
+    def _taken(self, entry: QueueEntry, no_ack: bool) -> None:
+        """A stored entry left the ready list: settled already (no-ack), or now delivered."""
+        if no_ack:
+            self._unpersist(entry)
+        elif not entry.redelivered:
+            self._mark_delivered(entry)
+
     def ack(self, entry: QueueEntry) -> None:
-        self.unacked_count -= 1
         if entry.stored:
             self._unpersist(entry)
 
@@ -227,16 +220,15 @@ class Queue:
     def add_consumer(self, consumer: Consumer) -> None:
         """Call `check_consumable` first; this one only adds and starts delivering."""
         self.consumers.append(consumer)
-        self._had_consumer = True
         self.dispatch()
 
     def remove_consumer(self, consumer: Consumer) -> bool:
-        """Returns True when the queue should now be auto-deleted."""
+        """Returns True when the queue should now be auto-deleted: its last consumer went."""
         try:
             self.consumers.remove(consumer)
         except ValueError:
             return False
-        return self.auto_delete and self._had_consumer and not self.consumers
+        return self.auto_delete and not self.consumers
 
     def check_deletable(self, *, if_unused: bool, if_empty: bool) -> None:
         if if_unused and self.consumers:
