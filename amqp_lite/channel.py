@@ -199,14 +199,11 @@ class Channel:
 
         Returns True while some confirms still wait for the store.
         """
-        waiting = self._awaiting_disk
-        if waiting:
+        waiting, replies = self._awaiting_disk, self._replies_waiting
+        if waiting or replies:  # only ever filled when the vhost has a store
             durable = self.vhost.store.durable_upto  # type: ignore[union-attr]
             while waiting and waiting[0][1] <= durable:
                 self._confirmed_upto = waiting.popleft()[0]
-        replies = self._replies_waiting
-        if replies:
-            durable = self.vhost.store.durable_upto  # type: ignore[union-attr]
             while replies and replies[0][0] <= durable:
                 self.connection.send_method(self.number, replies.popleft()[1])
         upto = self._confirmed_upto
