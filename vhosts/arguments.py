@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from exchanges.erlang_text import type_name
 from vhosts.errors import PreconditionFailed
 
 # The arguments RabbitMQ compares on redeclare; any others may differ freely.
@@ -20,23 +21,6 @@ EQUIVALENT_QUEUE_ARGUMENTS = (
     "x-queue-type",
     "x-single-active-consumer",
 )
-
-
-def type_name(value: Any) -> str:
-    """The field-table type RabbitMQ would name for a value, for its error texts."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "signedint" if -(2**31) <= value < 2**31 else "long"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, (str, bytes)):
-        return "longstr"
-    if isinstance(value, dict):
-        return "table"
-    if isinstance(value, list):
-        return "array"
-    return "void"
 
 
 def _shown(value: Any) -> str:
