@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pika
 import pytest
 
-from amqp_lite import ThreadedBroker, run_in_thread
+from amqp_lite import Broker, ThreadedBroker, run_in_thread
 
 
 @pytest.fixture
 def broker() -> Iterator[ThreadedBroker]:
     """A fresh broker per test, its trio loop in a background thread (for pika and aio-pika)."""
     with run_in_thread(vhosts=("/", "other")) as running:
+        yield running
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Broker]:
+    """A fresh broker per trio test, in the test's own event loop."""
+    async with Broker(vhosts=("/", "other")) as running:
         yield running
 
 

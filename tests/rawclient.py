@@ -212,3 +212,11 @@ class RawClient:
         await self.send_method(0, methods.ConnectionClose(reply_code=200, reply_text="bye"))
         await self.expect(methods.ConnectionCloseOk, 0)
         assert await self.frames_until_eof() == []
+
+
+async def connected(port: int, **handshake: int) -> RawClient:
+    """A client past the handshake with channel 1 open."""
+    client = await RawClient.connect(port)
+    await client.handshake(**handshake)
+    await client.open_channel(1)
+    return client

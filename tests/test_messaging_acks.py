@@ -5,7 +5,6 @@ channel or connection gives back. Reply texts and orders are RabbitMQ 3.10's, ob
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Callable
 
 import pika
@@ -14,17 +13,13 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 from amqp_lite import ThreadedBroker
+from tests.pika_helpers import Received, collector, ready, wait_for
 
 SIZES = [0, 300_000]  # empty, and big enough to span several body frames
-Received = list[tuple[bytes, int, bool]]  # (body, delivery tag, redelivered)
 
 
 def _body(size: int) -> bytes:
     return (bytes(range(256)) * (size // 256 + 1))[:size]
-
-
-def _ready(channel: BlockingChannel, queue: str) -> int:
-    return channel.queue_declare(queue, passive=True).method.message_count
 
 
 def _fill(channel: BlockingChannel, queue: str, count: int) -> None:
@@ -41,21 +36,6 @@ def _get_all(channel: BlockingChannel, queue: str, *, ack: bool) -> Received:
         if method is None:
             return taken
         taken.append((body, method.delivery_tag, method.redelivered))
-
-
-def _collector(into: Received) -> Callable[..., None]:
-    def on_message(_channel: BlockingChannel, method, _properties, body: bytes) -> None:
-        into.append((body, method.delivery_tag, method.redelivered))
-
-    return on_message
-
-
-def _wait_for(connection: pika.BlockingConnection, done: Callable[[], bool]) -> None:
-    """Process events until `done()`; for deliveries that must come."""
-    deadline = time.monotonic() + 5
-    while not done():
-        assert time.monotonic() < deadline, "expected deliveries did not arrive"
-        connection.process_data_events(time_limit=0.05)
 
 
 def _closed_with(error: ChannelClosedByBroker | ConnectionClosedByBroker) -> tuple[int, str]:
@@ -95,8 +75,8 @@ def test_consumer_gets_requeued_messages_first(
     channel.basic_reject(taken[0][1], requeue=True)
     channel.basic_reject(taken[1][1], requeue=True)
     received: Received = []
-    channel.basic_consume("order", _collector(received), auto_ack=True)
-    _wait_for(connection, lambda: len(received) == 3)
+    channel.basic_consume("order", collector(received), auto_ack=True)
+    wait_for(connection, lambda: len(received) == 3)
     assert [(got, redelivered) for got, _tag, redelivered in received] == [
         (body + b"1", True),
         (body + b"2", True),
@@ -132,13 +112,13 @@ def test_ack_zero_multiple_acks_everything_outstanding(
     _get_all(channel, "all", ack=False)
     channel.basic_ack(0, multiple=True)
     channel.close()  # would requeue anything still unacked
-    assert _ready(connection.channel(), "all") == 0
+    assert ready(connection.channel(), "all") == 0
 
 
 def test_ack_zero_multiple_with_nothing_outstanding_is_fine(channel: BlockingChannel) -> None:
     channel.queue_declare("all")
     channel.basic_ack(0, multiple=True)
-    assert _ready(channel, "all") == 0
+    assert ready(channel, "all") == 0
 
 
 def test_ack_multiple_skips_tags_already_settled(
@@ -194,7 +174,7 @@ def test_settling_an_unknown_tag_is_406(
     channel.queue_declare("tags")
     settle(channel)
     with pytest.raises(ChannelClosedByBroker) as closed:
-        _ready(channel, "tags")  # the error closes the channel before this is answered
+        ready(channel, "tags")  # the error closes the channel before this is answered
     assert _closed_with(closed.value) == (406, "PRECONDITION_FAILED - unknown delivery tag 5")
 
 
@@ -204,7 +184,7 @@ def test_double_ack_is_406(channel: BlockingChannel) -> None:
     channel.basic_ack(tag)
     channel.basic_ack(tag)
     with pytest.raises(ChannelClosedByBroker) as closed:
-        _ready(channel, "tags")
+        ready(channel, "tags")
     assert _closed_with(closed.value) == (406, f"PRECONDITION_FAILED - unknown delivery tag {tag}")
 
 
@@ -213,7 +193,7 @@ def test_ack_zero_without_multiple_is_406(channel: BlockingChannel) -> None:
     _get_all(channel, "tags", ack=False)
     channel.basic_ack(0)
     with pytest.raises(ChannelClosedByBroker) as closed:
-        _ready(channel, "tags")
+        ready(channel, "tags")
     assert _closed_with(closed.value) == (406, "PRECONDITION_FAILED - unknown delivery tag 0")
 
 
@@ -223,10 +203,10 @@ def test_tags_belong_to_their_channel(connection: pika.BlockingConnection) -> No
     [(_content, tag, _r)] = _get_all(first, "tags", ack=False)
     second.basic_ack(tag)
     with pytest.raises(ChannelClosedByBroker) as closed:
-        _ready(second, "tags")
+        ready(second, "tags")
     assert _closed_with(closed.value) == (406, f"PRECONDITION_FAILED - unknown delivery tag {tag}")
     first.basic_ack(tag)  # still known where it was delivered
-    assert _ready(first, "tags") == 0
+    assert ready(first, "tags") == 0
 
 
 # -- basic.recover -----------------------------------------------------------------------------
@@ -241,14 +221,14 @@ def test_recover_requeue_redelivers_unacked_with_redelivered_set(
     for _ in range(2):
         channel.basic_publish("", "recover", body)
     received: Received = []
-    channel.basic_consume("recover", _collector(received))
-    _wait_for(connection, lambda: len(received) == 2)
+    channel.basic_consume("recover", collector(received))
+    wait_for(connection, lambda: len(received) == 2)
     channel.basic_recover(requeue=True)
-    _wait_for(connection, lambda: len(received) == 4)
+    wait_for(connection, lambda: len(received) == 4)
     assert received[2:] == [(body, 3, True), (body, 4, True)]
     channel.basic_ack(2, multiple=True)  # the old tags are gone: only 3 and 4 are unacked
     with pytest.raises(ChannelClosedByBroker) as closed:
-        _ready(channel, "recover")
+        ready(channel, "recover")
     assert _closed_with(closed.value) == (406, "PRECONDITION_FAILED - unknown delivery tag 2")
 
 
@@ -286,8 +266,8 @@ def test_closing_a_channel_requeues_its_unacked_messages(
     method, _properties, _received = channel.basic_get("back")
     channel.basic_ack(method.delivery_tag)
     consumed: Received = []
-    channel.basic_consume("back", _collector(consumed))
-    _wait_for(connection, lambda: len(consumed) == 1)
+    channel.basic_consume("back", collector(consumed))
+    wait_for(connection, lambda: len(consumed) == 1)
     channel.close()
     assert [
         (got, redelivered)
@@ -313,12 +293,12 @@ def test_a_dropped_socket_requeues_its_unacked_messages_at_once(
     dropped.channel().basic_consume("back", lambda *args: None)  # never acks
     channel.confirm_delivery()
     channel.basic_publish("", "back", b"1")
-    assert _ready(channel, "back") == 0  # delivered to the consumer about to drop
+    assert ready(channel, "back") == 0  # delivered to the consumer about to drop
     received: Received = []
-    channel.basic_consume("back", _collector(received))
+    channel.basic_consume("back", collector(received))
     # No connection.close: the TCP connection just goes, as when a client process dies.
     dropped._impl._transport._sock.shutdown(socket.SHUT_RDWR)
-    _wait_for(connection, lambda: len(received) == 1)
+    wait_for(connection, lambda: len(received) == 1)
     assert received == [(b"1", 1, True)]
 
 
@@ -329,7 +309,7 @@ def test_requeued_message_goes_to_a_waiting_consumer_on_another_channel(
     _fill(holder, "handover", 1)
     holder.basic_get("handover")
     received: Received = []
-    waiter.basic_consume("handover", _collector(received))
+    waiter.basic_consume("handover", collector(received))
     holder.close()
-    _wait_for(connection, lambda: len(received) == 1)
+    wait_for(connection, lambda: len(received) == 1)
     assert received == [(b"1", 1, True)]

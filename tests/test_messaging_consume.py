@@ -9,41 +9,19 @@ the broker answers in order, so whatever it delivered was sent before the count.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 from amqp_lite import ThreadedBroker
+from tests.pika_helpers import Received, collector, ready, wait_for
 
 SIZES = [0, 300_000]  # empty, and big enough to span several body frames
-Received = list[tuple[bytes, int, bool]]  # (body, delivery tag, redelivered)
 
 
 def _body(size: int) -> bytes:
     return (bytes(range(256)) * (size // 256 + 1))[:size]
-
-
-def _ready(channel: BlockingChannel, queue: str) -> int:
-    return channel.queue_declare(queue, passive=True).method.message_count
-
-
-def _collector(into: Received) -> Callable[..., None]:
-    def on_message(_channel: BlockingChannel, method, _properties, body: bytes) -> None:
-        into.append((body, method.delivery_tag, method.redelivered))
-
-    return on_message
-
-
-def _wait_for(connection: pika.BlockingConnection, done: Callable[[], bool]) -> None:
-    """Process events until `done()`; for deliveries that must come."""
-    deadline = time.monotonic() + 5
-    while not done():
-        assert time.monotonic() < deadline, "expected deliveries did not arrive"
-        connection.process_data_events(time_limit=0.05)
 
 
 def _publish(channel: BlockingChannel, queue: str, count: int) -> None:
@@ -76,14 +54,14 @@ def test_consumer_receives_in_order_and_ack_removes(
     for body in bodies:
         channel.basic_publish("", "work", body)
     received: Received = []
-    channel.basic_consume("work", _collector(received))
-    _wait_for(connection, lambda: len(received) == 3)
+    channel.basic_consume("work", collector(received))
+    wait_for(connection, lambda: len(received) == 3)
     assert _bodies(received) == bodies
     assert [tag for _content, tag, _r in received] == [1, 2, 3]
     assert not any(redelivered for _b, _t, redelivered in received)
     channel.basic_ack(3, multiple=True)
     channel.close()
-    assert _ready(connection.channel(), "work") == 0
+    assert ready(connection.channel(), "work") == 0
 
 
 def test_no_ack_consumer_settles_on_delivery(
@@ -92,10 +70,10 @@ def test_no_ack_consumer_settles_on_delivery(
     channel.queue_declare("noack")
     _publish(channel, "noack", 3)
     received: Received = []
-    channel.basic_consume("noack", _collector(received), auto_ack=True)
-    _wait_for(connection, lambda: len(received) == 3)
+    channel.basic_consume("noack", collector(received), auto_ack=True)
+    wait_for(connection, lambda: len(received) == 3)
     channel.close()  # nothing is unacked, so nothing comes back
-    assert _ready(connection.channel(), "noack") == 0
+    assert ready(connection.channel(), "noack") == 0
 
 
 def test_acking_a_no_ack_delivery_is_406(
@@ -104,11 +82,11 @@ def test_acking_a_no_ack_delivery_is_406(
     channel.queue_declare("noack")
     _publish(channel, "noack", 1)
     received: Received = []
-    channel.basic_consume("noack", _collector(received), auto_ack=True)
-    _wait_for(connection, lambda: len(received) == 1)
+    channel.basic_consume("noack", collector(received), auto_ack=True)
+    wait_for(connection, lambda: len(received) == 1)
     channel.basic_ack(received[0][1])
     with pytest.raises(ChannelClosedByBroker) as closed:
-        _ready(channel, "noack")
+        ready(channel, "noack")
     assert (closed.value.reply_code, closed.value.reply_text) == (
         406,
         "PRECONDITION_FAILED - unknown delivery tag 1",
@@ -121,14 +99,14 @@ def test_cancel_stops_deliveries_and_its_unacked_can_still_be_acked(
     channel.queue_declare("cancel")
     _publish(channel, "cancel", 1)
     received: Received = []
-    tag = channel.basic_consume("cancel", _collector(received))
-    _wait_for(connection, lambda: len(received) == 1)
+    tag = channel.basic_consume("cancel", collector(received))
+    wait_for(connection, lambda: len(received) == 1)
     channel.basic_cancel(tag)  # waits for cancel-ok
     _publish(_publisher(connection), "cancel", 1)
-    assert _ready(channel, "cancel") == 1  # not delivered: nobody consumes now
+    assert ready(channel, "cancel") == 1  # not delivered: nobody consumes now
     channel.basic_ack(received[0][1])
     channel.close()
-    assert _ready(connection.channel(), "cancel") == 1  # only the undelivered one
+    assert ready(connection.channel(), "cancel") == 1  # only the undelivered one
 
 
 def test_consumer_tag_reused_on_a_channel_is_530(channel: BlockingChannel) -> None:
@@ -184,9 +162,9 @@ def test_after_the_exclusive_consumer_cancels_others_may_consume(
     tag = channel.basic_consume("solo", lambda *args: None, exclusive=True)
     channel.basic_cancel(tag)
     received: Received = []
-    connection.channel().basic_consume("solo", _collector(received))
+    connection.channel().basic_consume("solo", collector(received))
     _publish(channel, "solo", 1)
-    _wait_for(connection, lambda: len(received) == 1)
+    wait_for(connection, lambda: len(received) == 1)
 
 
 # -- basic.get ---------------------------------------------------------------------------------
@@ -225,8 +203,8 @@ def test_get_tags_and_consumer_tags_share_one_sequence(
     method, _properties, _body_received = channel.basic_get("mixed")
     assert method.delivery_tag == 1
     received: Received = []
-    channel.basic_consume("mixed", _collector(received))
-    _wait_for(connection, lambda: len(received) == 1)
+    channel.basic_consume("mixed", collector(received))
+    wait_for(connection, lambda: len(received) == 1)
     assert received[0][1] == 2
 
 
@@ -240,16 +218,16 @@ def test_per_consumer_prefetch_applies_to_each_consumer(
     channel.basic_qos(prefetch_count=2)
     first: Received = []
     second: Received = []
-    channel.basic_consume("qos", _collector(first))
-    channel.basic_consume("qos", _collector(second))
+    channel.basic_consume("qos", collector(first))
+    channel.basic_consume("qos", collector(second))
     _publish(_publisher(connection), "qos", 10)
-    _wait_for(connection, lambda: len(first) + len(second) == 4)
-    assert _ready(channel, "qos") == 6
+    wait_for(connection, lambda: len(first) + len(second) == 4)
+    assert ready(channel, "qos") == 6
     connection.process_data_events(time_limit=0)
     assert (_bodies(first), _bodies(second)) == ([b"0", b"2"], [b"1", b"3"])
     channel.basic_ack(first[0][1])  # frees one unit of the first consumer's credit only
-    _wait_for(connection, lambda: len(first) == 3)
-    assert _ready(channel, "qos") == 5
+    wait_for(connection, lambda: len(first) == 3)
+    assert ready(channel, "qos") == 5
     assert _bodies(first)[-1] == b"4"
 
 
@@ -260,14 +238,14 @@ def test_global_prefetch_is_shared_by_the_channels_consumers(
     channel.basic_qos(prefetch_count=3, global_qos=True)
     first: Received = []
     second: Received = []
-    channel.basic_consume("qos", _collector(first))
-    channel.basic_consume("qos", _collector(second))
+    channel.basic_consume("qos", collector(first))
+    channel.basic_consume("qos", collector(second))
     _publish(_publisher(connection), "qos", 10)
-    _wait_for(connection, lambda: len(first) + len(second) == 3)
-    assert _ready(channel, "qos") == 7
+    wait_for(connection, lambda: len(first) + len(second) == 3)
+    assert ready(channel, "qos") == 7
     channel.basic_ack(first[0][1])
-    _wait_for(connection, lambda: len(first) + len(second) == 4)
-    assert _ready(channel, "qos") == 6
+    wait_for(connection, lambda: len(first) + len(second) == 4)
+    assert ready(channel, "qos") == 6
 
 
 def test_per_consumer_and_global_prefetch_both_hold(
@@ -278,11 +256,11 @@ def test_per_consumer_and_global_prefetch_both_hold(
     channel.basic_qos(prefetch_count=3, global_qos=True)
     first: Received = []
     second: Received = []
-    channel.basic_consume("qos", _collector(first))
-    channel.basic_consume("qos", _collector(second))
+    channel.basic_consume("qos", collector(first))
+    channel.basic_consume("qos", collector(second))
     _publish(_publisher(connection), "qos", 10)
-    _wait_for(connection, lambda: len(first) + len(second) == 3)
-    assert _ready(channel, "qos") == 7
+    wait_for(connection, lambda: len(first) + len(second) == 3)
+    assert ready(channel, "qos") == 7
     connection.process_data_events(time_limit=0)
     assert (len(first), len(second)) == (2, 1)
 
@@ -296,9 +274,9 @@ def test_messages_taken_with_get_do_not_count_against_global_prefetch(
     for _ in range(2):
         channel.basic_get("qos")  # left unacked
     received: Received = []
-    channel.basic_consume("qos", _collector(received))
-    _wait_for(connection, lambda: len(received) == 2)
-    assert _ready(channel, "qos") == 1
+    channel.basic_consume("qos", collector(received))
+    wait_for(connection, lambda: len(received) == 2)
+    assert ready(channel, "qos") == 1
 
 
 def test_prefetch_set_later_applies_to_later_consumers_only(
@@ -308,14 +286,14 @@ def test_prefetch_set_later_applies_to_later_consumers_only(
     channel.queue_declare("late")
     early: Received = []
     late: Received = []
-    channel.basic_consume("early", _collector(early))
+    channel.basic_consume("early", collector(early))
     channel.basic_qos(prefetch_count=1)
-    channel.basic_consume("late", _collector(late))
+    channel.basic_consume("late", collector(late))
     publisher = _publisher(connection)
     _publish(publisher, "early", 3)
     _publish(publisher, "late", 3)
-    _wait_for(connection, lambda: len(early) == 3 and len(late) == 1)
-    assert _ready(channel, "late") == 2
+    wait_for(connection, lambda: len(early) == 3 and len(late) == 1)
+    assert ready(channel, "late") == 2
 
 
 def test_prefetch_size_is_not_implemented_and_closes_the_connection(
@@ -339,10 +317,10 @@ def test_prefetch_one_with_acks_drains_the_queue_in_order(
         channel.basic_publish("", "one", body)
     channel.basic_qos(prefetch_count=1)
     received: Received = []
-    channel.basic_consume("one", _collector(received))
+    channel.basic_consume("one", collector(received))
     for count in range(1, 5):
-        _wait_for(connection, lambda count=count: len(received) == count)
-        assert _ready(channel, "one") == 4 - count
+        wait_for(connection, lambda count=count: len(received) == count)
+        assert ready(channel, "one") == 4 - count
         channel.basic_ack(received[-1][1])
     assert _bodies(received) == bodies
 
@@ -355,9 +333,9 @@ def test_consumers_of_a_queue_take_turns(connection: pika.BlockingConnection) ->
     channels = [connection.channel() for _ in consumers]
     channels[0].queue_declare("turns")
     for consumer_channel, received in zip(channels, consumers, strict=True):
-        consumer_channel.basic_consume("turns", _collector(received))
+        consumer_channel.basic_consume("turns", collector(received))
     _publish(_publisher(connection), "turns", 9)
-    _wait_for(connection, lambda: sum(map(len, consumers)) == 9)
+    wait_for(connection, lambda: sum(map(len, consumers)) == 9)
     assert [_bodies(received) for received in consumers] == [
         [b"0", b"3", b"6"],
         [b"1", b"4", b"7"],
@@ -375,15 +353,15 @@ def test_flow_off_pauses_deliveries_and_flow_on_resumes_them(
     # RabbitMQ 3.10 answers active=false with 540 NOT_IMPLEMENTED; we follow the spec instead.
     channel.queue_declare("flow")
     received: Received = []
-    channel.basic_consume("flow", _collector(received), auto_ack=auto_ack)
+    channel.basic_consume("flow", collector(received), auto_ack=auto_ack)
     assert channel.flow(False) is False
     publisher = _publisher(connection)
     _publish(publisher, "flow", 3)
-    assert _ready(channel, "flow") == 3  # held back for the paused channel
+    assert ready(channel, "flow") == 3  # held back for the paused channel
     connection.process_data_events(time_limit=0)
     assert received == []
     assert channel.flow(True) is True
-    _wait_for(connection, lambda: len(received) == 3)
+    wait_for(connection, lambda: len(received) == 3)
     assert _bodies(received) == [b"0", b"1", b"2"]
 
 
@@ -393,11 +371,11 @@ def test_flow_off_on_one_channel_leaves_the_others_consuming(
     channel.queue_declare("flow")
     paused: Received = []
     flowing: Received = []
-    channel.basic_consume("flow", _collector(paused))
-    connection.channel().basic_consume("flow", _collector(flowing))
+    channel.basic_consume("flow", collector(paused))
+    connection.channel().basic_consume("flow", collector(flowing))
     channel.flow(False)
     _publish(_publisher(connection), "flow", 4)
-    _wait_for(connection, lambda: len(flowing) == 4)
+    wait_for(connection, lambda: len(flowing) == 4)
     assert paused == []
 
 
@@ -413,15 +391,15 @@ def test_an_error_on_one_channel_leaves_the_others_consuming(
     second.queue_declare("b")
     got_a: Received = []
     got_b: Received = []
-    first.basic_consume("a", _collector(got_a))
-    second.basic_consume("b", _collector(got_b))
+    first.basic_consume("a", collector(got_a))
+    second.basic_consume("b", collector(got_b))
     with pytest.raises(ChannelClosedByBroker):
         failing.queue_declare("absent", passive=True)
     body = _body(size)
     publisher = _publisher(connection)
     publisher.basic_publish("", "a", body)
     publisher.basic_publish("", "b", body)
-    _wait_for(connection, lambda: len(got_a) == len(got_b) == 1)
+    wait_for(connection, lambda: len(got_a) == len(got_b) == 1)
     assert _bodies(got_a) == _bodies(got_b) == [body]
 
 
@@ -432,12 +410,12 @@ def test_a_consuming_channel_closed_by_an_error_hands_its_messages_to_another(
     failing.queue_declare("shared")
     failing.basic_qos(prefetch_count=1)
     held: Received = []
-    failing.basic_consume("shared", _collector(held))
+    failing.basic_consume("shared", collector(held))
     _publish(surviving, "shared", 1)
-    _wait_for(connection, lambda: len(held) == 1)
+    wait_for(connection, lambda: len(held) == 1)
     received: Received = []
-    surviving.basic_consume("shared", _collector(received))
+    surviving.basic_consume("shared", collector(received))
     failing.basic_ack(99)  # unknown tag: 406 closes that channel, requeueing what it held
-    _wait_for(connection, lambda: len(received) == 1)
+    wait_for(connection, lambda: len(received) == 1)
     assert received == [(b"0", 1, True)]
-    _wait_for(connection, lambda: failing.is_closed)
+    wait_for(connection, lambda: failing.is_closed)

@@ -10,15 +10,13 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker, UnroutableError
 
+from tests.pika_helpers import ready
+
 SIZES = [0, 300_000]  # empty, and big enough to span several body frames
 
 
 def _body(size: int) -> bytes:
     return (bytes(range(256)) * (size // 256 + 1))[:size]
-
-
-def _ready(channel: BlockingChannel, queue: str) -> int:
-    return channel.queue_declare(queue, passive=True).method.message_count
 
 
 def _drain(channel: BlockingChannel, queue: str) -> list[bytes]:
@@ -68,7 +66,7 @@ def test_routable_mandatory_publish_is_not_returned(channel: BlockingChannel) ->
     channel.queue_declare("target")
     channel.confirm_delivery()  # a return would come before the ack and make pika raise
     channel.basic_publish("", "target", b"kept", mandatory=True)
-    assert _ready(channel, "target") == 1
+    assert ready(channel, "target") == 1
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -85,7 +83,7 @@ def test_with_confirms_an_unroutable_mandatory_publish_raises_unroutable(
     assert returned.body == body
     channel.queue_declare("after")
     channel.basic_publish("", "after", b"fine", mandatory=True)  # the channel carries on
-    assert _ready(channel, "after") == 1
+    assert ready(channel, "after") == 1
 
 
 # -- publisher confirms ------------------------------------------------------------------------
@@ -142,7 +140,7 @@ def test_transactional_publishes_appear_only_at_commit_in_order(
     bodies = [_body(size), b"second"]
     for body in bodies:
         channel.basic_publish("", "tx", body)
-    assert _ready(observer, "tx") == 0
+    assert ready(observer, "tx") == 0
     channel.tx_commit()
     assert _drain(observer, "tx") == bodies
 
@@ -166,7 +164,7 @@ def test_uncommitted_publishes_vanish_with_the_channel(
     channel.tx_select()
     channel.basic_publish("", "tx", b"never")
     channel.close()
-    assert _ready(connection.channel(), "tx") == 0
+    assert ready(connection.channel(), "tx") == 0
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -180,7 +178,7 @@ def test_ack_in_a_transaction_takes_effect_at_commit(
     channel.basic_ack(method.delivery_tag)
     channel.tx_commit()
     channel.close()  # an unacked message would be requeued now
-    assert _ready(connection.channel(), "tx") == 0
+    assert ready(connection.channel(), "tx") == 0
 
 
 def test_rolled_back_ack_leaves_the_message_unacked(
@@ -193,7 +191,7 @@ def test_rolled_back_ack_leaves_the_message_unacked(
     channel.basic_ack(method.delivery_tag)
     channel.tx_rollback()
     observer = connection.channel()
-    assert _ready(observer, "tx") == 0  # unacked, not requeued by the rollback
+    assert ready(observer, "tx") == 0  # unacked, not requeued by the rollback
     channel.close()
     redelivered, _properties, body = observer.basic_get("tx", auto_ack=True)
     assert (body, redelivered.redelivered) == (b"still mine", True)
@@ -211,7 +209,7 @@ def test_rolled_back_ack_can_be_acked_again_and_committed(
     channel.basic_ack(method.delivery_tag)  # the tag is known again
     channel.tx_commit()
     channel.close()
-    assert _ready(connection.channel(), "tx") == 0
+    assert ready(connection.channel(), "tx") == 0
 
 
 def test_nack_requeue_in_a_transaction_requeues_at_commit(
@@ -223,7 +221,7 @@ def test_nack_requeue_in_a_transaction_requeues_at_commit(
     channel.tx_select()
     channel.basic_nack(method.delivery_tag, requeue=True)
     observer = connection.channel()
-    assert _ready(observer, "tx") == 0
+    assert ready(observer, "tx") == 0
     channel.tx_commit()
     redelivered, _properties, body = observer.basic_get("tx", auto_ack=True)
     assert (body, redelivered.redelivered) == (b"n", True)

@@ -29,12 +29,6 @@ PUBLISH_IDS = (60, 40)  # RabbitMQ blames the basic.publish whose content goes w
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[Broker]:
-    async with Broker() as broker:
-        yield broker
-
-
-@pytest.fixture
 async def client(server: Broker) -> AsyncIterator[RawClient]:
     """Handshake done, channel 1 open."""
     async with await RawClient.connect(server.port) as raw:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import trio
 import trio.testing
@@ -25,12 +23,6 @@ CAPABILITIES = (
     "per_consumer_qos",
     "direct_reply_to",
 )
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Broker]:
-    async with Broker(vhosts=("/", "other")) as broker:
-        yield broker
 
 
 # -- the protocol header -------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -20,24 +19,11 @@ from amqp_lite.wire.frames import (
     encode_content,
     encode_method,
 )
-from tests.rawclient import Closed, RawClient
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Broker]:
-    async with Broker() as broker:
-        yield broker
-
-
-async def _connected(port: int, **handshake: int) -> RawClient:
-    client = await RawClient.connect(port)
-    await client.handshake(**handshake)
-    await client.open_channel(1)
-    return client
+from tests.rawclient import Closed, RawClient, connected
 
 
 async def _message_count(port: int, queue: str) -> int:
-    async with await _connected(port) as client:
+    async with await connected(port) as client:
         count = (await client.declare_queue(1, queue, passive=True)).message_count
         await client.close()
     return count
@@ -45,7 +31,7 @@ async def _message_count(port: int, queue: str) -> int:
 
 async def _round_trip(port: int, queue: str = "probe") -> None:
     """A fresh connection can still declare, publish and get: the server is alive."""
-    async with await _connected(port) as client:
+    async with await connected(port) as client:
         await client.declare_queue(1, queue)
         await client.publish(1, queue, b"alive")
         assert await client.get(1, queue) == b"alive"
@@ -56,7 +42,7 @@ async def _round_trip(port: int, queue: str = "probe") -> None:
 
 
 async def test_client_close_gets_close_ok_and_the_socket_closed(server: Broker) -> None:
-    async with await _connected(server.port) as client:
+    async with await connected(server.port) as client:
         await client.send_method(0, methods.ConnectionClose(reply_code=200, reply_text="bye"))
         await client.expect(methods.ConnectionCloseOk, 0)
         # RabbitMQ leaves the socket for the client to close (and resets it 30 s later);
@@ -66,10 +52,10 @@ async def test_client_close_gets_close_ok_and_the_socket_closed(server: Broker) 
 
 
 async def test_client_close_releases_its_exclusive_queues(server: Broker) -> None:
-    async with await _connected(server.port) as client:
+    async with await connected(server.port) as client:
         await client.declare_queue(1, "mine", exclusive=True)
         await client.close()
-    async with await _connected(server.port) as other:
+    async with await connected(server.port) as other:
         await other.send_method(1, methods.QueueDeclare(queue="mine", passive=True))
         close = await other.expect(methods.ChannelClose, 1)
         assert close.reply_code == 404
@@ -87,7 +73,7 @@ async def _expect_forced_close(client: RawClient) -> None:
 async def test_shutdown_sends_every_connection_320(
     server: Broker, autojump_clock: trio.testing.MockClock
 ) -> None:
-    clients = [await _connected(server.port) for _ in range(3)]
+    clients = [await connected(server.port) for _ in range(3)]
     handshaking = await RawClient.connect(server.port)
     await handshaking.send(PROTOCOL_HEADER)
     await handshaking.expect(methods.ConnectionStart, 0)
@@ -103,14 +89,14 @@ async def test_shutdown_sends_every_connection_320(
 
 async def test_leaving_the_broker_block_sends_320() -> None:
     async with trio.open_nursery() as nursery, Broker() as broker:
-        client = await _connected(broker.port)
+        client = await connected(broker.port)
         nursery.start_soon(_expect_forced_close, client)
 
 
 async def test_shutdown_waits_for_close_ok_only_so_long(
     server: Broker, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with await _connected(server.port) as deaf:
+    async with await connected(server.port) as deaf:
         started = trio.current_time()
         await server.server.shutdown()
         assert trio.current_time() - started == pytest.approx(CLOSE_TIMEOUT, abs=0.1)
@@ -133,9 +119,9 @@ async def test_shutdown_waits_for_close_ok_only_so_long(
 async def test_a_client_vanishing_mid_publish_disturbs_no_one(
     server: Broker, how: str, cut: int
 ) -> None:
-    bystander = await _connected(server.port)
+    bystander = await connected(server.port)
     await bystander.declare_queue(1, "q")
-    vanishing = await _connected(server.port)
+    vanishing = await connected(server.port)
     data = encode_method(1, methods.BasicPublish(routing_key="q")) + encode_content(
         1, 60, b"x" * 100_000, 131072
     )
@@ -153,12 +139,12 @@ async def test_a_client_reset_while_the_server_writes_to_it_disturbs_no_one(
     server: Broker,
 ) -> None:
     """The writer's send fails (broken pipe or reset): that costs the connection only."""
-    async with await _connected(server.port) as publisher:
+    async with await connected(server.port) as publisher:
         await publisher.declare_queue(1, "backlog")
         for _ in range(50):
             await publisher.publish(1, "backlog", b"y" * 100_000)
         await publisher.close()
-    consumer = await _connected(server.port)
+    consumer = await connected(server.port)
     await consumer.send_method(1, methods.BasicConsume(queue="backlog", consumer_tag="c"))
     await consumer.expect(methods.BasicConsumeOk, 1)
     await consumer.expect(methods.BasicDeliver, 1)  # deliveries are streaming in
@@ -171,7 +157,7 @@ async def test_a_client_reset_while_the_server_writes_to_it_disturbs_no_one(
 async def test_confirmed_messages_survive_a_frame_error_on_another_channel(
     server: Broker,
 ) -> None:
-    async with await _connected(server.port) as client:
+    async with await connected(server.port) as client:
         await client.open_channel(2)
         await client.declare_queue(1, "kept")
         await client.send_method(1, methods.ConfirmSelect())
@@ -186,14 +172,14 @@ async def test_confirmed_messages_survive_a_frame_error_on_another_channel(
         flow = encode_method(2, methods.ChannelFlow(active=True))
         await client.send(flow[:-1] + b"\x00")
         await client.expect_connection_close(501)
-    async with await _connected(server.port) as reader:
+    async with await connected(server.port) as reader:
         bodies = [await reader.get(1, "kept") for _ in range(20)]
         assert bodies == [b"%d" % n for n in range(20)]
         await reader.close()
 
 
 async def test_deliveries_unacked_at_a_connection_error_are_requeued(server: Broker) -> None:
-    async with await _connected(server.port) as client:
+    async with await connected(server.port) as client:
         await client.declare_queue(1, "redo")
         for n in range(3):
             await client.publish(1, "redo", b"%d" % n)
@@ -202,7 +188,7 @@ async def test_deliveries_unacked_at_a_connection_error_are_requeued(server: Bro
         await client.expect_content()
         await client.send(encode_method(1, methods.ChannelOpen()))  # 504: connection closes
         await client.expect_connection_close(504)
-    async with await _connected(server.port) as reader:
+    async with await connected(server.port) as reader:
         await reader.send_method(1, methods.BasicGet(queue="redo", no_ack=True))
         get_ok = await reader.expect(methods.BasicGetOk, 1)
         assert get_ok.redelivered
@@ -218,7 +204,7 @@ async def test_heartbeats_when_idle_and_a_silent_client_is_dropped_after_two_int
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with Broker(heartbeat=2) as broker:
-        client = await _connected(broker.port, heartbeat=2)
+        client = await connected(broker.port, heartbeat=2)
         started = trio.current_time()
         beats = []
         with pytest.raises(Closed):
@@ -241,11 +227,11 @@ async def _beat(client: RawClient, every: float) -> None:
         await client.heartbeat()
 
 
-async def test_a_client_that_sends_heartbeats_stays_connected(
+async def test_a_client_that_sends_heartbeats_staysconnected(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with Broker(heartbeat=2) as broker:
-        client = await _connected(broker.port, heartbeat=2)
+        client = await connected(broker.port, heartbeat=2)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_beat, client, 1.5)
             with trio.move_on_after(60):
@@ -262,7 +248,7 @@ async def test_any_frame_counts_as_a_sign_of_life(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with Broker(heartbeat=2) as broker:
-        client = await _connected(broker.port, heartbeat=2)
+        client = await connected(broker.port, heartbeat=2)
         await client.declare_queue(1, "busy")
         for _ in range(30):
             await trio.sleep(3)  # longer than a heartbeat interval, shorter than two
@@ -273,7 +259,7 @@ async def test_any_frame_counts_as_a_sign_of_life(
 
 async def test_the_client_may_lower_the_heartbeat(autojump_clock: trio.testing.MockClock) -> None:
     async with Broker(heartbeat=60) as broker:
-        client = await _connected(broker.port, heartbeat=1)
+        client = await connected(broker.port, heartbeat=1)
         started = trio.current_time()
         frame = await client.next_frame(skip_heartbeats=False)
         assert isinstance(frame, HeartbeatFrame)
@@ -284,7 +270,7 @@ async def test_the_client_may_lower_the_heartbeat(autojump_clock: trio.testing.M
 async def test_heartbeat_zero_means_none_and_no_timeout(
     server: Broker, autojump_clock: trio.testing.MockClock
 ) -> None:
-    client = await _connected(server.port, heartbeat=0)
+    client = await connected(server.port, heartbeat=0)
     with trio.move_on_after(3600):
         frame = await client.next_frame(skip_heartbeats=False, timeout=math.inf)
         pytest.fail(f"unexpected {frame}")
@@ -293,7 +279,7 @@ async def test_heartbeat_zero_means_none_and_no_timeout(
 
 
 async def test_a_heartbeat_during_content_is_fine(server: Broker) -> None:
-    async with await _connected(server.port) as client:
+    async with await connected(server.port) as client:
         await client.declare_queue(1, "hb")
         data = encode_method(1, methods.BasicPublish(routing_key="hb")) + encode_content(
             1, 60, b"z" * 10, 131072
@@ -308,7 +294,7 @@ async def test_a_heartbeat_during_content_is_fine(server: Broker) -> None:
 
 async def test_crossing_connection_closes_are_each_answered(server: Broker) -> None:
     """Both sides send connection.close at once: each answers the other with close-ok."""
-    async with await _connected(server.port) as client:
+    async with await connected(server.port) as client:
         await client.send_method(1, methods.ChannelOpen())  # 504: the server closes
         await client.send_method(0, methods.ConnectionClose(reply_code=200, reply_text="bye"))
         frames = await client.frames_until_eof()

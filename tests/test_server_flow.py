@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 import trio
 import trio.testing
 
 from amqp_lite import Broker
 from amqp_lite.wire import methods
 from amqp_lite.wire.frames import encode_content, encode_method
-from tests.rawclient import RawClient
+from tests.rawclient import RawClient, connected
 
 MESSAGE = b"m" * 100_000
 BACKLOG = 200  # 20 MB for a client that reads none of it
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[Broker]:
-    async with Broker() as broker:
-        yield broker
-
-
-async def _connected(port: int, **handshake: int) -> RawClient:
-    client = await RawClient.connect(port)
-    await client.handshake(**handshake)
-    await client.open_channel(1)
-    return client
-
-
 async def _publish_backlog(port: int, queue: str, done: trio.Event) -> None:
-    async with await _connected(port) as publisher:
+    async with await connected(port) as publisher:
         await publisher.send_method(1, methods.ConfirmSelect())
         await publisher.expect(methods.ConfirmSelectOk, 1)
         for _ in range(BACKLOG):
@@ -46,7 +30,7 @@ async def _publish_backlog(port: int, queue: str, done: trio.Event) -> None:
 async def _round_trips(port: int, until: trio.Event) -> int:
     """Publish + get on an unrelated queue, each bounded, until `until`; returns how many."""
     count = 0
-    async with await _connected(port) as client:
+    async with await connected(port) as client:
         await client.declare_queue(1, "unrelated")
         while not until.is_set() or count < 3:
             with trio.fail_after(2):  # generous: a stalled broker takes forever, not 2 s
@@ -58,7 +42,7 @@ async def _round_trips(port: int, until: trio.Event) -> int:
 
 
 async def test_a_client_that_stops_reading_stalls_no_one_else(server: Broker) -> None:
-    slow = await _connected(server.port)
+    slow = await connected(server.port)
     await slow.declare_queue(1, "backlog")
     # No basic.qos: only the server's output high-water mark holds deliveries back.
     await slow.send_method(1, methods.BasicConsume(queue="backlog", no_ack=True))
@@ -74,7 +58,7 @@ async def test_a_client_that_stops_reading_stalls_no_one_else(server: Broker) ->
 
     # The backlog waits in the queue, not in the slow connection's output buffer: only what
     # the kernel's socket buffers took and one high-water mark's worth left the queue.
-    async with await _connected(server.port) as observer:
+    async with await connected(server.port) as observer:
         waiting = (await observer.declare_queue(1, "backlog", passive=True)).message_count
         await observer.close()
     assert waiting >= BACKLOG // 2  # 15 messages left it here; all 200 without the mark
@@ -112,7 +96,7 @@ async def test_many_channels_on_one_connection(server: Broker) -> None:
 
 async def test_a_hundred_connections_at_once(server: Broker) -> None:
     async def one(n: int) -> None:
-        async with await _connected(server.port) as client:
+        async with await connected(server.port) as client:
             queue = f"conn-{n}"
             await client.declare_queue(1, queue)
             await client.publish(1, queue, queue.encode())
@@ -131,7 +115,7 @@ async def test_a_dead_peer_with_a_full_window_is_dropped_on_missed_heartbeats(
 ) -> None:
     """Neither reading nor sending (a vanished host): the stuck writer must not keep it alive."""
     async with Broker(heartbeat=2) as broker:
-        dead = await _connected(broker.port, heartbeat=2)
+        dead = await connected(broker.port, heartbeat=2)
         await dead.declare_queue(1, "backlog")
         await dead.send_method(1, methods.BasicConsume(queue="backlog", no_ack=True))
         await dead.expect(methods.BasicConsumeOk, 1)
