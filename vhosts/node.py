@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from vhosts.clock import Clock
 from vhosts.errors import NotAllowed
 from vhosts.message import Message, QueueEntry
 from vhosts.queue import Queue
 from vhosts.store import Store
+from vhosts.timers import Timers
 from vhosts.users import Permission, User, Users
 from vhosts.vhost import VirtualHost
 
@@ -19,7 +21,10 @@ class Node:
         *,
         guest: bool = True,
         store: Store | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock = clock or Clock()
+        self.timers = Timers()  # the server's timer task runs what is due on `clock`
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
         self.store = store
@@ -33,7 +38,9 @@ class Node:
     def add_vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VirtualHost(name, self.store)
+            vhost = self.vhosts[name] = VirtualHost(
+                name, self.store, clock=self.clock, timers=self.timers
+            )
             if self.store is not None:
                 self.store.save_vhost(name)
             guest = self.users.get("guest")
@@ -85,7 +92,7 @@ class Node:
         # Topology goes through the ordinary declare and bind paths with the store detached,
         # so recovery applies the same rules and records nothing twice.
         for name in store.vhosts():
-            self.vhosts[name] = VirtualHost(name)
+            self.vhosts[name] = VirtualHost(name, clock=self.clock, timers=self.timers)
         for ex in store.exchanges():
             self._recovered_vhost(ex.vhost).declare_exchange(
                 ex.name,
@@ -118,7 +125,7 @@ class Node:
     def _recovered_vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VirtualHost(name)
+            vhost = self.vhosts[name] = VirtualHost(name, clock=self.clock, timers=self.timers)
         return vhost
 
     def _recover_messages(self, store: Store) -> None:

@@ -9,17 +9,28 @@ from typing import Any
 
 from exchanges import ROUTERS, InvalidBinding
 from vhosts.arguments import check_queue_equivalence
+from vhosts.clock import Clock
 from vhosts.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed
 from vhosts.exchange import DEFAULT_EXCHANGE, STANDARD_EXCHANGES, DefaultRouter, Exchange
 from vhosts.queue import Queue
 from vhosts.store import Store
+from vhosts.timers import Timers
 
 Destination = Queue | Exchange
 
 
 class VirtualHost:
-    def __init__(self, name: str, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        store: Store | None = None,
+        *,
+        clock: Clock | None = None,
+        timers: Timers | None = None,
+    ) -> None:
         self.name = name
+        self.clock = clock or Clock()
+        self.timers = timers or Timers()
         self.store = store  # durable exchanges, queues and bindings are recorded here
         self.queues: dict[str, Queue] = {}
         self.exchanges: dict[str, Exchange] = {}
