@@ -47,6 +47,7 @@ class Server:
             self._nursery = nursery
             if self.node.store is not None:
                 nursery.start_soon(self._write_store, self.node.store)
+            nursery.start_soon(self._run_timers)
             await nursery.start(trio.serve_listeners, self._serve_connection, listeners)
             log.info("listening on %s:%d", host, self.port)
             task_status.started(self.port)
@@ -75,6 +76,30 @@ class Server:
             store.batch_written(upto)
             for connection in self.connections:
                 connection.store_progressed()
+
+    async def _run_timers(self) -> None:
+        """Expire messages, delete idle queues, release delayed messages when they are due.
+
+        Sleeps until the next deadline on the node's clock; the clock jumping (a test advancing
+        it) or an earlier deadline being scheduled wakes it to look again.
+        """
+        clock, timers = self.node.clock, self.node.timers
+        wakeup = _Wakeup()
+        clock.on_change = timers.on_earlier_deadline = wakeup.set
+        while True:
+            wakeup.clear()
+            try:
+                timers.run_due(clock.now())
+            except Exception:  # a bug in one timer must not stop the broker
+                log.exception("internal error running a timer")
+                continue
+            deadline = timers.next_deadline()
+            if deadline is None or clock.frozen:
+                delay = math.inf  # only an advance of the clock or a new deadline moves us
+            else:
+                delay = max(deadline - clock.now(), 0.0)
+            with trio.move_on_after(delay):
+                await wakeup.wait()
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
         connection = ServerConnection(self.node, heartbeat=self.heartbeat)
