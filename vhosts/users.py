@@ -32,27 +32,43 @@ def _matches(pattern: str, resource: str) -> bool:
     return bool(pattern) and re.fullmatch(pattern, resource) is not None
 
 
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """RabbitMQ's rabbit_password_hashing_sha256 format: base64(salt + sha256(salt + password))."""
+# RabbitMQ's hashing modules, as definitions files name them, and the digest each one uses.
+HASHING_ALGORITHMS = {
+    "rabbit_password_hashing_sha256": "sha256",
+    "rabbit_password_hashing_sha512": "sha512",
+    "rabbit_password_hashing_md5": "md5",  # what RabbitMQ before 3.6 used
+}
+DEFAULT_HASHING = "rabbit_password_hashing_sha256"
+
+
+def hash_password(
+    password: str, salt: bytes | None = None, algorithm: str = DEFAULT_HASHING
+) -> str:
+    """RabbitMQ's format, whatever the algorithm: base64(salt + digest(salt + password))."""
     salt = os.urandom(4) if salt is None else salt
-    digest = hashlib.sha256(salt + password.encode()).digest()
+    digest = hashlib.new(HASHING_ALGORITHMS[algorithm], salt + password.encode()).digest()
     return base64.b64encode(salt + digest).decode()
 
 
-def password_matches(password_hash: str, password: str, algorithm: str = "sha256") -> bool:
-    raw = base64.b64decode(password_hash)
+def password_matches(password_hash: str, password: str, algorithm: str = DEFAULT_HASHING) -> bool:
+    # An empty hash is a user without a password (rabbitmqctl clear_password): no password fits.
+    digest_name = HASHING_ALGORITHMS.get(algorithm)
+    if not password_hash or digest_name is None:
+        return False
+    try:
+        raw = base64.b64decode(password_hash, validate=True)
+    except ValueError:
+        return False
     salt, expected = raw[:4], raw[4:]
-    digest = hashlib.new(
-        algorithm.replace("rabbit_password_hashing_", ""), salt + password.encode()
-    )
-    return hmac.compare_digest(digest.digest(), expected)
+    digest = hashlib.new(digest_name, salt + password.encode()).digest()
+    return hmac.compare_digest(digest, expected)
 
 
 @attrs.define
 class User:
     name: str
     password_hash: str
-    hashing_algorithm: str = "rabbit_password_hashing_sha256"
+    hashing_algorithm: str = DEFAULT_HASHING
     tags: list[str] = attrs.Factory(list)
     permissions: dict[str, Permission] = attrs.Factory(dict)  # by vhost name
 
@@ -83,10 +99,11 @@ class Users:
         *,
         password_hash: str | None = None,
         tags: list[str] | None = None,
+        hashing_algorithm: str = DEFAULT_HASHING,
     ) -> User:
         if password_hash is None:
-            password_hash = hash_password(password or "")
-        user = User(name, password_hash, tags=list(tags or []))
+            password_hash = hash_password(password or "", algorithm=hashing_algorithm)
+        user = User(name, password_hash, hashing_algorithm, tags=list(tags or []))
         self._users[name] = user
         return user
 
