@@ -15,7 +15,7 @@ import trio
 
 from amqp_lite.connection import ServerConnection, State
 from amqp_lite.wire.frames import HEARTBEAT_FRAME
-from vhosts import Node
+from vhosts import Node, VirtualHost
 from vhosts.store import Store
 
 log = logging.getLogger("amqp_lite.server")
@@ -61,6 +61,20 @@ class Server:
                 await trio.sleep(0.01)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+
+    def close_vhost_connections(self, vhost: VirtualHost) -> int:
+        """Close the connections open on a deleted vhost; returns how many.
+
+        As RabbitMQ 3.10 does: connection.close 320 "vhost '<name>' is deleted", then the socket
+        is closed at once, without waiting for close-ok. Call it after `Node.delete_vhost`, which
+        has already cancelled the vhost's consumers (basic.cancel comes first in RabbitMQ too).
+        """
+        text = f"CONNECTION_FORCED - vhost '{vhost.name}' is deleted"
+        doomed = [c for c in self.connections if c.vhost is vhost]
+        for connection in doomed:
+            connection.close(320, text)
+            connection.connection_lost()  # hang up once the close is sent
+        return len(doomed)
 
     async def _write_store(self, store: Store) -> None:
         """Group commit: write whatever gathered while the previous batch was being fsynced."""

@@ -49,11 +49,20 @@ class Node:
         return vhost
 
     def delete_vhost(self, name: str) -> VirtualHost | None:
+        """Remove a vhost and everything in it; the caller closes connections still open on it.
+
+        Its queues go the way any deleted queue goes: consumers are cancelled (basic.cancel, as
+        RabbitMQ sends before closing the connections), stored messages are released.
+        """
+        vhost = self.vhosts.pop(name, None)
+        if vhost is not None:
+            for queue in list(vhost.queues.values()):
+                vhost.remove_queue(queue)
         for user in self.users:
             user.permissions.pop(name, None)
         if self.store is not None:
-            self.store.delete_vhost(name)
-        return self.vhosts.pop(name, None)
+            self.store.delete_vhost(name)  # exchanges, bindings and anything left of the queues
+        return vhost
 
     def vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
