@@ -1,7 +1,32 @@
 """amqp-lite: an AMQP 0-9-1 broker on trio that RabbitMQ clients use unchanged."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from amqp_lite.broker import Broker, ThreadedBroker, run_in_thread
+__all__ = ["Broker", "Clock", "DefinitionsError", "ThreadedBroker", "__version__", "run_in_thread"]
 
-__all__ = ["Broker", "ThreadedBroker", "__version__", "run_in_thread"]
+if TYPE_CHECKING:
+    from amqp_lite.broker import Broker, ThreadedBroker, run_in_thread
+    from vhosts.clock import Clock
+
+# Imported on first use: the pytest plugin makes every pytest run import this package, and a run
+# that never asks for a broker should not pay for trio and the codec.
+_LAZY = {
+    "Broker": "amqp_lite.broker",
+    "ThreadedBroker": "amqp_lite.broker",
+    "run_in_thread": "amqp_lite.broker",
+    "Clock": "vhosts.clock",
+    "DefinitionsError": "vhosts.definitions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'amqp_lite' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,4 +1,9 @@
-"""Running the broker inside another program: from trio, or in a background thread."""
+"""Running the broker inside another program: from trio, or in a background thread.
+
+Both forms serve on a free loopback port by default, keep nothing on disk unless given a
+`data_dir`, can start from a RabbitMQ definitions file, and let a test move the broker's clock
+instead of sleeping.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,24 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import trio
 
 from amqp_lite.server import Server
 from amqp_lite.storage import open_store
 from vhosts import DEFAULT_VHOST, Node
+from vhosts.clock import Clock
 
 T = TypeVar("T")
 
 
 class Broker:
-    """`async with Broker() as broker:` serves on `broker.url` (a free port by default)."""
+    """`async with Broker() as broker:` serves on `broker.url` (a free port by default).
+
+    The methods that change the broker (`add_vhost`, `delete_vhost`, `advance`) are synchronous
+    and must be called in the broker's trio loop.
+    """
 
     def __init__(
         self,
@@ -29,12 +40,22 @@ class Broker:
         heartbeat: int = 60,
         data_dir: str | os.PathLike[str] | None = None,
         node: Node | None = None,
+        clock: Clock | None = None,
+        definitions: str | os.PathLike[str] | None = None,
     ) -> None:
-        """`data_dir=None` keeps nothing on disk; a directory makes durable things survive."""
+        """`data_dir=None` keeps nothing on disk; a directory makes durable things survive.
+
+        `clock` is the time the broker reads (TTLs, expiry): `Clock(frozen_at=...)` stands still
+        until advanced; a `node` passed in brings its own. `definitions` is a RabbitMQ
+        definitions file applied before serving; a bad one raises `DefinitionsError` from
+        `__aenter__`, and nothing is served.
+        """
         self.host = host
         self.data_dir = data_dir
         self._vhosts = vhosts
         self.node = node  # made in __aenter__ when not given: recovery reads the store
+        self._clock = clock
+        self._definitions = definitions
         self.heartbeat = heartbeat
         self._requested_port = port
         self._nursery_manager: Any = None
@@ -43,29 +64,46 @@ class Broker:
     def port(self) -> int:
         return self.server.port
 
-    def _make_node(self) -> Node:
-        store = open_store(self.data_dir) if self.data_dir is not None else None
-        return Node(self._vhosts, store=store)
-
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@{self.host}:{self.port}/"
 
     def vhost_url(self, vhost: str) -> str:
-        from urllib.parse import quote
-
+        # The vhost is one path segment: '/' itself becomes %2F, as clients expect.
         return f"amqp://guest:guest@{self.host}:{self.port}/{quote(vhost, safe='')}"
 
+    def _prepare_node(self) -> Node:
+        """Recover from the store and apply definitions: file I/O, so run in a worker thread."""
+        node = self.node
+        if node is None:
+            store = open_store(self.data_dir) if self.data_dir is not None else None
+            node = Node(self._vhosts, store=store, clock=self._clock)
+        if self._definitions is not None:
+            # Imported here: most embedders never load definitions.
+            from vhosts.definitions import load
+
+            try:
+                load(self._definitions).apply_to(node)
+            except BaseException:
+                if self.node is None and node.store is not None:
+                    node.store.close()
+                raise
+        return node
+
     async def __aenter__(self) -> Broker:
-        if self.node is None:
-            self.node = await trio.to_thread.run_sync(self._make_node)
+        if self.node is None and self.data_dir is None:
+            self.node = Node(self._vhosts, clock=self._clock)  # nothing to read: no worker thread
+        if self.node is None or self._definitions is not None:
+            self.node = await trio.to_thread.run_sync(self._prepare_node)
         self.server = Server(self.node, heartbeat=self.heartbeat)
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
         try:
             await nursery.start(self.server.serve, self.host, self._requested_port)
-        except BaseException as error:
-            await self._nursery_manager.__aexit__(type(error), error, error.__traceback__)
+        except BaseException:
+            # Exit the (now empty) nursery cleanly, so the caller gets the error itself (a port
+            # in use is an OSError), not an ExceptionGroup around it.
+            await self._nursery_manager.__aexit__(None, None, None)
             raise
         return self
 
@@ -81,9 +119,43 @@ class Broker:
                     await trio.to_thread.run_sync(store.flush)
                 store.close()
 
+    # -- driving the broker from a test (in its trio loop) ---------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move the broker's clock forward and fire what fell due (expired TTLs...) at once.
+
+        Firing here rather than leaving it to the server's timer task means a client's next
+        request already sees the outcome: a 60 s TTL is over when `advance(61)` returns.
+        """
+        assert self.node is not None
+        clock = self.node.clock
+        clock.advance(seconds)
+        self.node.timers.run_due(clock.now())
+
+    def add_vhost(self, name: str) -> str:
+        """Create vhost `name` (guest may use it) if it is not there; returns its URL."""
+        assert self.node is not None
+        self.node.add_vhost(name)
+        return self.vhost_url(name)
+
+    def delete_vhost(self, name: str) -> bool:
+        """Delete vhost `name` and close its connections, as `rabbitmqctl delete_vhost` does.
+
+        Returns False when there was no such vhost.
+        """
+        assert self.node is not None
+        vhost = self.node.delete_vhost(name)
+        if vhost is None:
+            return False
+        self.server.close_vhost_connections(vhost)
+        return True
+
 
 class ThreadedBroker:
-    """A broker whose trio loop runs in a background thread; see `run_in_thread`."""
+    """A broker whose trio loop runs in a background thread; see `run_in_thread`.
+
+    Safe to use from any thread: every change goes to the broker's thread through `call`.
+    """
 
     def __init__(self, broker: Broker, token: trio.lowlevel.TrioToken) -> None:
         self.broker = broker
@@ -99,10 +171,26 @@ class ThreadedBroker:
         """Run `function(*args)` in the broker's thread (the domain is not thread-safe)."""
         return trio.from_thread.run_sync(function, *args, trio_token=self._token)
 
+    def advance(self, seconds: float) -> None:
+        """Move the broker's clock forward; what fell due has happened when this returns."""
+        self.call(self.broker.advance, seconds)
+
+    def add_vhost(self, name: str) -> str:
+        """Create vhost `name` with permissions for guest; returns its URL."""
+        return self.call(self.broker.add_vhost, name)
+
+    def delete_vhost(self, name: str) -> bool:
+        """Delete vhost `name` with its queues, closing the connections open on it."""
+        return self.call(self.broker.delete_vhost, name)
+
 
 @contextlib.contextmanager
 def run_in_thread(**broker_options: Any) -> Iterator[ThreadedBroker]:
-    """`with run_in_thread() as broker:` for synchronous or asyncio code."""
+    """`with run_in_thread() as broker:` for synchronous or asyncio code.
+
+    Takes `Broker`'s options. If the broker cannot start (a bad definitions file, a port in
+    use), the error is raised here, in the caller's thread.
+    """
     ready = threading.Event()
     handle: dict[str, Any] = {}
 
@@ -126,7 +214,11 @@ def run_in_thread(**broker_options: Any) -> Iterator[ThreadedBroker]:
     thread.start()
     ready.wait()
     if "threaded" not in handle:
-        raise RuntimeError("the broker did not start") from handle.get("error")
+        thread.join()
+        error = handle.get("error")
+        if isinstance(error, Exception):
+            raise error
+        raise RuntimeError("the broker did not start") from error
     threaded: ThreadedBroker = handle["threaded"]
     try:
         yield threaded
