@@ -5,6 +5,7 @@ bindings and answers ``route`` on every publish.
 """
 
 from exchanges.base import InvalidBinding, Router
+from exchanges.consistent_hash import ConsistentHashRouter, InvalidArguments
 from exchanges.direct import DirectRouter
 from exchanges.explain import BindingVerdict
 from exchanges.fanout import FanoutRouter
@@ -12,15 +13,18 @@ from exchanges.headers import HeadersRouter
 from exchanges.topic import TopicRouter
 
 ROUTERS: dict[str, type[Router]] = {
-    router.type_name: router for router in (DirectRouter, FanoutRouter, TopicRouter, HeadersRouter)
+    router.type_name: router
+    for router in (DirectRouter, FanoutRouter, TopicRouter, HeadersRouter, ConsistentHashRouter)
 }
 
 __all__ = [
     "ROUTERS",
     "BindingVerdict",
+    "ConsistentHashRouter",
     "DirectRouter",
     "FanoutRouter",
     "HeadersRouter",
+    "InvalidArguments",
     "InvalidBinding",
     "Router",
     "TopicRouter",
