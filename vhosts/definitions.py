@@ -1,0 +1,485 @@
+"""RabbitMQ definitions files (`rabbitmqctl export_definitions`): read, check, apply all or nothing.
+
+`load` and `parse` check a file completely and by itself: its JSON, the fields of each object,
+then the domain's own rules, by applying it to a scratch node. Every error names the line where
+the offending object starts, and its place ("queues[3]"), since exports are a single line.
+
+`Definitions.apply_to(node)` first rehearses on a scratch node holding the node's own versions of
+the file's vhosts, users, exchanges and queues, so that a conflict (say, an inequivalent queue)
+changes nothing; only then does it apply the file to the node.
+
+Like RabbitMQ's import it adds and updates what the file names and removes nothing: a user in
+the file keeps its permissions in vhosts the file does not mention, and guest, if the node has
+it, stays unless the file redefines it (and, as for any vhost amqp-lite creates, may enter the
+vhosts the file creates). RabbitMQ loading definitions into a blank node at boot creates neither
+the default vhost nor guest; `Node(vhost_names=(), guest=False)` and then `apply_to` does that.
+
+Unlike RabbitMQ, which silently skips a binding whose exchange or queue is missing, this refuses
+it: a typo should not lose routes. Sections amqp-lite has no feature for (topic permissions,
+runtime and global parameters, limits) are accepted and described in `Definitions.ignored`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import contextlib
+import copy
+import json
+import json.decoder
+import json.scanner
+import os
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+
+from vhosts.errors import BrokerError
+from vhosts.node import Node
+from vhosts.policies import Policy, validate_policy
+from vhosts.users import DEFAULT_HASHING, HASHING_ALGORITHMS, Permission, hash_password
+
+
+class DefinitionsError(ValueError):
+    """A file that cannot be loaded: "FILE:LINE: what is wrong"."""
+
+    def __init__(self, source: str, line: int, message: str) -> None:
+        super().__init__(f"{source}:{line}: {message}")
+        self.source = source
+        self.line = line
+        self.message = message
+
+
+@attrs.frozen
+class Where:
+    line: int
+    path: str  # "queues[3]"
+
+
+@attrs.frozen
+class VhostDef:
+    name: str
+    where: Where
+
+
+@attrs.frozen
+class UserDef:
+    name: str
+    password_hash: str  # empty: no password can log in
+    hashing_algorithm: str
+    tags: list[str]
+    where: Where
+
+
+@attrs.frozen
+class PermissionDef:
+    user: str
+    vhost: str
+    permission: Permission
+    where: Where
+
+
+@attrs.frozen
+class PolicyDef:
+    policy: Policy
+    where: Where
+
+
+@attrs.frozen
+class ExchangeDef:
+    vhost: str
+    name: str
+    type: str
+    durable: bool
+    auto_delete: bool
+    internal: bool
+    arguments: dict[str, Any]
+    where: Where
+
+
+@attrs.frozen
+class QueueDef:
+    vhost: str
+    name: str
+    durable: bool
+    auto_delete: bool
+    arguments: dict[str, Any]
+    where: Where
+
+
+@attrs.frozen
+class BindingDef:
+    vhost: str
+    source: str
+    destination: str
+    destination_type: str  # "queue" or "exchange"
+    routing_key: str
+    arguments: dict[str, Any]
+    where: Where
+
+
+@attrs.define
+class Definitions:
+    source: str
+    vhosts: list[VhostDef] = attrs.Factory(list)
+    users: list[UserDef] = attrs.Factory(list)
+    permissions: list[PermissionDef] = attrs.Factory(list)
+    policies: list[PolicyDef] = attrs.Factory(list)
+    exchanges: list[ExchangeDef] = attrs.Factory(list)
+    queues: list[QueueDef] = attrs.Factory(list)
+    bindings: list[BindingDef] = attrs.Factory(list)
+    ignored: list[str] = attrs.Factory(list)  # "FILE:LINE: what was left out and why"
+
+    def apply_to(self, node: Node) -> None:
+        """Apply everything to `node`, or raise DefinitionsError having changed nothing."""
+        self._apply(self._rehearsal(node))
+        self._apply(node)
+
+    def check(self) -> None:
+        """Raise DefinitionsError unless the file applies to an empty node."""
+        self._apply(Node(vhost_names=(), guest=False))
+
+    def _rehearsal(self, node: Node) -> Node:
+        """A scratch node with `node`'s versions of what the file names, to try the file on."""
+        scratch = Node(vhost_names=(), guest=False)
+        for name in node.vhosts:
+            scratch.add_vhost(name)
+        for user in node.users:
+            scratch.users.add(user.name, password_hash="")
+        for e in self.exchanges:
+            now = node.vhosts[e.vhost].exchanges.get(e.name) if e.vhost in node.vhosts else None
+            if now is not None:
+                with contextlib.suppress(BrokerError):  # a default or standard exchange
+                    scratch.vhosts[e.vhost].declare_exchange(
+                        now.name,
+                        now.type_name,
+                        durable=now.durable,
+                        auto_delete=now.auto_delete,
+                        internal=now.internal,
+                        arguments=copy.deepcopy(now.arguments),
+                    )
+        for q in self.queues:
+            now = node.vhosts[q.vhost].queues.get(q.name) if q.vhost in node.vhosts else None
+            if now is not None:
+                with contextlib.suppress(BrokerError):  # 'amq.' names: the file's own will fail
+                    scratch.vhosts[q.vhost].declare_queue(
+                        now.name,
+                        now.exclusive_owner,
+                        durable=now.durable,
+                        exclusive=now.exclusive_owner is not None,
+                        auto_delete=now.auto_delete,
+                        arguments=copy.deepcopy(now.arguments),
+                    )
+        return scratch
+
+    def _apply(self, node: Node) -> None:
+        for v in self.vhosts:
+            node.add_vhost(v.name)
+        for u in self.users:
+            _put_user(node, u)
+        for p in self.permissions:
+            with self._reporting(p.where):
+                user = node.users.get(p.user)
+                if user is None:
+                    raise self._fail(p.where, f"no user '{p.user}' (not in the file)")
+                node.vhost(p.vhost)
+                node.set_permission(user, p.vhost, p.permission)
+        for pd in self.policies:
+            with self._reporting(pd.where):
+                node.vhost(pd.policy.vhost).set_policy(pd.policy)
+        for e in self.exchanges:
+            with self._reporting(e.where):
+                node.vhost(e.vhost).declare_exchange(
+                    e.name,
+                    e.type,
+                    durable=e.durable,
+                    auto_delete=e.auto_delete,
+                    internal=e.internal,
+                    arguments=copy.deepcopy(e.arguments),
+                )
+        for q in self.queues:
+            with self._reporting(q.where):
+                node.vhost(q.vhost).declare_queue(
+                    q.name,
+                    None,
+                    durable=q.durable,
+                    auto_delete=q.auto_delete,
+                    arguments=copy.deepcopy(q.arguments),
+                )
+        for b in self.bindings:
+            with self._reporting(b.where):
+                vhost = node.vhost(b.vhost)
+                source = vhost.exchanges.get(b.source)
+                if source is None:
+                    raise self._fail(
+                        b.where,
+                        f"no exchange '{b.source}' in vhost '{b.vhost}': neither in the file nor "
+                        "standard (RabbitMQ's export leaves internal exchanges out: add them)",
+                    )
+                table = vhost.queues if b.destination_type == "queue" else vhost.exchanges
+                destination = table.get(b.destination)
+                if destination is None:
+                    raise self._fail(
+                        b.where,
+                        f"no {b.destination_type} '{b.destination}' in vhost '{b.vhost}' "
+                        "(not in the file)",
+                    )
+                vhost.bind(source, destination, b.routing_key, copy.deepcopy(b.arguments))
+
+    def _fail(self, where: Where, message: str) -> DefinitionsError:
+        return DefinitionsError(self.source, where.line, f"{where.path}: {message}")
+
+    @contextlib.contextmanager
+    def _reporting(self, where: Where) -> Iterator[None]:
+        """The domain's refusals, reported at the object that caused them."""
+        try:
+            yield
+        except DefinitionsError:
+            raise
+        except BrokerError as error:
+            raise self._fail(where, error.text) from None
+        except ValueError as error:
+            raise self._fail(where, str(error)) from None
+
+
+def _put_user(node: Node, u: UserDef) -> None:
+    previous = node.users.get(u.name)
+    user = node.users.add(
+        u.name, password_hash=u.password_hash, tags=u.tags, hashing_algorithm=u.hashing_algorithm
+    )
+    if previous is not None:  # as in RabbitMQ, permissions are not part of the user record
+        user.permissions.update(previous.permissions)
+    if node.store is not None:
+        node.store.save_user(user.name, user.password_hash, user.hashing_algorithm, user.tags)
+
+
+def load(path: str | os.PathLike[str]) -> Definitions:
+    with open(path, encoding="utf-8") as file:
+        return parse(file.read(), os.fspath(path))
+
+
+def parse(text: str, source: str = "<definitions>") -> Definitions:
+    """Read and check a whole file; DefinitionsError at the first problem."""
+    try:
+        document = _decode(text)
+    except json.JSONDecodeError as error:
+        raise DefinitionsError(
+            source, error.lineno, f"invalid JSON: {error.msg} (column {error.colno})"
+        ) from None
+    if not isinstance(document, _Object):
+        raise DefinitionsError(source, 1, "a definitions file is one JSON object")
+    definitions = _Reader(text, source).read(document)
+    definitions.check()
+    return definitions
+
+
+# -- JSON that remembers where each object and array starts -------------------------------------
+
+
+class _Object(dict):  # type: ignore[type-arg]
+    offset = 0
+
+
+class _Array(list):  # type: ignore[type-arg]
+    offset = 0
+
+
+def _decode(text: str) -> Any:
+    decoder = json.JSONDecoder()
+
+    def located(parse: Callable[..., tuple[Any, int]], kind: type) -> Callable[..., Any]:
+        def parse_located(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
+            value, end = parse(s_and_end, *args)
+            value = kind(value)
+            value.offset = s_and_end[1] - 1  # the opening bracket
+            return value, end
+
+        return parse_located
+
+    decoder.parse_object = located(json.decoder.JSONObject, _Object)  # type: ignore[attr-defined]
+    decoder.parse_array = located(json.decoder.JSONArray, _Array)  # type: ignore[attr-defined]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    return decoder.decode(text)
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts and lists, as the wire decoder would give."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+# -- reading each section -----------------------------------------------------------------------
+
+_REQUIRED: Any = object()
+_KINDS = {str: "a string", bool: "true or false", int: "an integer", dict: "an object"}
+# Sections we accept and do not apply, with why.
+_UNSUPPORTED = {
+    "topic_permissions": "amqp-lite has no topic permissions",
+    "parameters": "amqp-lite has no runtime parameters",
+    "global_parameters": "amqp-lite has no global parameters",
+}
+_METADATA = ("rabbit_version", "rabbitmq_version", "product_name", "product_version")
+
+
+class _Reader:
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        self._newlines = [m.start() for m in re.finditer("\n", text)]
+
+    def where(self, value: _Object | _Array, path: str) -> Where:
+        return Where(bisect.bisect(self._newlines, value.offset) + 1, path)
+
+    def fail(self, where: Where, message: str) -> DefinitionsError:
+        return DefinitionsError(self.source, where.line, f"{where.path}: {message}")
+
+    def field(
+        self, obj: _Object, where: Where, key: str, kind: type, default: Any = _REQUIRED
+    ) -> Any:
+        value = obj.get(key, default)
+        if value is _REQUIRED:
+            raise self.fail(where, f'missing "{key}"')
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(where, f'"{key}" must be {_KINDS[kind]}, not {json.dumps(value)}')
+        return _plain(value)
+
+    def read(self, document: _Object) -> Definitions:
+        definitions = Definitions(self.source)
+        top = self.where(document, "top level")
+        version = document.get("rabbit_version", document.get("rabbitmq_version", ""))
+        readers: dict[str, Callable[[_Object, Where], Any]] = {
+            "vhosts": lambda o, w: VhostDef(self.field(o, w, "name", str), w),
+            "users": lambda o, w: self.user(o, w, str(version)),
+            "permissions": self.permission,
+            "policies": self.policy,
+            "exchanges": self.exchange,
+            "queues": self.queue,
+            "bindings": self.binding,
+        }
+        for section, items in document.items():
+            if section in _METADATA:
+                continue
+            if section not in readers and section not in _UNSUPPORTED:
+                definitions.ignored.append(f"{self.source}:{top.line}: {section}: unknown, ignored")
+                continue
+            if not isinstance(items, _Array):
+                raise self.fail(top, f'"{section}" must be a list')
+            entries = []
+            for index, obj in enumerate(items):
+                if not isinstance(obj, _Object):
+                    raise self.fail(self.where(items, f"{section}[{index}]"), "must be an object")
+                where = self.where(obj, f"{section}[{index}]")
+                if section in readers:
+                    entries.append(readers[section](obj, where))
+                if obj.get("limits"):  # of a vhost or a user
+                    definitions.ignored.append(
+                        f"{self.source}:{where.line}: {where.path}: limits ignored "
+                        "(amqp-lite has no limits)"
+                    )
+            if section in readers:
+                getattr(definitions, section).extend(entries)
+            elif items:
+                where = self.where(items, section)
+                kinds = {str(obj.get("component") or obj.get("name") or "") for obj in items}
+                named = f" ({', '.join(sorted(kinds - {''}))})" if kinds - {""} else ""
+                definitions.ignored.append(
+                    f"{self.source}:{where.line}: {section}: {len(items)} ignored{named}: "
+                    f"{_UNSUPPORTED[section]}"
+                )
+        return definitions
+
+    def user(self, obj: _Object, where: Where, version: str) -> UserDef:
+        name = self.field(obj, where, "name", str)
+        # Exports before 3.6 name no algorithm and hashed with MD5; RabbitMQ still assumes so.
+        legacy = re.match(r"2\.|3\.[0-5]\.", version)
+        default = "rabbit_password_hashing_md5" if legacy else DEFAULT_HASHING
+        algorithm = self.field(obj, where, "hashing_algorithm", str, default)
+        if algorithm not in HASHING_ALGORITHMS:
+            known = ", ".join(HASHING_ALGORITHMS)
+            raise self.fail(where, f"unknown hashing_algorithm '{algorithm}' (known: {known})")
+        if "password_hash" in obj:
+            password_hash = self.field(obj, where, "password_hash", str)
+            try:
+                base64.b64decode(password_hash, validate=True)
+            except binascii.Error:
+                raise self.fail(where, "password_hash is not base64") from None
+        elif "password" in obj:  # RabbitMQ also takes a clear-text password, and hashes it
+            password_hash = hash_password(self.field(obj, where, "password", str), None, algorithm)
+        else:
+            raise self.fail(where, 'a user needs "password_hash" (or "password")')
+        tags = obj.get("tags", [])
+        if isinstance(tags, str):  # older exports: "administrator,management"
+            tags = [tag for tag in tags.split(",") if tag]
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            raise self.fail(where, '"tags" must be a list of strings')
+        return UserDef(name, password_hash, algorithm, list(tags), where)
+
+    def permission(self, obj: _Object, where: Where) -> PermissionDef:
+        patterns = {}
+        for kind in ("configure", "write", "read"):
+            patterns[kind] = pattern = self.field(obj, where, kind, str)
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise self.fail(where, f"{kind} is not a regular expression: {error}") from None
+        user, vhost = self.field(obj, where, "user", str), self.field(obj, where, "vhost", str)
+        return PermissionDef(user, vhost, Permission(**patterns), where)
+
+    def policy(self, obj: _Object, where: Where) -> PolicyDef:
+        policy = Policy(
+            vhost=self.field(obj, where, "vhost", str),
+            name=self.field(obj, where, "name", str),
+            pattern=self.field(obj, where, "pattern", str),
+            apply_to=self.field(obj, where, "apply-to", str, "all"),
+            priority=self.field(obj, where, "priority", int, 0),
+            definition=self.field(obj, where, "definition", dict),
+        )
+        try:
+            validate_policy(policy)
+        except ValueError as error:
+            raise self.fail(where, f"policy '{policy.name}': {error}") from None
+        return PolicyDef(policy, where)
+
+    def exchange(self, obj: _Object, where: Where) -> ExchangeDef:
+        return ExchangeDef(
+            self.field(obj, where, "vhost", str),
+            self.field(obj, where, "name", str),
+            self.field(obj, where, "type", str),
+            self.field(obj, where, "durable", bool, True),
+            self.field(obj, where, "auto_delete", bool, False),
+            self.field(obj, where, "internal", bool, False),  # 3.10 exports leave it out
+            self.field(obj, where, "arguments", dict, {}),
+            where,
+        )
+
+    def queue(self, obj: _Object, where: Where) -> QueueDef:
+        arguments = self.field(obj, where, "arguments", dict, {})
+        queue_type = self.field(obj, where, "type", str, "classic")
+        if queue_type != "classic":  # exports carry it in x-queue-type too; a hand may not
+            arguments.setdefault("x-queue-type", queue_type)
+        return QueueDef(
+            self.field(obj, where, "vhost", str),
+            self.field(obj, where, "name", str),
+            self.field(obj, where, "durable", bool, True),
+            self.field(obj, where, "auto_delete", bool, False),
+            arguments,
+            where,
+        )
+
+    def binding(self, obj: _Object, where: Where) -> BindingDef:
+        destination_type = self.field(obj, where, "destination_type", str)
+        if destination_type not in ("queue", "exchange"):
+            raise self.fail(where, 'destination_type must be "queue" or "exchange"')
+        return BindingDef(
+            self.field(obj, where, "vhost", str),
+            self.field(obj, where, "source", str),
+            self.field(obj, where, "destination", str),
+            destination_type,
+            self.field(obj, where, "routing_key", str, ""),
+            self.field(obj, where, "arguments", dict, {}),
+            where,
+        )
