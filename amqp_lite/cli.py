@@ -11,6 +11,8 @@ import trio
 from amqp_lite.broker import Broker
 from amqp_lite.storage import default_data_dir
 from vhosts import DEFAULT_VHOST
+from vhosts.definitions import DefinitionsError
+from vhosts.definitions import load as load_definitions
 from vhosts.store import StoreError
 
 
@@ -34,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--transient", action="store_true", help="keep nothing on disk (same as --data-dir none)"
     )
+    serve.add_argument(
+        "--definitions",
+        metavar="FILE",
+        help="a RabbitMQ definitions file (rabbitmqctl export_definitions) to load before serving",
+    )
 
     bench = commands.add_parser(
         "bench", help="measure a broker: confirmed publish, consume, latency"
@@ -56,9 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = None if args.transient else (args.data_dir or default_data_dir())
         if str(data_dir).lower() == "none":
             data_dir = None
+        if args.definitions is not None and not _check_definitions(args.definitions):
+            return 1
         try:
-            trio.run(_serve, args.host, args.port, vhosts, args.heartbeat, data_dir)
-        except StoreError as error:
+            trio.run(
+                _serve, args.host, args.port, vhosts, args.heartbeat, data_dir, args.definitions
+            )
+        except (StoreError, DefinitionsError) as error:
             logging.getLogger("amqp_lite").error("%s", error)
             return 1
         return 0
@@ -78,12 +89,37 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _check_definitions(path: str) -> bool:
+    """Refuse a bad file before opening the store or the port; say what it leaves out."""
+    log = logging.getLogger("amqp_lite")
+    try:
+        ignored = load_definitions(path).ignored
+    except (DefinitionsError, OSError) as error:
+        log.error("%s", error)
+        return False
+    for note in ignored:
+        log.warning("%s", note)
+    return True
+
+
 async def _serve(
-    host: str, port: int, vhosts: tuple[str, ...], heartbeat: int, data_dir: str | None
+    host: str,
+    port: int,
+    vhosts: tuple[str, ...],
+    heartbeat: int,
+    data_dir: str | None,
+    definitions: str | None,
 ) -> None:
     log = logging.getLogger("amqp_lite")
     log.info("data directory: %s", data_dir if data_dir is not None else "none (transient)")
-    broker = Broker(host=host, port=port, vhosts=vhosts, heartbeat=heartbeat, data_dir=data_dir)
+    broker = Broker(
+        host=host,
+        port=port,
+        vhosts=vhosts,
+        heartbeat=heartbeat,
+        data_dir=data_dir,
+        definitions=definitions,
+    )
     async with broker:
         log.info("amqp-lite ready on %s", broker.url)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
