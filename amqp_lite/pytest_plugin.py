@@ -1,0 +1,95 @@
+"""pytest fixtures: one amqp-lite broker per test session, a fresh virtual host for every test.
+
+Installing amqp-lite registers this plugin (the `pytest11` entry point). A test asks for
+`amqp_url` (or `amqp_vhost` for its name and the clock) and connects with any client: pika,
+aio-pika, or a trio program. Each test gets its own empty vhost, deleted afterwards, so tests
+cannot see each other's queues and the broker never restarts.
+
+The session broker keeps nothing on disk. Its clock follows wall time, so real TTLs work, and
+`amqp_vhost.advance(seconds)` jumps it forward: a 60-second TTL expires without a wait. The clock
+is the broker's, so an advance counts for the whole session (time only moves forward anyway).
+
+To start the broker from a RabbitMQ definitions file: `--amqp-definitions PATH`, or the ini
+setting `amqp_definitions`, or override the `amqp_definitions` fixture in a conftest.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:  # the broker is imported when a test first asks for it, not at plugin load
+    from amqp_lite.broker import ThreadedBroker
+
+_HELP = "RabbitMQ definitions file (JSON) the session's amqp-lite broker starts from"
+_numbers = itertools.count(1)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("amqp-lite")
+    group.addoption(
+        "--amqp-definitions", metavar="PATH", default=None, help=f"{_HELP} (overrides the ini)"
+    )
+    parser.addini("amqp_definitions", f"{_HELP}, relative to the ini file", default="")
+
+
+class AmqpVhost:
+    """A virtual host that belongs to one test: its `name`, its `url`, and the broker's clock."""
+
+    def __init__(self, broker: ThreadedBroker, name: str) -> None:
+        self.broker = broker
+        self.name = name
+        self.url = broker.vhost_url(name)
+
+    def __repr__(self) -> str:
+        return f"<AmqpVhost {self.name!r} {self.url}>"
+
+    def advance(self, seconds: float) -> None:
+        """Move the broker's clock forward; what fell due (expired TTLs) is done on return."""
+        self.broker.advance(seconds)
+
+
+@pytest.fixture(scope="session")
+def amqp_definitions(pytestconfig: pytest.Config) -> Path | None:
+    """The definitions file for the session broker, or None; override it to pick one in code."""
+    option = pytestconfig.getoption("amqp_definitions")
+    if option:
+        return pytestconfig.invocation_params.dir / option
+    setting = pytestconfig.getini("amqp_definitions")
+    if setting:
+        base = pytestconfig.inipath.parent if pytestconfig.inipath else pytestconfig.rootpath
+        return base / setting
+    return None
+
+
+@pytest.fixture(scope="session")
+def amqp_broker(amqp_definitions: Path | None) -> Iterator[ThreadedBroker]:
+    """The session's broker, in a background thread on a free port: `.url`, `.advance()`..."""
+    from amqp_lite.broker import run_in_thread
+
+    with run_in_thread(definitions=amqp_definitions) as broker:
+        yield broker
+
+
+@pytest.fixture
+def amqp_vhost(amqp_broker: ThreadedBroker, request: pytest.FixtureRequest) -> Iterator[AmqpVhost]:
+    """A fresh, empty vhost for this test; deleted afterwards, closing connections left open."""
+    # Numbered so that a test run twice (reruns, parametrized ids cut short) never meets itself.
+    label = re.sub(r"[^\w.-]+", "-", request.node.name)[:80]
+    name = f"test-{next(_numbers)}-{label}"
+    amqp_broker.add_vhost(name)
+    try:
+        yield AmqpVhost(amqp_broker, name)
+    finally:
+        amqp_broker.delete_vhost(name)
+
+
+@pytest.fixture
+def amqp_url(amqp_vhost: AmqpVhost) -> str:
+    """The URL of this test's own vhost: `amqp://guest:guest@127.0.0.1:<port>/test-...`."""
+    return amqp_vhost.url
