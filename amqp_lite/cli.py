@@ -11,8 +11,6 @@ import trio
 from amqp_lite.broker import Broker
 from amqp_lite.storage import default_data_dir
 from vhosts import DEFAULT_VHOST
-from vhosts.definitions import DefinitionsError
-from vhosts.definitions import load as load_definitions
 from vhosts.store import StoreError
 
 
@@ -63,13 +61,19 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = None if args.transient else (args.data_dir or default_data_dir())
         if str(data_dir).lower() == "none":
             data_dir = None
-        if args.definitions is not None and not _check_definitions(args.definitions):
-            return 1
+        refusals: tuple[type[Exception], ...] = (StoreError,)
+        if args.definitions is not None:
+            # Imported only when asked for, as the broker does.
+            from vhosts.definitions import DefinitionsError
+
+            refusals += (DefinitionsError,)  # the file conflicts with what the store holds
+            if not _check_definitions(args.definitions):
+                return 1
         try:
             trio.run(
                 _serve, args.host, args.port, vhosts, args.heartbeat, data_dir, args.definitions
             )
-        except (StoreError, DefinitionsError) as error:
+        except refusals as error:
             logging.getLogger("amqp_lite").error("%s", error)
             return 1
         return 0
@@ -91,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_definitions(path: str) -> bool:
     """Refuse a bad file before opening the store or the port; say what it leaves out."""
+    from vhosts.definitions import DefinitionsError, load
+
     log = logging.getLogger("amqp_lite")
     try:
-        ignored = load_definitions(path).ignored
+        ignored = load(path).ignored
     except (DefinitionsError, OSError) as error:
         log.error("%s", error)
         return False
