@@ -24,7 +24,11 @@ channel.basic_publish(exchange="", routing_key=QUEUE, body=b"Hello, world!")
 print(f"sent 'Hello, world!' to queue {QUEUE!r}")
 
 
+received: list[bytes] = []
+
+
 def on_message(channel, method, properties, body: bytes) -> None:
+    received.append(body)
     print(f"received {body.decode()!r} from queue {QUEUE!r}")
     channel.stop_consuming()  # one message is all we wait for
 
@@ -33,6 +37,8 @@ def on_message(channel, method, properties, body: bytes) -> None:
 channel.basic_consume(queue=QUEUE, on_message_callback=on_message, auto_ack=True)
 connection.call_later(5, channel.stop_consuming)  # never wait forever if something is wrong
 channel.start_consuming()
+if not received:
+    raise SystemExit("no message arrived")
 
 channel.queue_delete(queue=QUEUE)  # leave the broker as we found it
 connection.close()

@@ -53,8 +53,9 @@ for _ in range(100):
 
 for subscriber, messages in received.items():
     print(f"{subscriber} got {messages}")
-if all(messages == headlines for messages in received.values()):
-    print("every subscriber got every headline; nobody got 'too early'")
+if any(messages != headlines for messages in received.values()):
+    raise SystemExit("a subscriber missed a headline, or got one it should not have")
+print("every subscriber got every headline; nobody got 'too early'")
 
 channel.exchange_delete(exchange=EXCHANGE)  # the exclusive queues go with the connection
 connection.close()

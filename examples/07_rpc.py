@@ -66,6 +66,7 @@ def on_reply(channel, method, properties, body: bytes) -> None:
 channel.basic_consume(queue=REPLY_TO, on_message_callback=on_reply, auto_ack=True)
 
 questions = {str(uuid.uuid4()): text for text in ["hello world", "to be or not to be", ""]}
+print(f"sending {len(questions)} requests to {REQUESTS!r}")
 for correlation_id, text in questions.items():
     channel.basic_publish(
         exchange="",
@@ -73,7 +74,6 @@ for correlation_id, text in questions.items():
         properties=pika.BasicProperties(reply_to=REPLY_TO, correlation_id=correlation_id),
         body=text.encode(),
     )
-print(f"sent {len(questions)} requests to {REQUESTS!r}")
 
 for _ in range(100):  # wait at most 5 s for all the answers
     if len(answers) == len(questions):
@@ -82,8 +82,9 @@ for _ in range(100):  # wait at most 5 s for all the answers
 
 for correlation_id, text in questions.items():
     print(f"{text!r} has {answers.get(correlation_id, '?')} words")
-if len(answers) == len(questions):
-    print("every request got its answer")
+if len(answers) < len(questions):
+    raise SystemExit("some answers did not arrive")
+print("every request got its answer")
 
 stop.set()
 server.join()
