@@ -7,6 +7,7 @@ instead of sleeping.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import threading
@@ -158,18 +159,35 @@ class ThreadedBroker:
     """
 
     def __init__(self, broker: Broker, token: trio.lowlevel.TrioToken) -> None:
+        """Made in the broker's thread, which it remembers."""
         self.broker = broker
         self.node = broker.node
         self.url = broker.url
         self.port = broker.port
         self._token = token
+        self._thread_id = threading.get_ident()
 
     def vhost_url(self, vhost: str) -> str:
         return self.broker.vhost_url(vhost)
 
     def call(self, function: Callable[..., T], *args: Any) -> T:
-        """Run `function(*args)` in the broker's thread (the domain is not thread-safe)."""
-        return trio.from_thread.run_sync(function, *args, trio_token=self._token)
+        """Run `function(*args)` in the broker's thread (the domain is not thread-safe).
+
+        Works from any thread, including one running its own trio loop (a trio test), which
+        `trio.from_thread` refuses; the caller waits, briefly, for the result.
+        """
+        if threading.get_ident() == self._thread_id:
+            return function(*args)
+        result: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                result.set_result(function(*args))
+            except BaseException as error:  # raised in the caller's thread instead
+                result.set_exception(error)
+
+        self._token.run_sync_soon(run)
+        return result.result()
 
     def advance(self, seconds: float) -> None:
         """Move the broker's clock forward; what fell due has happened when this returns."""
@@ -223,5 +241,5 @@ def run_in_thread(**broker_options: Any) -> Iterator[ThreadedBroker]:
     try:
         yield threaded
     finally:
-        trio.from_thread.run_sync(handle["stop"], trio_token=threaded._token)
+        threaded._token.run_sync_soon(handle["stop"])
         thread.join()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pika
 import pytest
+import trio
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 from amqp_lite import Broker, Clock, run_in_thread
@@ -66,6 +67,21 @@ def test_start_up_is_well_under_100_ms() -> None:
             socket.create_connection(("127.0.0.1", broker.port)).close()
             times.append(time.perf_counter() - started)
     assert statistics.median(times) < 0.1
+
+
+def test_call_runs_in_the_broker_thread_from_anywhere_and_raises_there() -> None:
+    with run_in_thread() as broker:
+        broker_thread = broker.call(threading.current_thread)
+        assert broker_thread.name == "amqp-lite-broker"
+        assert broker.call(broker.call, threading.current_thread) is broker_thread  # no deadlock
+        with pytest.raises(KeyError):
+            broker.call({}.__getitem__, "missing")
+
+        async def from_a_trio_program() -> None:  # which trio.from_thread would refuse
+            broker.advance(1)
+            assert broker.call(threading.current_thread) is broker_thread
+
+        trio.run(from_a_trio_program)
 
 
 # -- the clock ------------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ async def test_trio(amqp_vhost):
     await stream.aclose()
     # ...and a blocking client run in a worker thread, as trio code uses one.
     await trio.to_thread.run_sync(passive_declare_fails_then_declare, amqp_vhost.url)
+    amqp_vhost.advance(1)  # callable from inside a trio loop too
 
 
 def test_advance_moves_the_broker_clock(amqp_vhost):
