@@ -1,0 +1,91 @@
+"""explain_route over a real VirtualHost: the broker's exchanges and queues fed to the walker."""
+
+from __future__ import annotations
+
+import pytest
+
+from exchanges.trace import render
+from vhosts.errors import NotFound, PreconditionFailed
+from vhosts.route_explain import explain_route
+from vhosts.vhost import VirtualHost
+
+
+@pytest.fixture
+def vhost() -> VirtualHost:
+    return VirtualHost("/")
+
+
+def test_default_exchange_routes_by_queue_name(vhost: VirtualHost) -> None:
+    vhost.declare_queue("jobs", owner=None)
+    vhost.declare_queue("audit", owner=None)
+    trace = explain_route(vhost, "", "jobs", {"CC": ["audit", "nobody"]})
+    assert trace.queues == ("audit", "jobs")
+    text = render(trace)
+    assert "the default exchange (direct): published to" in text
+    assert "✓ queue 'jobs': the default exchange binds every queue by its own name" in text
+    assert "✗ queue 'nobody': no queue has this name" in text
+
+
+def test_unroutable_on_the_default_exchange(vhost: VirtualHost) -> None:
+    trace = explain_route(vhost, "", "nobody", None)
+    assert not trace.routed
+    assert render(trace).endswith(
+        "unroutable: the message is dropped (returned to the publisher if mandatory)"
+    )
+
+
+def test_topic_into_exchange_to_exchange_binding(vhost: VirtualHost) -> None:
+    market = vhost.declare_exchange("market", "topic")
+    audit = vhost.declare_exchange("audit", "fanout")
+    usd = vhost.declare_queue("usd", owner=None)
+    log = vhost.declare_queue("log", owner=None)
+    vhost.bind(market, usd, "stock.*.nyse", {})
+    vhost.bind(market, audit, "#", {})
+    vhost.bind(audit, log, "", {})
+    trace = explain_route(vhost, "market", "stock.usd.nyse", None)
+    assert trace.queues == ("log", "usd")
+    assert [hop.exchange for hop in trace.hops] == ["market", "audit"]
+    text = render(trace)
+    assert "✓ queue 'usd': topic 'stock.*.nyse' matched 'stock.usd.nyse': '*' took 'usd'" in text
+    assert "  → exchange 'audit' (fanout): bound from 'market' with key '#'" in text
+    assert {q.name for q in vhost.route(market, "stock.usd.nyse", None)} == set(trace.queues)
+
+
+def test_alternate_exchange_from_the_declare_argument(vhost: VirtualHost) -> None:
+    orders = vhost.declare_exchange("orders", "direct", arguments={"alternate-exchange": "ae"})
+    ae = vhost.declare_exchange("ae", "fanout")
+    vhost.bind(orders, vhost.declare_queue("paid", owner=None), "paid", {})
+    vhost.bind(ae, vhost.declare_queue("unrouted", owner=None), "", {})
+    trace = explain_route(vhost, "orders", "refunded", None)
+    assert trace.queues == ("unrouted",)
+    assert "no binding matched: falling back to alternate exchange 'ae'" in render(trace)
+    assert explain_route(vhost, "orders", "paid", None).queues == ("paid",)
+
+
+def test_missing_alternate_exchange(vhost: VirtualHost) -> None:
+    vhost.declare_exchange("orders", "direct", arguments={"alternate-exchange": "gone"})
+    trace = explain_route(vhost, "orders", "k", None)
+    assert not trace.routed
+    assert "alternate exchange 'gone' does not exist" in render(trace)
+
+
+def test_consistent_hash_exchange(vhost: VirtualHost) -> None:
+    chx = vhost.declare_exchange("chx", "x-consistent-hash")
+    for name in ("s1", "s2", "s3"):
+        vhost.bind(chx, vhost.declare_queue(name, owner=None), "1", {})
+    trace = explain_route(vhost, "chx", "customer-42", None)
+    assert len(trace.queues) == 1
+    assert [q.name for q in vhost.route(chx, "customer-42", None)] == list(trace.queues)
+    assert "hashed to bucket" in render(trace)
+
+
+def test_unknown_exchange(vhost: VirtualHost) -> None:
+    with pytest.raises(NotFound) as caught:
+        explain_route(vhost, "nowhere", "k", None)
+    assert caught.value.text == "no exchange 'nowhere' in vhost '/'"
+
+
+def test_cc_that_is_not_an_array(vhost: VirtualHost) -> None:
+    with pytest.raises(PreconditionFailed) as caught:
+        explain_route(vhost, "", "k", {"CC": "q"})
+    assert caught.value.text == 'invalid message: {unacceptable_type_in_header,"CC",longstr}'
