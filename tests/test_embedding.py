@@ -238,6 +238,7 @@ def test_broker_starts_from_a_definitions_file(tmp_path: Path) -> None:
     path = _definitions(
         tmp_path / "definitions.json",
         {
+            "vhosts": [{"name": "/"}],
             "queues": [
                 {
                     "name": "jobs",
@@ -246,7 +247,7 @@ def test_broker_starts_from_a_definitions_file(tmp_path: Path) -> None:
                     "auto_delete": False,
                     "arguments": {},
                 }
-            ]
+            ],
         },
     )
     with run_in_thread(definitions=path) as broker:

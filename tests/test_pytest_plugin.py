@@ -139,9 +139,10 @@ def test_vhost_names_say_which_test_they_belong_to(pytester: pytest.Pytester) ->
 # -- starting the session broker from a definitions file -----------------------------------------
 
 DEFINITIONS = {
+    "vhosts": [{"name": "/"}],
     "queues": [
         {"name": "preloaded", "vhost": "/", "durable": True, "auto_delete": False, "arguments": {}}
-    ]
+    ],
 }
 
 USES_DEFINITIONS = """
