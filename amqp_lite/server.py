@@ -85,9 +85,12 @@ class Server:
             if not store.has_pending:
                 await wakeup.wait()
                 continue
-            batch, upto = store.take_batch()
-            await trio.to_thread.run_sync(store.write_batch, batch)
-            store.batch_written(upto)
+            # Shielded: a batch taken must be written, or a shutdown arriving between the take
+            # and the write would lose it (the final flush only sees what was never taken).
+            with trio.CancelScope(shield=True):
+                batch, upto = store.take_batch()
+                await trio.to_thread.run_sync(store.write_batch, batch)
+                store.batch_written(upto)
             for connection in self.connections:
                 connection.store_progressed()
 
