@@ -316,7 +316,13 @@ def _plain(value: Any) -> Any:
 # -- reading each section -----------------------------------------------------------------------
 
 _REQUIRED: Any = object()
-_KINDS = {str: "a string", bool: "true or false", int: "an integer", dict: "an object"}
+_KINDS: dict[Any, str] = {
+    str: "a string",
+    bool: "true or false",
+    int: "an integer",
+    (int, float): "a number",
+    dict: "an object",
+}
 # Sections we accept and do not apply, with why.
 _UNSUPPORTED = {
     "topic_permissions": "amqp-lite has no topic permissions",
@@ -338,12 +344,14 @@ class _Reader:
         return DefinitionsError(self.source, where.line, f"{where.path}: {message}")
 
     def field(
-        self, obj: _Object, where: Where, key: str, kind: type, default: Any = _REQUIRED
+        self, obj: _Object, where: Where, key: str, kind: Any, default: Any = _REQUIRED
     ) -> Any:
+        """obj[key], which must be of `kind` (a type, or a tuple of them); JSON has no bool ints."""
         value = obj.get(key, default)
         if value is _REQUIRED:
             raise self.fail(where, f'missing "{key}"')
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             raise self.fail(where, f'"{key}" must be {_KINDS[kind]}, not {json.dumps(value)}')
         return _plain(value)
 
@@ -435,13 +443,14 @@ class _Reader:
             name=self.field(obj, where, "name", str),
             pattern=self.field(obj, where, "pattern", str),
             apply_to=self.field(obj, where, "apply-to", str, "all"),
-            priority=self.field(obj, where, "priority", int, 0),
+            priority=self.field(obj, where, "priority", (int, float), 0),
             definition=self.field(obj, where, "definition", dict),
         )
         try:
             validate_policy(policy)
         except ValueError as error:
-            raise self.fail(where, f"policy '{policy.name}': {error}") from None
+            complaints = str(error).replace("\n", "; ")  # one per line from validate_policy
+            raise self.fail(where, f"policy '{policy.name}': {complaints}") from None
         return PolicyDef(policy, where)
 
     def exchange(self, obj: _Object, where: Where) -> ExchangeDef:
