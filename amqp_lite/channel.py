@@ -12,13 +12,16 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from amqp_lite.consumer import ChannelConsumer, Delivery
+from amqp_lite.consumer import ChannelConsumer, Delivery, ReplyQueue
 from amqp_lite.errors import CommandInvalid, NotImplementedFeature, UnexpectedFrame
 from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import BodyFrame, HeaderFrame, encode_delivery
 from amqp_lite.wire.properties import encode_properties
 from vhosts import Exchange, Message, Queue, QueueEntry
 from vhosts.errors import AccessRefused, BrokerError, NotAllowed, NotFound, PreconditionFailed
+from vhosts.message import parse_expiration
+from vhosts.queue_settings import validate_consume_arguments
+from vhosts.vhost import REPLY_TO
 
 if TYPE_CHECKING:
     from amqp_lite.connection import ServerConnection
@@ -60,6 +63,7 @@ class Channel:
 
         # Publisher confirms: tags of publishes, and how far acks have been sent.
         self.confirming = False
+        self._nacks: set[int] = set()  # publishes refused by a full queue (reject-publish)
         self._publish_seq = 0
         self._confirmed_upto = 0  # every tag up to here may be acked
         self._acks_sent_upto = 0
@@ -68,6 +72,9 @@ class Channel:
         # Replies that promise something is on disk (durable declares, tx.commit-ok), each with
         # the store operation it waits for; they go out in order once that is written.
         self._replies_waiting: deque[tuple[int, Any]] = deque()
+
+        # Direct reply-to: this channel's consumer of amq.rabbitmq.reply-to, if it has one.
+        self._reply_queue: ReplyQueue | None = None
 
         self.transactional = False
         self._tx_publishes: list[tuple[Exchange, Message, bool]] = []
@@ -149,12 +156,18 @@ class Channel:
             raise AccessRefused(f"cannot publish to internal {exchange.describe()}")
         self.user.check(self.vhost.name, "write", "exchange", method.exchange)
         message = Message(method.exchange, method.routing_key, properties, body, raw)
+        if properties.expiration is not None:
+            message.ttl = parse_expiration(properties.expiration)
+        if properties.reply_to == REPLY_TO:
+            self._address_reply(message)
         if self.transactional:
             self._tx_publishes.append((exchange, message, method.mandatory))
             return
-        self._route(exchange, message, method.mandatory)
+        refused = self._route(exchange, message, method.mandatory)
         if self.confirming:
             self._publish_seq += 1
+            if refused:  # a full queue with x-overflow reject-publish: the publisher hears no
+                self._nacks.add(self._publish_seq)
             store = self.vhost.store
             if store is not None and (message.store_id is not None or self._replies_waiting):
                 self._awaiting_disk.append((self._publish_seq, store.last_op))
@@ -164,14 +177,18 @@ class Channel:
                 self._confirmed_upto = self._publish_seq
             self.connection.confirms_pending(self)
 
-    def _route(self, exchange: Exchange, message: Message, mandatory: bool) -> None:
-        queues = self.vhost.route(exchange, message.routing_key, message.properties.headers)
-        if not queues:
-            if mandatory:
-                self._send_return(NO_ROUTE, "NO_ROUTE", message)
-            return
-        for queue in queues:
-            queue.enqueue(message)
+    def _route(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
+        """Route and enqueue; True when some full queue refused the message."""
+        routed, refused = self.vhost.publish(exchange, message)
+        if not routed and mandatory:
+            self._send_return(NO_ROUTE, "NO_ROUTE", message)
+        return refused
+
+    def _address_reply(self, message: Message) -> None:
+        """Direct reply-to: `reply_to` names this channel's reply consumer, so replies find it."""
+        if self._reply_queue is None:
+            raise PreconditionFailed("fast reply consumer does not exist")
+        message.set_property("reply_to", self._reply_queue.name)
 
     def _send_with_content(self, method: Any, message: Message) -> None:
         """basic.deliver, get-ok or return: the method, then the message's header and body."""
@@ -208,12 +225,29 @@ class Channel:
                 self.connection.send_method(self.number, replies.popleft()[1])
         upto = self._confirmed_upto
         if upto > self._acks_sent_upto:
-            multiple = upto - self._acks_sent_upto > 1
-            self._acks_sent_upto = upto
-            self.connection.send_method(
-                self.number, methods.BasicAck(delivery_tag=upto, multiple=multiple)
-            )
+            if self._nacks:
+                self._send_nacks_upto(upto)
+            if upto > self._acks_sent_upto:
+                self._send_ack(upto)
         return bool(waiting or replies)
+
+    def _send_ack(self, upto: int) -> None:
+        multiple = upto - self._acks_sent_upto > 1
+        self._acks_sent_upto = upto
+        self.connection.send_method(
+            self.number, methods.BasicAck(delivery_tag=upto, multiple=multiple)
+        )
+
+    def _send_nacks_upto(self, upto: int) -> None:
+        """Refused publishes get a nack each; the confirmed ones around them, acks."""
+        for tag in sorted(t for t in self._nacks if t <= upto):
+            self._nacks.discard(tag)
+            if tag - 1 > self._acks_sent_upto:
+                self._send_ack(tag - 1)
+            self._acks_sent_upto = tag
+            self.connection.send_method(
+                self.number, methods.BasicNack(delivery_tag=tag, multiple=False, requeue=False)
+            )
 
     def _reply_when_stored(self, method: Any) -> None:
         """Send `method` once everything the store has been told so far is on disk."""
@@ -347,11 +381,12 @@ class Channel:
         self.resume_consumers()
 
     def _basic_consume(self, method: Any) -> None:
+        if method.queue == REPLY_TO:
+            self._consume_replies(method)
+            return
         queue = self._queue(method.queue)
         self.user.check(self.vhost.name, "read", "queue", queue.name)
-        tag = method.consumer_tag or _TAG_PREFIX + os.urandom(16).hex()
-        if tag in self.consumers:
-            raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        tag = self._new_consumer_tag(method.consumer_tag)
         consumer = ChannelConsumer(
             self,
             queue,
@@ -359,12 +394,49 @@ class Channel:
             no_ack=method.no_ack,
             exclusive=method.exclusive,
             prefetch=self._consumer_prefetch,
+            priority=validate_consume_arguments(
+                method.arguments, queue_description=queue.describe()
+            ),
         )
         queue.check_consumable(exclusive=method.exclusive)
         self.consumers[tag] = consumer
         if not method.no_wait:
             self.connection.send_method(self.number, methods.BasicConsumeOk(consumer_tag=tag))
         queue.add_consumer(consumer)  # after consume-ok: deliveries must follow it
+
+    def _new_consumer_tag(self, requested: str) -> str:
+        tag = requested or _TAG_PREFIX + os.urandom(16).hex()
+        if tag in self.consumers:
+            raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        return tag
+
+    def _consume_replies(self, method: Any) -> None:
+        """Consume amq.rabbitmq.reply-to: replies come straight here, never through a queue."""
+        if not method.no_ack:
+            raise PreconditionFailed("reply consumer cannot acknowledge")
+        if self._reply_queue is not None:
+            raise PreconditionFailed("reply consumer already set")
+        tag = self._new_consumer_tag(method.consumer_tag)
+        reply_queue = ReplyQueue(self, tag)
+        consumer = ChannelConsumer(
+            self,
+            reply_queue,
+            tag,
+            no_ack=True,
+            exclusive=False,
+            prefetch=0,  # type: ignore[arg-type]
+        )
+        reply_queue.consumer = consumer
+        self._reply_queue = reply_queue
+        self.vhost.reply_queues[reply_queue.name] = reply_queue
+        self.consumers[tag] = consumer
+        if not method.no_wait:
+            self.connection.send_method(self.number, methods.BasicConsumeOk(consumer_tag=tag))
+
+    def reply_consumer_gone(self, reply_queue: ReplyQueue) -> None:
+        self.vhost.reply_queues.pop(reply_queue.name, None)
+        if self._reply_queue is reply_queue:
+            self._reply_queue = None
 
     def _basic_cancel(self, method: Any) -> None:
         consumer = self.consumers.pop(method.consumer_tag, None)
@@ -454,6 +526,8 @@ class Channel:
         change(source, destination, method.routing_key, dict(method.arguments))
 
     def _queue_declare(self, method: Any) -> None:
+        if method.queue.startswith(REPLY_TO) and self._declare_reply_queue(method):
+            return
         if not method.passive:
             self._check("configure", "queue", method.queue or "amq.gen")
         queue = self.vhost.declare_queue(
@@ -476,6 +550,16 @@ class Channel:
                     consumer_count=queue.consumer_count,
                 ),
             )
+
+    def _declare_reply_queue(self, method: Any) -> bool:
+        """RabbitMQ answers a declare of the reply-to pseudo-queue as if it were a queue with
+        one consumer; a reply address is there while its consumer is."""
+        if method.queue != REPLY_TO and method.queue not in self.vhost.reply_queues:
+            return False  # an ordinary 404 (or 403 for the amq. prefix) follows
+        if not method.no_wait:
+            reply = methods.QueueDeclareOk(queue=method.queue, message_count=0, consumer_count=1)
+            self.connection.send_method(self.number, reply)
+        return True
 
     def _queue_name(self, name: str) -> str:
         # An empty queue name means "the queue this connection declared last" (AMQP 0-9-1).

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
-from vhosts import Queue, QueueEntry
+from vhosts import Message, Queue, QueueEntry
 
 if TYPE_CHECKING:
     from amqp_lite.channel import Channel
@@ -13,7 +14,16 @@ if TYPE_CHECKING:
 class ChannelConsumer:
     """Implements `vhosts.Consumer`: credit comes from prefetch, channel flow and socket backlog."""
 
-    __slots__ = ("channel", "exclusive", "no_ack", "prefetch", "queue", "tag", "unacked")
+    __slots__ = (
+        "channel",
+        "exclusive",
+        "no_ack",
+        "prefetch",
+        "priority",
+        "queue",
+        "tag",
+        "unacked",
+    )
 
     def __init__(
         self,
@@ -24,6 +34,7 @@ class ChannelConsumer:
         no_ack: bool,
         exclusive: bool,
         prefetch: int,
+        priority: int = 0,
     ) -> None:
         self.channel = channel
         self.queue = queue
@@ -31,6 +42,7 @@ class ChannelConsumer:
         self.no_ack = no_ack
         self.exclusive = exclusive
         self.prefetch = prefetch  # 0: no per-consumer limit
+        self.priority = priority  # x-priority
         self.unacked = 0
 
     def __repr__(self) -> str:
@@ -59,3 +71,35 @@ class Delivery:
         self.tag = tag
         self.entry = entry
         self.consumer = consumer  # None for basic.get
+
+
+class ReplyQueue:
+    """Direct reply-to: stands where a queue would for the channel's reply consumer.
+
+    A reply published to the default exchange with this name as routing key is delivered at
+    once, unacknowledged and regardless of flow control, as RabbitMQ does; nothing is stored.
+    """
+
+    def __init__(self, channel: Channel, tag: str) -> None:
+        self.channel = channel
+        self.name = "amq.rabbitmq.reply-to." + os.urandom(12).hex()
+        self.consumer: ChannelConsumer | None = None
+        self.tag = tag
+
+    def __repr__(self) -> str:
+        return f"<ReplyQueue {self.name!r}>"
+
+    def enqueue(self, message: Message) -> QueueEntry:
+        entry = QueueEntry(message, self, 0)  # type: ignore[arg-type]
+        if self.consumer is not None:
+            self.channel.deliver(self.consumer, entry)
+        return entry
+
+    # What a channel asks of its consumers' queues.
+    def dispatch(self) -> None:
+        pass
+
+    def remove_consumer(self, consumer: ChannelConsumer) -> bool:
+        self.consumer = None
+        self.channel.reply_consumer_gone(self)
+        return False

@@ -29,6 +29,10 @@ class Router(ABC):
     """Routing table of one exchange.  Synchronous and free of I/O; not thread-safe."""
 
     type_name: ClassVar[str]
+    # Built with the exchange's declared arguments (`cls(arguments)`), not `cls()`.
+    takes_arguments: ClassVar[bool] = False
+    # Routes by the publish's routing key alone, ignoring the CC and BCC keys.
+    only_first_routing_key: ClassVar[bool] = False
 
     def __init__(self) -> None:
         # Insertion-ordered; values are the caller's arguments (deep-copied at bind time).

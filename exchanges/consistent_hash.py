@@ -133,6 +133,7 @@ class ConsistentHashRouter(Router):
     type_name: ClassVar[str] = "x-consistent-hash"
     # RabbitMQ's type hashes the message's own routing key only; CC/BCC keys are not tried.
     only_first_routing_key: ClassVar[bool] = True
+    takes_arguments: ClassVar[bool] = True
 
     def __init__(self, arguments: Mapping[str, Any] | None = None) -> None:
         super().__init__()

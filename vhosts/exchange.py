@@ -9,6 +9,7 @@ from exchanges import ROUTERS, Router
 from vhosts.errors import CommandInvalid
 
 DEFAULT_EXCHANGE = ""
+DELAYED_MESSAGE = "x-delayed-message"  # the type name RabbitMQ's delayed-message plugin uses
 
 # Exchanges every vhost has from its creation, as RabbitMQ declares them.
 STANDARD_EXCHANGES = {
@@ -33,19 +34,27 @@ class Exchange:
         arguments: dict[str, Any] | None = None,
         router: Router | DefaultRouter | None = None,
     ) -> None:
+        arguments = arguments or {}
+        # A delayed-message exchange holds messages back, then routes as its x-delayed-type.
+        self.delayed = type_name == DELAYED_MESSAGE
         if router is None:
-            router_class = ROUTERS.get(type_name)
+            routing_type = arguments.get("x-delayed-type") if self.delayed else type_name
+            router_class = ROUTERS.get(routing_type)  # type: ignore[arg-type]
             if router_class is None:
                 raise CommandInvalid(f"unknown exchange type '{type_name}'")
-            router = router_class()
+            # Only the consistent-hash type reads its exchange's arguments (hash-header).
+            router = router_class(arguments) if router_class.takes_arguments else router_class()
         self.vhost_name = vhost_name
         self.name = name
         self.type_name = type_name
         self.durable = durable
         self.auto_delete = auto_delete
         self.internal = internal
-        self.arguments = arguments or {}
+        self.arguments = arguments
         self.router: Router | DefaultRouter = router
+        # Where messages this exchange cannot route go: its argument, else its policy's.
+        self.alternate_exchange: str | None = None
+        self.apply_policy(None)
         self.exchange_bindings = (
             0  # bindings whose destination is an exchange: routing must follow them
         )
@@ -55,6 +64,12 @@ class Exchange:
 
     def describe(self) -> str:
         return f"exchange '{self.name}' in vhost '{self.vhost_name}'"
+
+    def apply_policy(self, definition: Mapping[str, Any] | None) -> None:
+        alternate = self.arguments.get("alternate-exchange")
+        if alternate is None and definition is not None:
+            alternate = definition.get("alternate-exchange")
+        self.alternate_exchange = alternate if isinstance(alternate, str) else None
 
     @property
     def is_system(self) -> bool:
@@ -70,11 +85,16 @@ class DefaultRouter:
 
     type_name = "direct"
 
-    def __init__(self, queues: Mapping[str, Hashable]) -> None:
+    def __init__(
+        self, queues: Mapping[str, Hashable], reply_queues: Mapping[str, Hashable] | None = None
+    ) -> None:
         self._queues = queues
+        self._reply_queues = reply_queues if reply_queues is not None else {}
 
     def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> Collection[Hashable]:
         queue = self._queues.get(routing_key)
+        if queue is None:
+            queue = self._reply_queues.get(routing_key)  # direct reply-to: a channel's consumer
         return (queue,) if queue is not None else ()
 
     def _refuse(self, *binding: Any) -> NoReturn:

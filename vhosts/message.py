@@ -6,8 +6,13 @@ holds what differs per queue (its position, whether it was delivered before).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from vhosts.errors import PreconditionFailed
 
 if TYPE_CHECKING:
     from vhosts.queue import Queue
@@ -29,6 +34,7 @@ class Message:
         "routing_key",
         "store_id",
         "store_refs",
+        "ttl",
     )
 
     # How to decode `encoded_properties` for a message recovered without its properties object;
@@ -51,6 +57,7 @@ class Message:
         self.encoded_properties = encoded_properties
         self.store_id: int | None = None  # set once the durable store holds the content
         self.store_refs = 0  # durable queues holding it; at 0 the stored content goes
+        self.ttl: int | None = None  # milliseconds, from the `expiration` property when set
 
     @property
     def properties(self) -> Any:
@@ -59,6 +66,16 @@ class Message:
             assert Message.decode_properties is not None and self.encoded_properties is not None
             properties = self._properties = Message.decode_properties(self.encoded_properties)
         return properties
+
+    def set_property(self, name: str, value: Any) -> None:
+        """Change a property before the message is queued (the broker's own rewrites)."""
+        self._properties = attrs.evolve(self.properties, **{name: value})
+        self.encoded_properties = None
+
+    def drop_header(self, name: str) -> None:
+        """Remove one header before the message is queued (BCC must not reach receivers)."""
+        headers = self.properties.headers or {}
+        self.set_property("headers", {k: v for k, v in headers.items() if k != name})
 
     @property
     def persistent(self) -> bool:
@@ -72,10 +89,27 @@ class Message:
         return f"<Message {self.exchange!r}/{self.routing_key!r} {len(self.body)} bytes>"
 
 
+def parse_expiration(text: str) -> int:
+    """The `expiration` property as milliseconds, refused with RabbitMQ's texts when invalid."""
+    match = _LEADING_INTEGER.match(text)
+    if match is None:
+        raise PreconditionFailed(f"invalid expiration '{text}': no_integer")
+    leftover = text[match.end() :]
+    if leftover:
+        raise PreconditionFailed(f"invalid expiration '{text}': {{leftover_string,\"{leftover}\"}}")
+    value = int(match.group())
+    if value < 0:
+        raise PreconditionFailed(f"invalid expiration '{text}': {{value_negative,{value}}}")
+    return value
+
+
+_LEADING_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 class QueueEntry:
     """One message in one queue: ready, or delivered and waiting for its ack."""
 
-    __slots__ = ("message", "queue", "redelivered", "seq", "stored")
+    __slots__ = ("expires_at", "message", "priority", "queue", "redelivered", "seq", "stored")
 
     def __init__(
         self,
@@ -84,9 +118,15 @@ class QueueEntry:
         seq: int,
         redelivered: bool = False,
         stored: bool = False,
+        expires_at: float | None = None,
+        priority: int = 0,
     ) -> None:
         self.message = message
         self.queue = queue
         self.seq = seq  # position in the queue; a requeued entry goes back to it
         self.redelivered = redelivered
         self.stored = stored  # in the durable store until settled
+        # Clock time after which it is never delivered (queue TTL or the message's expiration);
+        # kept across requeues, as RabbitMQ keeps it.
+        self.expires_at = expires_at
+        self.priority = priority  # within the queue's x-max-priority; 0 for ordinary queues

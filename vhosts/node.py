@@ -23,7 +23,7 @@ class Node:
         store: Store | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.clock = clock or Clock()
+        self.clock = clock if clock is not None else Clock()
         self.timers = Timers()  # the server's timer task runs what is due on `clock`
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
@@ -114,8 +114,8 @@ class Node:
         for q in store.queues():
             # Built directly: a server-named queue ('amq.gen-...') could not be declared by name.
             vhost = self._recovered_vhost(q.vhost)
-            vhost.queues[q.name] = Queue(
-                q.vhost, q.name, durable=True, auto_delete=q.auto_delete, arguments=q.arguments
+            vhost.queues[q.name] = vhost.new_queue(
+                q.name, durable=True, auto_delete=q.auto_delete, arguments=q.arguments
             )
         for b in store.bindings():
             vhost = self._recovered_vhost(b.vhost)
@@ -143,7 +143,8 @@ class Node:
         queue: Queue | None = None
         entries: list[QueueEntry] = []
         for row in store.queue_messages():  # ordered by vhost, queue, position
-            vhost_name, queue_name, seq, redelivered, message_id, exchange, key, raw, body = row
+            vhost_name, queue_name, seq, redelivered, expires_at, message_id = row[:6]
+            exchange, key, raw, body = row[6:]
             if queue is None or queue.name != queue_name or queue.vhost_name != vhost_name:
                 if queue is not None:
                     queue.restore(entries)
@@ -155,6 +156,9 @@ class Node:
                 message = messages[message_id] = Message(exchange, key, None, body, raw)
                 message.store_id = message_id
             message.store_refs += 1
-            entries.append(QueueEntry(message, queue, seq, bool(redelivered), True))
+            entry = QueueEntry(message, queue, seq, bool(redelivered), True, expires_at)
+            if queue.settings.max_priority:
+                entry.priority = min(message.properties.priority or 0, queue.settings.max_priority)
+            entries.append(entry)
         if queue is not None:
             queue.restore(entries)

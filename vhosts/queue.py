@@ -1,14 +1,25 @@
-"""A queue: ready messages in order, the consumers they go to, and the rules of who may use it."""
+"""A queue: ready messages in order, the consumers they go to, and the rules of who may use it.
+
+Besides plain FIFO delivery a queue applies its settings (`vhosts.queue_settings`): messages
+expire (x-message-ttl, the `expiration` property) when they reach the head, length limits drop
+the oldest or refuse new messages, priorities reorder, and what leaves for one of those reasons
+or by a reject is handed to the vhost to dead-letter. A queue nobody uses for `x-expires` is
+deleted by the vhost.
+"""
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from vhosts.clock import Clock
 from vhosts.errors import AccessRefused, PreconditionFailed, ResourceLocked
 from vhosts.message import Message, QueueEntry
+from vhosts.queue_settings import DEFAULT_SETTINGS, QueueSettings
+from vhosts.timers import Timers
 
 if TYPE_CHECKING:
     from vhosts.store import Store
@@ -20,6 +31,7 @@ class Consumer(Protocol):
     tag: str
     no_ack: bool
     exclusive: bool
+    priority: int  # x-priority: higher goes first while it has credit
 
     def has_credit(self) -> bool:
         """May this consumer take one more message now (prefetch, a slow socket)?"""
@@ -32,6 +44,35 @@ class Consumer(Protocol):
     def queue_deleted(self) -> None:
         """The queue is gone; the consumer with it."""
         ...
+
+
+class QueueHost(Protocol):
+    """What a queue needs from its vhost: the time, timers, and where dead letters go."""
+
+    clock: Clock
+    timers: Timers
+
+    def dead_letter(self, queue: Queue, entries: list[QueueEntry], reason: str) -> None:
+        """Republish `entries` (already out of the ready list) through the queue's DLX."""
+        ...
+
+    def queue_expired(self, queue: Queue) -> None:
+        """The queue was unused for its x-expires: delete it."""
+        ...
+
+
+class _Detached:
+    """The host of a queue made on its own (unit tests): wall time, and dead letters vanish."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.timers = Timers()
+
+    def dead_letter(self, queue: Queue, entries: list[QueueEntry], reason: str) -> None:
+        pass
+
+    def queue_expired(self, queue: Queue) -> None:
+        pass
 
 
 class Queue:
@@ -51,6 +92,8 @@ class Queue:
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
         store: Store | None = None,
+        settings: QueueSettings = DEFAULT_SETTINGS,
+        host: QueueHost | None = None,
     ) -> None:
         self.vhost_name = vhost_name
         # Only a durable queue has a store, and only persistent messages go into it.
@@ -60,11 +103,22 @@ class Queue:
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = arguments or {}
-        self.ready: deque[QueueEntry] = deque()
+        self.host: QueueHost = host or _Detached()
+        self.settings = settings
+        self.ready: deque[QueueEntry] | PriorityReady = (
+            PriorityReady() if settings.max_priority else deque()
+        )
+        self.ready_bytes = 0  # body bytes of ready messages, for x-max-length-bytes
         self.consumers: deque[Consumer] = deque()
+        # Consumers by x-priority, highest first, once any consumer has a priority other than 0.
+        self._consumer_groups: list[tuple[int, deque[Consumer]]] | None = None
         self.deleted = False
         self._next_seq = 0
         self._dispatching = False
+        self._expiry_timer_at: float | None = None  # when the head-expiry timer fires
+        self._last_used = self.host.clock.now()  # for x-expires
+        self._idle_timer_at: float | None = None
+        self._schedule_idle_check()
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} ready={len(self.ready)} consumers={len(self.consumers)}>"
@@ -93,17 +147,73 @@ class Queue:
             "does not match that of the original declaration."
         )
 
+    # -- settings --------------------------------------------------------------------------------
+
+    def apply_settings(self, settings: QueueSettings) -> None:
+        """A policy changed: new limits hold at once, new TTLs for messages from now on.
+
+        The ready list keeps its shape: like RabbitMQ, priorities come from the declaration.
+        """
+        self.settings = settings
+        self._drop_head_over_limit()
+        self._schedule_idle_check()
+
     # -- messages in -----------------------------------------------------------------------------
 
-    def enqueue(self, message: Message) -> QueueEntry:
+    def enqueue(self, message: Message) -> QueueEntry | None:
+        """Add a published (or dead-lettered) message; None when the queue refuses it as full."""
+        settings = self.settings
+        if settings.limited and settings.overflow != "drop-head" and self._would_overflow(message):
+            return self._refuse(message)
         entry = QueueEntry(message, self, self._next_seq)
         self._next_seq += 1
+        ttl = settings.message_ttl
+        if message.ttl is not None and (ttl is None or message.ttl < ttl):
+            ttl = message.ttl
+        if ttl is not None:
+            entry.expires_at = self.host.clock.now() + ttl / 1000
+        if settings.max_priority:
+            entry.priority = min(message.properties.priority or 0, settings.max_priority)
         if self.store is not None and message.persistent:
             self._persist(entry)
         self.ready.append(entry)
+        self.ready_bytes += len(message.body)
         if self.consumers:
             self.dispatch()
+        if settings.limited:
+            self._drop_head_over_limit()
+        if entry.expires_at is not None:
+            self._schedule_expiry()
         return entry
+
+    def _would_overflow(self, message: Message) -> bool:
+        max_length, max_bytes = self.settings.max_length, self.settings.max_length_bytes
+        return (max_length is not None and len(self.ready) + 1 > max_length) or (
+            max_bytes is not None and self.ready_bytes + len(message.body) > max_bytes
+        )
+
+    def _refuse(self, message: Message) -> None:
+        """reject-publish: the publisher gets a nack; with -dlx the message is dead-lettered."""
+        if self.settings.overflow == "reject-publish-dlx":
+            self.host.dead_letter(self, [QueueEntry(message, self, -1)], "maxlen")
+        return None
+
+    def _drop_head_over_limit(self) -> None:
+        settings = self.settings
+        max_length, max_bytes = settings.max_length, settings.max_length_bytes
+        if settings.overflow != "drop-head" or (max_length is None and max_bytes is None):
+            return
+        dropped = []
+        ready = self.ready
+        while ready and (
+            (max_length is not None and len(ready) > max_length)
+            or (max_bytes is not None and self.ready_bytes > max_bytes)
+        ):
+            entry = ready.popleft()
+            self.ready_bytes -= len(entry.message.body)
+            dropped.append(entry)
+        if dropped:
+            self._dead_letter(dropped, "maxlen")
 
     def _persist(self, entry: QueueEntry) -> None:
         store, message = self.store, entry.message
@@ -116,7 +226,7 @@ class Queue:
             )
         message.store_refs += 1
         entry.stored = True
-        store.enqueue(self.vhost_name, self.name, entry.seq, message.store_id)
+        store.enqueue(self.vhost_name, self.name, entry.seq, message.store_id, entry.expires_at)
 
     def _unpersist(self, entry: QueueEntry) -> None:
         """The entry is settled for good: forget it, and its content once no queue holds it."""
@@ -134,55 +244,93 @@ class Queue:
 
     def restore(self, entries: list[QueueEntry]) -> None:
         """Put back entries recovered from the store, in their order (start-up only)."""
-        if entries:
-            self.ready.extend(entries)
-            self._next_seq = max(self._next_seq, entries[-1].seq + 1)
+        if not entries:
+            return
+        ready = self.ready
+        for entry in entries:
+            ready.append(entry)
+            self.ready_bytes += len(entry.message.body)
+        self._next_seq = max(self._next_seq, entries[-1].seq + 1)
+        self._schedule_expiry()
 
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
         """Put delivered entries back at their original places, marked redelivered."""
         returning = sorted(entries, key=_by_seq)
-        if not returning:
-            return
-        if self.deleted:
+        if not returning or self.deleted:
             return
         for entry in returning:
             entry.redelivered = True
-        ready = self.ready
-        if not ready or returning[-1].seq < ready[0].seq:
-            ready.extendleft(reversed(returning))  # the usual case: all older than what waits
+            self.ready_bytes += len(entry.message.body)
+        if isinstance(self.ready, PriorityReady):
+            self.ready.put_back(returning)
         else:
-            self.ready = deque(_merge_by_seq(returning, ready))
+            self.ready = _put_back(self.ready, returning)
         if self.consumers:
             self.dispatch()
+        self._schedule_expiry()
 
     # -- messages out ----------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Hand ready messages to consumers with credit, round-robin, until one side runs out."""
+        """Hand ready messages to consumers with credit until one side runs out.
+
+        Round-robin among consumers of the highest priority that have credit; with a single
+        active consumer, only the first one registered.
+        """
         if self._dispatching:
             return  # a delivery that triggers another dispatch is served by the outer loop
         self._dispatching = True
+        expired: list[QueueEntry] = []
+        now = None
         try:
-            ready, consumers = self.ready, self.consumers
-            while ready and consumers:
-                for _ in range(len(consumers)):
-                    consumer = consumers[0]
-                    consumers.rotate(-1)
-                    if consumer.has_credit():
-                        break
-                else:
-                    return
+            ready = self.ready
+            while ready:
+                consumer = self._consumer_with_credit()
+                if consumer is None:
+                    break
                 entry = ready.popleft()
+                self.ready_bytes -= len(entry.message.body)
+                if entry.expires_at is not None:
+                    if now is None:
+                        now = self.host.clock.now()
+                    if entry.expires_at <= now:
+                        expired.append(entry)
+                        continue
                 if entry.stored:
                     self._taken(entry, consumer.no_ack)
                 consumer.deliver(entry)
         finally:
             self._dispatching = False
+        if expired:
+            self._dead_letter(expired, "expired")
+        if now is not None:
+            self._schedule_expiry()
+
+    def _consumer_with_credit(self) -> Consumer | None:
+        consumers = self.consumers
+        if not consumers:
+            return None
+        if self.settings.single_active_consumer:
+            active = consumers[0]  # the others wait their turn, in the order they came
+            return active if active.has_credit() else None
+        groups = self._consumer_groups
+        for group in (consumers,) if groups is None else (g for _, g in groups):
+            for _ in range(len(group)):
+                consumer = group[0]
+                group.rotate(-1)
+                if consumer.has_credit():
+                    return consumer
+        return None
 
     def get(self, *, no_ack: bool) -> QueueEntry | None:
-        if not self.ready:
+        self.touch()
+        ready = self.ready
+        if ready and ready[0].expires_at is not None:
+            self.expire_due(self.host.clock.now())
+        if not ready:
             return None
-        entry = self.ready.popleft()
+        entry = ready.popleft()
+        self.ready_bytes -= len(entry.message.body)
         if entry.stored:
             self._taken(entry, no_ack)
         return entry
@@ -199,8 +347,16 @@ class Queue:
             self._unpersist(entry)
 
     def discard(self, entry: QueueEntry) -> None:
-        """Rejected without requeue: gone (dead-lettering hooks in here)."""
-        self.ack(entry)
+        """Rejected without requeue: dead-lettered when the queue has a dead-letter exchange."""
+        self._dead_letter([entry], "rejected")
+
+    def _dead_letter(self, entries: list[QueueEntry], reason: str) -> None:
+        # Republished first, forgotten after: a crash in between keeps a copy, never none.
+        if self.settings.dead_letter_exchange is not None:
+            self.host.dead_letter(self, entries, reason)
+        for entry in entries:
+            if entry.stored:
+                self._unpersist(entry)
 
     def purge(self) -> int:
         count = len(self.ready)
@@ -209,7 +365,67 @@ class Queue:
                 if entry.stored:
                     self._unpersist(entry)
         self.ready.clear()
+        self.ready_bytes = 0
         return count
+
+    # -- time ------------------------------------------------------------------------------------
+
+    def expire_due(self, now: float) -> None:
+        """Drop (and dead-letter) expired messages at the head: RabbitMQ expires only there."""
+        expired = []
+        for bucket in self.ready.buckets if isinstance(self.ready, PriorityReady) else [self.ready]:
+            while bucket and bucket[0].expires_at is not None and bucket[0].expires_at <= now:
+                entry = bucket.popleft()
+                self.ready_bytes -= len(entry.message.body)
+                expired.append(entry)
+        if isinstance(self.ready, PriorityReady):
+            self.ready.forget_empty()
+        if expired:
+            self._dead_letter(expired, "expired")
+
+    def _schedule_expiry(self) -> None:
+        """Make sure a timer fires when the earliest head message expires."""
+        ready = self.ready
+        heads = ready.heads() if isinstance(ready, PriorityReady) else ready and (ready[0],)
+        deadlines = [e.expires_at for e in heads or () if e.expires_at is not None]
+        if not deadlines:
+            return
+        when = min(deadlines)
+        if self._expiry_timer_at is not None and self._expiry_timer_at <= when:
+            return
+        self._expiry_timer_at = when
+        self.host.timers.schedule(when, self._expiry_timer)
+
+    def _expiry_timer(self, now: float) -> None:
+        if self._expiry_timer_at is not None and self._expiry_timer_at <= now:
+            self._expiry_timer_at = None
+        if self.deleted:
+            return
+        self.expire_due(now)
+        self._schedule_expiry()
+
+    def touch(self) -> None:
+        """The queue was used (declared again, a basic.get): its x-expires starts over."""
+        if self.settings.expires is not None:
+            self._last_used = self.host.clock.now()
+            self._schedule_idle_check()
+
+    def _schedule_idle_check(self) -> None:
+        expires = self.settings.expires
+        if expires is None or self.consumers or self._idle_timer_at is not None:
+            return
+        self._idle_timer_at = self._last_used + expires / 1000
+        self.host.timers.schedule(self._idle_timer_at, self._idle_check)
+
+    def _idle_check(self, now: float) -> None:
+        self._idle_timer_at = None
+        expires = self.settings.expires
+        if self.deleted or expires is None or self.consumers:
+            return
+        if now >= self._last_used + expires / 1000:
+            self.host.queue_expired(self)
+        else:
+            self._schedule_idle_check()  # used meanwhile: look again when its new time comes
 
     # -- consumers -------------------------------------------------------------------------------
 
@@ -220,6 +436,8 @@ class Queue:
     def add_consumer(self, consumer: Consumer) -> None:
         """Call `check_consumable` first; this one only adds and starts delivering."""
         self.consumers.append(consumer)
+        if self._consumer_groups is not None or consumer.priority:
+            self._regroup()
         self.dispatch()
 
     def remove_consumer(self, consumer: Consumer) -> bool:
@@ -228,7 +446,23 @@ class Queue:
             self.consumers.remove(consumer)
         except ValueError:
             return False
+        if self._consumer_groups is not None:
+            self._regroup()
+        if not self.consumers:
+            self.touch()
+            self._schedule_idle_check()
+        elif self.settings.single_active_consumer:
+            self.dispatch()  # the next in line takes over
         return self.auto_delete and not self.consumers
+
+    def _regroup(self) -> None:
+        groups: dict[int, deque[Consumer]] = {}
+        for consumer in self.consumers:
+            groups.setdefault(consumer.priority, deque()).append(consumer)
+        if set(groups) <= {0}:
+            self._consumer_groups = None
+        else:
+            self._consumer_groups = sorted(groups.items(), key=lambda item: -item[0])
 
     def check_deletable(self, *, if_unused: bool, if_empty: bool) -> None:
         if if_unused and self.consumers:
@@ -237,9 +471,89 @@ class Queue:
             raise PreconditionFailed(f"{self.describe()} not empty")
 
 
+class PriorityReady:
+    """The ready list of a priority queue: FIFO within each priority, highest priority first.
+
+    Offers the few deque operations `Queue` uses (append, popleft, [0], len, iteration, clear).
+    """
+
+    def __init__(self) -> None:
+        self._by_priority: dict[int, deque[QueueEntry]] = {}
+        self._priorities: list[int] = []  # those with entries, ascending
+        self._length = 0
+
+    @property
+    def buckets(self) -> list[deque[QueueEntry]]:
+        return [self._by_priority[p] for p in reversed(self._priorities)]
+
+    def heads(self) -> list[QueueEntry]:
+        return [bucket[0] for bucket in self.buckets]
+
+    def append(self, entry: QueueEntry) -> None:
+        bucket = self._by_priority.get(entry.priority)
+        if bucket is None:
+            bucket = self._by_priority[entry.priority] = deque()
+            bisect.insort(self._priorities, entry.priority)
+        bucket.append(entry)
+        self._length += 1
+
+    def popleft(self) -> QueueEntry:
+        if not self._priorities:
+            raise IndexError("pop from an empty queue")
+        top = self._priorities[-1]
+        bucket = self._by_priority[top]
+        entry = bucket.popleft()
+        if not bucket:
+            del self._by_priority[top]
+            self._priorities.pop()
+        self._length -= 1
+        return entry
+
+    def put_back(self, entries: list[QueueEntry]) -> None:
+        """Requeued entries (sorted by seq) return to their places within their priorities."""
+        by_priority: dict[int, list[QueueEntry]] = {}
+        for entry in entries:
+            by_priority.setdefault(entry.priority, []).append(entry)
+        for priority, returning in by_priority.items():
+            bucket = self._by_priority.get(priority)
+            if bucket is None:
+                bisect.insort(self._priorities, priority)
+                bucket = deque()
+            self._by_priority[priority] = _put_back(bucket, returning)
+        self._length += len(entries)
+
+    def forget_empty(self) -> None:
+        """Drop buckets emptied from outside (head expiry pops buckets directly)."""
+        for priority in [p for p in self._priorities if not self._by_priority[p]]:
+            del self._by_priority[priority]
+            self._priorities.remove(priority)
+        self._length = sum(len(b) for b in self._by_priority.values())
+
+    def clear(self) -> None:
+        self._by_priority.clear()
+        self._priorities.clear()
+        self._length = 0
+
+    def __getitem__(self, index: int) -> QueueEntry:
+        if index != 0 or not self._priorities:
+            raise IndexError(index)
+        return self._by_priority[self._priorities[-1]][0]
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[QueueEntry]:
+        for bucket in self.buckets:
+            yield from bucket
+
+
 def _by_seq(entry: QueueEntry) -> int:
     return entry.seq
 
 
-def _merge_by_seq(a: list[QueueEntry], b: Iterable[QueueEntry]) -> Iterable[QueueEntry]:
-    return heapq.merge(a, b, key=_by_seq)
+def _put_back(ready: deque[QueueEntry], returning: list[QueueEntry]) -> deque[QueueEntry]:
+    """Merge requeued entries (sorted by seq) into a FIFO by their original positions."""
+    if not ready or returning[-1].seq < ready[0].seq:
+        ready.extendleft(reversed(returning))  # the usual case: all older than what waits
+        return ready
+    return deque(heapq.merge(returning, ready, key=_by_seq))

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: queue_messages.expires_at
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE TABLE IF NOT EXISTS queue_messages (
     vhost TEXT NOT NULL, queue TEXT NOT NULL, seq INTEGER NOT NULL, message INTEGER NOT NULL,
-    redelivered INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (vhost, queue, seq)
+    redelivered INTEGER NOT NULL DEFAULT 0, expires_at REAL, PRIMARY KEY (vhost, queue, seq)
 ) WITHOUT ROWID;
 """
 
@@ -78,7 +78,7 @@ _SQL = {
     "AND destination = ? AND routing_key = ? AND arguments = ?",
     "message": "INSERT INTO messages VALUES (?, ?, ?, ?, ?)",
     "message-": "DELETE FROM messages WHERE id = ?",
-    "enqueue": "INSERT OR REPLACE INTO queue_messages VALUES (?, ?, ?, ?, 0)",
+    "enqueue": "INSERT OR REPLACE INTO queue_messages VALUES (?, ?, ?, ?, 0, ?)",
     "delivered": "UPDATE queue_messages SET redelivered = 1 "
     "WHERE vhost = ? AND queue = ? AND seq = ?",
     "dequeue": "DELETE FROM queue_messages WHERE vhost = ? AND queue = ? AND seq = ?",
@@ -246,8 +246,10 @@ class Store:
     def delete_message(self, message_id: int) -> None:
         self._record("message-", (message_id,))
 
-    def enqueue(self, vhost: str, queue: str, seq: int, message_id: int) -> int:
-        return self._record("enqueue", (vhost, queue, seq, message_id))
+    def enqueue(
+        self, vhost: str, queue: str, seq: int, message_id: int, expires_at: float | None = None
+    ) -> int:
+        return self._record("enqueue", (vhost, queue, seq, message_id, expires_at))
 
     def mark_delivered(self, vhost: str, queue: str, seq: int) -> None:
         self._record("delivered", (vhost, queue, seq))
@@ -314,10 +316,13 @@ class Store:
             for v, s, kind, d, k, a in self._db.execute("SELECT * FROM bindings")
         ]
 
-    def queue_messages(self) -> Iterator[tuple[str, str, int, int, int, str, str, bytes, bytes]]:
+    def queue_messages(
+        self,
+    ) -> Iterator[tuple[str, str, int, int, float | None, int, str, str, bytes, bytes]]:
         """Every stored queue entry in queue order, joined with its message's content."""
         return self._db.execute(
-            "SELECT q.vhost, q.queue, q.seq, q.redelivered, m.id, m.exchange, m.routing_key, "
+            "SELECT q.vhost, q.queue, q.seq, q.redelivered, q.expires_at, m.id, m.exchange, "
+            "m.routing_key, "
             "m.properties, m.body FROM queue_messages q JOIN messages m ON m.id = q.message "
             "ORDER BY q.vhost, q.queue, q.seq"
         )

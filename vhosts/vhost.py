@@ -4,19 +4,49 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
-from exchanges import ROUTERS, InvalidBinding
+from exchanges import ROUTERS, InvalidArguments, InvalidBinding
+from exchanges.erlang_text import type_name as amqp_type_name
 from vhosts.arguments import check_queue_equivalence
 from vhosts.clock import Clock
+from vhosts.dead_letter import dead_lettered, is_death_cycle
 from vhosts.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed
-from vhosts.exchange import DEFAULT_EXCHANGE, STANDARD_EXCHANGES, DefaultRouter, Exchange
+from vhosts.exchange import (
+    DEFAULT_EXCHANGE,
+    DELAYED_MESSAGE,
+    STANDARD_EXCHANGES,
+    DefaultRouter,
+    Exchange,
+)
+from vhosts.message import Message, QueueEntry
 from vhosts.queue import Queue
+from vhosts.queue_settings import (
+    resolve_queue_settings,
+    validate_exchange_arguments,
+    validate_queue_arguments,
+)
 from vhosts.store import Store
 from vhosts.timers import Timers
 
+if TYPE_CHECKING:
+    from vhosts.policies import Policy, PolicySet
+
 Destination = Queue | Exchange
+
+# Exchange types a declare may name: the routers, and the delayed-message wrapper around them.
+EXCHANGE_TYPES = (*ROUTERS, DELAYED_MESSAGE)
+
+REPLY_TO = "amq.rabbitmq.reply-to"  # the pseudo-queue of direct reply-to
+
+
+class ReplyQueue(Protocol):
+    """A channel's consumer of `amq.rabbitmq.reply-to`: replies reach it without a queue."""
+
+    name: str  # "amq.rabbitmq.reply-to.<token>", the routing key replies are published with
+
+    def enqueue(self, message: Message) -> object: ...
 
 
 class VirtualHost:
@@ -29,15 +59,22 @@ class VirtualHost:
         timers: Timers | None = None,
     ) -> None:
         self.name = name
-        self.clock = clock or Clock()
-        self.timers = timers or Timers()
+        self.clock = clock if clock is not None else Clock()
+        self.timers = timers if timers is not None else Timers()
         self.store = store  # durable exchanges, queues and bindings are recorded here
         self.queues: dict[str, Queue] = {}
         self.exchanges: dict[str, Exchange] = {}
+        self.policies: PolicySet | None = None  # made by the first set_policy
+        # Direct reply-to: "amq.rabbitmq.reply-to.<token>" names and the consumers they reach.
+        self.reply_queues: dict[str, ReplyQueue] = {}
         # Which exchanges bind to a destination, so deleting it need not visit every exchange.
         self._sources: dict[Destination, set[Exchange]] = {}
         self.exchanges[DEFAULT_EXCHANGE] = Exchange(
-            name, DEFAULT_EXCHANGE, "direct", durable=True, router=DefaultRouter(self.queues)
+            name,
+            DEFAULT_EXCHANGE,
+            "direct",
+            durable=True,
+            router=DefaultRouter(self.queues, self.reply_queues),
         )
         for exchange_name, type_name in STANDARD_EXCHANGES.items():
             self.exchanges[exchange_name] = Exchange(name, exchange_name, type_name, durable=True)
@@ -66,7 +103,7 @@ class VirtualHost:
     ) -> Exchange:
         if name == DEFAULT_EXCHANGE:
             raise AccessRefused("operation not permitted on the default exchange")
-        if not passive and type_name not in ROUTERS:
+        if not passive and type_name not in EXCHANGE_TYPES:
             raise CommandInvalid(f"unknown exchange type '{type_name}'")
         existing = self.exchanges.get(name)
         if passive:
@@ -80,16 +117,27 @@ class VirtualHost:
             return existing
         if name.startswith("amq."):
             raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
-        exchange = Exchange(
-            self.name,
-            name,
+        validate_exchange_arguments(
             type_name,
-            durable=durable,
-            auto_delete=auto_delete,
-            internal=internal,
-            arguments=arguments,
+            arguments or {},
+            exchange_description=f"exchange '{name}' in vhost '{self.name}'",
+            known_types=ROUTERS,
         )
+        try:
+            exchange = Exchange(
+                self.name,
+                name,
+                type_name,
+                durable=durable,
+                auto_delete=auto_delete,
+                internal=internal,
+                arguments=arguments,
+            )
+        except InvalidArguments as error:
+            raise PreconditionFailed(error.text) from None
         self.exchanges[name] = exchange
+        if self.policies is not None:
+            exchange.apply_policy(self._policy_definition("exchange", name))
         if durable and self.store is not None:
             self.store.save_exchange(
                 self.name, name, type_name, auto_delete, internal, exchange.arguments
@@ -143,7 +191,9 @@ class VirtualHost:
     ) -> Queue:
         arguments = arguments or {}
         if passive:
-            return self.queue(name, owner)
+            queue = self.queue(name, owner)
+            queue.touch()
+            return queue
         generated = not name
         if generated:
             name = self._generate_queue_name()
@@ -167,11 +217,14 @@ class VirtualHost:
                     f"but current is '{_flag(existing.auto_delete)}'"
                 )
             check_queue_equivalence(existing, arguments)
+            existing.touch()
             return existing
+        validate_queue_arguments(
+            arguments, queue_description=f"queue '{name}' in vhost '{self.name}'"
+        )
         # An exclusive queue dies with its connection, so it never outlives a restart.
         store = self.store if durable and not exclusive else None
-        queue = Queue(
-            self.name,
+        queue = self.new_queue(
             name,
             durable=durable,
             exclusive_owner=owner if exclusive else None,
@@ -183,6 +236,12 @@ class VirtualHost:
         if store is not None:
             store.save_queue(self.name, name, auto_delete, arguments)
         return queue
+
+    def new_queue(self, name: str, **options: Any) -> Queue:
+        """A queue of this vhost, with its settings from its arguments and any policy."""
+        arguments = options.get("arguments") or {}
+        settings = resolve_queue_settings(arguments, self._policy_definition("queue", name))
+        return Queue(self.name, name, settings=settings, host=self, **options)
 
     def _generate_queue_name(self) -> str:
         while True:
@@ -215,6 +274,10 @@ class VirtualHost:
         queue.consumers.clear()
         self._unbind_everywhere(queue)
         return count
+
+    def queue_expired(self, queue: Queue) -> None:
+        """x-expires: nobody used the queue for that long. Its messages go, not dead-lettered."""
+        self.remove_queue(queue)
 
     def purge_queue(self, name: str, owner: object) -> int:
         return self.queue(name, owner).purge()
@@ -292,26 +355,164 @@ class VirtualHost:
         ):
             self._remove_exchange(exchange)
 
-    # -- routing ---------------------------------------------------------------------------------
+    # -- publishing and routing ------------------------------------------------------------------
+
+    def publish(self, exchange: Exchange, message: Message) -> tuple[bool, bool]:
+        """Route `message` and enqueue it: (routed anywhere, refused by some full queue)."""
+        headers = message.properties.headers
+        if exchange.delayed:
+            delay = _delay_of(headers)
+            if delay > 0:
+                self._hold(exchange, message, delay)
+                return True, False
+        if headers and "BCC" in headers:
+            # BCC adds routing keys, but is removed before routing: no binding, and no
+            # receiver, ever sees it.
+            keys = _routing_keys(message.routing_key, headers)
+            message.drop_header("BCC")
+            queues = self._walk(exchange, keys, message.properties.headers)
+        else:
+            queues = self.route(exchange, message.routing_key, headers)
+        if not queues:
+            return False, False
+        refused = False
+        for queue in queues:
+            if queue.enqueue(message) is None:
+                refused = True
+        return True, refused
 
     def route(
         self, exchange: Exchange, routing_key: str, headers: dict[str, Any] | None
     ) -> Collection[Queue]:
-        """The queues a message reaches, each once, following exchange-to-exchange bindings."""
-        destinations = exchange.router.route(routing_key, headers)
-        if not exchange.exchange_bindings:
-            return destinations  # type: ignore[return-value]  # only queues bind here
+        """The queues a message reaches, each once.
+
+        The usual case is one router lookup. Exchange-to-exchange bindings, alternate exchanges
+        and the CC/BCC headers (more routing keys) take the full walk.
+        """
+        if not (headers and ("CC" in headers or "BCC" in headers)):
+            destinations = exchange.router.route(routing_key, headers)
+            if not exchange.exchange_bindings and (destinations or not exchange.alternate_exchange):
+                return destinations  # type: ignore[return-value]  # only queues bind here
+            keys = [routing_key]
+        else:
+            keys = _routing_keys(routing_key, headers)
+        return self._walk(exchange, keys, headers)
+
+    def _walk(
+        self, start: Exchange, keys: list[str], headers: dict[str, Any] | None
+    ) -> Collection[Queue]:
+        """RabbitMQ's routing walk: each exchange once; an exchange whose own bindings match
+        nothing hands the message to its alternate exchange."""
         queues: dict[Queue, None] = {}
-        visited = {exchange}
-        pending = [destinations]
+        seen = {start}
+        pending = [start]
         while pending:
-            for destination in pending.pop():
-                if isinstance(destination, Queue):
+            exchange = pending.pop(0)
+            router = exchange.router
+            destinations: dict[Destination, None] = {}
+            for key in keys[:1] if getattr(router, "only_first_routing_key", False) else keys:
+                destinations.update(dict.fromkeys(router.route(key, headers)))
+            if not destinations and exchange.alternate_exchange is not None:
+                alternate = self.exchanges.get(exchange.alternate_exchange)
+                if alternate is not None and alternate not in seen:
+                    seen.add(alternate)
+                    pending.append(alternate)
+            for destination in destinations:
+                if isinstance(destination, Exchange):
+                    if destination not in seen:
+                        seen.add(destination)
+                        pending.append(destination)
+                else:
                     queues[destination] = None
-                elif destination not in visited:
-                    visited.add(destination)
-                    pending.append(destination.router.route(routing_key, headers))
         return queues.keys()
+
+    # -- dead letters and delayed messages -------------------------------------------------------
+
+    def dead_letter(self, queue: Queue, entries: list[QueueEntry], reason: str) -> None:
+        """Republish what left `queue` (rejected, expired, over its limit) through its DLX."""
+        settings = queue.settings
+        exchange_name = settings.dead_letter_exchange
+        exchange = self.exchanges.get(exchange_name) if exchange_name is not None else None
+        if exchange is None:
+            return  # RabbitMQ drops a dead letter whose exchange does not exist
+        now = self.clock.now()
+        for entry in entries:
+            message = dead_lettered(
+                entry.message,
+                queue.name,
+                reason,
+                exchange.name,
+                settings.dead_letter_routing_key,
+                now,
+            )
+            headers = message.properties.headers
+            targets: Iterable[Queue] = self.route(exchange, message.routing_key, headers)
+            if reason != "rejected":  # an automatic loop back to a queue ends there
+                targets = [q for q in targets if not is_death_cycle(q.name, headers)]
+            for target in targets:
+                target.enqueue(message)
+
+    def _hold(self, exchange: Exchange, message: Message, delay_ms: int) -> None:
+        """x-delayed-message: route the message when its delay is over, if the exchange lives."""
+
+        def release(now: float) -> None:
+            if self.exchanges.get(exchange.name) is exchange:
+                for queue in self.route(exchange, message.routing_key, message.properties.headers):
+                    queue.enqueue(message)
+
+        self.timers.schedule(self.clock.now() + delay_ms / 1000, release)
+
+    # -- policies --------------------------------------------------------------------------------
+
+    def set_policy(self, policy: Policy) -> None:
+        """Add or replace a policy, and apply the policies anew to every queue and exchange."""
+        from vhosts.policies import PolicySet
+
+        if self.policies is None:
+            self.policies = PolicySet()
+        self.policies.set(policy)
+        self._apply_policies()
+
+    def delete_policy(self, name: str) -> bool:
+        if self.policies is None or not self.policies.delete(name):
+            return False
+        self._apply_policies()
+        return True
+
+    def _apply_policies(self) -> None:
+        for queue in self.queues.values():
+            definition = self._policy_definition("queue", queue.name)
+            queue.apply_settings(resolve_queue_settings(queue.arguments, definition))
+        for exchange in self.exchanges.values():
+            if exchange.name != DEFAULT_EXCHANGE:
+                exchange.apply_policy(self._policy_definition("exchange", exchange.name))
+
+    def _policy_definition(self, kind: str, name: str) -> dict[str, Any] | None:
+        if self.policies is None:
+            return None
+        policy = self.policies.match(kind, name)
+        return policy.definition if policy is not None else None
+
+
+def _routing_keys(routing_key: str, headers: dict[str, Any]) -> list[str]:
+    return [routing_key, *_sender_selected(headers, "CC"), *_sender_selected(headers, "BCC")]
+
+
+def _sender_selected(headers: dict[str, Any], name: str) -> list[str]:
+    """The extra routing keys of a CC or BCC header (RabbitMQ's sender-selected distribution)."""
+    value = headers.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PreconditionFailed(
+            f'invalid message: {{unacceptable_type_in_header,"{name}",{amqp_type_name(value)}}}'
+        )
+    return [key for key in value if isinstance(key, str)]
+
+
+def _delay_of(headers: dict[str, Any] | None) -> int:
+    delay = (headers or {}).get("x-delay")
+    return delay if isinstance(delay, int) and not isinstance(delay, bool) else 0
 
 
 def _kind(destination: Destination) -> str:

@@ -229,6 +229,8 @@ def _encode_value(v: Any, out: list[bytes]) -> None:
         out.append(_encode_decimal(v))
     elif isinstance(v, bool):
         out.append(b"t\x01" if v else b"t\x00")
+    elif getattr(v, "amqp_type", None) == "l":  # an int the domain wants sent as 64 bits
+        out.append(_pack(">cq", b"l", v))
     elif isinstance(v, int):
         _encode_value(int(v), out)
     elif isinstance(v, str):
