@@ -265,6 +265,8 @@ class Queue:
             self.ready.put_back(returning)
         else:
             self.ready = _put_back(self.ready, returning)
+        if self.settings.limited:  # RabbitMQ drops the head before delivering again
+            self._drop_head_over_limit()
         if self.consumers:
             self.dispatch()
         self._schedule_expiry()
