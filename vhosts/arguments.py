@@ -36,8 +36,15 @@ def _describe(value: Any) -> str:
 
 
 def check_queue_equivalence(queue: Any, arguments: dict[str, Any]) -> None:
-    for key in EQUIVALENT_QUEUE_ARGUMENTS:
-        current, received = queue.arguments.get(key), arguments.get(key)
+    check_arguments_equivalence(queue, arguments, EQUIVALENT_QUEUE_ARGUMENTS)
+
+
+def check_arguments_equivalence(
+    existing: Any, arguments: dict[str, Any], keys: tuple[str, ...]
+) -> None:
+    """Raise as RabbitMQ does when a redeclare's `keys` differ from `existing.arguments`."""
+    for key in keys:
+        current, received = existing.arguments.get(key), arguments.get(key)
         if _comparable(current) != _comparable(received):
             if current is not None and received is not None:
                 # Both present: RabbitMQ shows the bare values, without their types.
@@ -45,11 +52,14 @@ def check_queue_equivalence(queue: Any, arguments: dict[str, Any]) -> None:
             else:
                 received_text, current_text = _describe(received), _describe(current)
             raise PreconditionFailed(
-                f"inequivalent arg '{key}' for {queue.describe()}: "
+                f"inequivalent arg '{key}' for {existing.describe()}: "
                 f"received {received_text} but current is {current_text}"
             )
 
 
 def _comparable(value: Any) -> tuple[type, Any]:
-    # True == 1 in Python, not in RabbitMQ; ints of any wire width are the same number.
+    # True == 1 in Python, not in RabbitMQ; ints of any wire width are the same number, and a
+    # longstr and a binary (type x) with the same bytes are the same text.
+    if isinstance(value, str):
+        return (bytes, value.encode(errors="surrogateescape"))
     return (type(value), value)

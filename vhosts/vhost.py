@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from exchanges import ROUTERS, InvalidArguments, InvalidBinding
 from exchanges.erlang_text import type_name as amqp_type_name
-from vhosts.arguments import check_queue_equivalence
+from vhosts.arguments import check_arguments_equivalence, check_queue_equivalence
 from vhosts.clock import Clock
 from vhosts.dead_letter import dead_lettered, is_death_cycle
 from vhosts.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed
@@ -546,9 +546,4 @@ def _check_exchange_equivalence(
     if exchange.internal != internal:
         raise differs("internal", _flag(internal), _flag(exchange.internal))
     # RabbitMQ compares only this one argument of an exchange.
-    ae_now, ae_new = (
-        exchange.arguments.get("alternate-exchange"),
-        arguments.get("alternate-exchange"),
-    )
-    if ae_now != ae_new:
-        raise differs("alternate-exchange", str(ae_new), str(ae_now))
+    check_arguments_equivalence(exchange, arguments, ("alternate-exchange",))
