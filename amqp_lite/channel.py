@@ -526,7 +526,8 @@ class Channel:
         change(source, destination, method.routing_key, dict(method.arguments))
 
     def _queue_declare(self, method: Any) -> None:
-        if method.queue.startswith(REPLY_TO) and self._declare_reply_queue(method):
+        if method.queue.startswith(REPLY_TO):
+            self._declare_reply_queue(method)
             return
         if not method.passive:
             self._check("configure", "queue", method.queue or "amq.gen")
@@ -551,15 +552,15 @@ class Channel:
                 ),
             )
 
-    def _declare_reply_queue(self, method: Any) -> bool:
+    def _declare_reply_queue(self, method: Any) -> None:
         """RabbitMQ answers a declare of the reply-to pseudo-queue as if it were a queue with
-        one consumer; a reply address is there while its consumer is."""
+        one consumer; a reply address is there while its consumer is. Any other name with the
+        prefix is not found, passive or not (never the 403 of the amq. prefix)."""
         if method.queue != REPLY_TO and method.queue not in self.vhost.reply_queues:
-            return False  # an ordinary 404 (or 403 for the amq. prefix) follows
+            raise NotFound(f"no queue '{method.queue}' in vhost '{self.vhost.name}'")
         if not method.no_wait:
             reply = methods.QueueDeclareOk(queue=method.queue, message_count=0, consumer_count=1)
             self.connection.send_method(self.number, reply)
-        return True
 
     def _queue_name(self, name: str) -> str:
         # An empty queue name means "the queue this connection declared last" (AMQP 0-9-1).
