@@ -11,6 +11,7 @@ __all__ = ["Broker", "Clock", "DefinitionsError", "ThreadedBroker", "__version__
 if TYPE_CHECKING:
     from amqp_lite.broker import Broker, ThreadedBroker, run_in_thread
     from vhosts.clock import Clock
+    from vhosts.definitions import DefinitionsError
 
 # Imported on first use: the pytest plugin makes every pytest run import this package, and a run
 # that never asks for a broker should not pay for trio and the codec.

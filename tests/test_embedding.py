@@ -18,7 +18,7 @@ import pytest
 import trio
 from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
-from amqp_lite import Broker, Clock, run_in_thread
+from amqp_lite import Broker, Clock, DefinitionsError, run_in_thread
 from amqp_lite.wire import methods
 from amqp_lite.wire.frames import PROTOCOL_HEADER
 from tests.rawclient import RawClient
@@ -234,7 +234,6 @@ def _definitions(path: Path, content: object) -> Path:
 
 
 def test_broker_starts_from_a_definitions_file(tmp_path: Path) -> None:
-    pytest.importorskip("vhosts.definitions")
     path = _definitions(
         tmp_path / "definitions.json",
         {
@@ -257,16 +256,14 @@ def test_broker_starts_from_a_definitions_file(tmp_path: Path) -> None:
 
 
 def test_a_bad_definitions_file_raises_from_run_in_thread(tmp_path: Path) -> None:
-    definitions = pytest.importorskip("vhosts.definitions")
     path = _definitions(tmp_path / "broken.json", "{not json")
-    with pytest.raises(definitions.DefinitionsError), run_in_thread(definitions=path):
+    with pytest.raises(DefinitionsError), run_in_thread(definitions=path):
         pass
     assert not [t for t in threading.enumerate() if t.name == "amqp-lite-broker"]
 
 
 async def test_a_bad_definitions_file_raises_from_aenter(tmp_path: Path) -> None:
-    definitions = pytest.importorskip("vhosts.definitions")
     path = _definitions(tmp_path / "broken.json", "{not json")
-    with pytest.raises(definitions.DefinitionsError):
+    with pytest.raises(DefinitionsError):
         async with Broker(definitions=path):
             pass

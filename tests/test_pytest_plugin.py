@@ -23,9 +23,10 @@ import aio_pika.exceptions
 import pika
 import pytest
 import trio
-from pika.exceptions import ChannelClosedByBroker
+from pika.exceptions import ChannelClosedByBroker, ConnectionClosedByBroker
 
 SEEN = []  # (test, vhost name, url) per test
+LEFT_OPEN = []  # a connection a test forgot to close
 
 
 def passive_declare_fails_then_declare(url):
@@ -35,12 +36,13 @@ def passive_declare_fails_then_declare(url):
         connection.channel().queue_declare("shared", passive=True)
     assert missing.value.reply_code == 404
     connection.channel().queue_declare("shared")
-    return connection  # left open on purpose: the vhost's deletion closes it
+    connection.close()
 
 
 def test_pika(amqp_vhost):
     SEEN.append(("pika", amqp_vhost.name, amqp_vhost.url))
     passive_declare_fails_then_declare(amqp_vhost.url)
+    LEFT_OPEN.append(pika.BlockingConnection(pika.URLParameters(amqp_vhost.url)))
 
 
 def test_aio_pika(amqp_vhost, amqp_url):
@@ -88,9 +90,12 @@ def test_each_test_had_its_own_vhost_on_one_broker(amqp_broker):
     assert all(url.startswith(amqp_broker.url) for _, _, url in SEEN)
 
 
-def test_finished_tests_vhosts_are_gone(amqp_broker):
+def test_finished_tests_vhosts_are_gone_with_their_connections(amqp_broker):
     remaining = amqp_broker.call(lambda: set(amqp_broker.node.vhosts))
     assert not remaining & {name for _, name, _ in SEEN}
+    with pytest.raises(ConnectionClosedByBroker) as closed:
+        LEFT_OPEN[0].process_data_events(time_limit=5)
+    assert closed.value.reply_code == 320
 '''
 
 
@@ -156,7 +161,6 @@ def test_preloaded_queue_is_there(amqp_broker):
 
 
 def test_definitions_from_the_command_line(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("vhosts.definitions")
     pytester.makefile(".json", definitions=json.dumps(DEFINITIONS))
     pytester.makepyfile(test_defs=USES_DEFINITIONS)
     result = pytester.runpytest_subprocess("--amqp-definitions", "definitions.json")
@@ -164,7 +168,6 @@ def test_definitions_from_the_command_line(pytester: pytest.Pytester) -> None:
 
 
 def test_definitions_from_the_ini_file(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("vhosts.definitions")
     pytester.mkdir("config").joinpath("definitions.json").write_text(json.dumps(DEFINITIONS))
     pytester.makeini("[pytest]\namqp_definitions = config/definitions.json\n")
     pytester.makepyfile(test_defs=USES_DEFINITIONS)
@@ -172,7 +175,6 @@ def test_definitions_from_the_ini_file(pytester: pytest.Pytester) -> None:
 
 
 def test_definitions_from_an_overridden_fixture(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("vhosts.definitions")
     pytester.makefile(".json", definitions=json.dumps(DEFINITIONS))
     pytester.makeconftest(
         """
@@ -191,7 +193,6 @@ def test_definitions_from_an_overridden_fixture(pytester: pytest.Pytester) -> No
 def test_a_bad_definitions_file_fails_the_tests_that_need_the_broker(
     pytester: pytest.Pytester,
 ) -> None:
-    pytest.importorskip("vhosts.definitions")
     pytester.makefile(".json", definitions='{"queues": [{"name": 7}]}')
     pytester.makepyfile(test_defs=USES_DEFINITIONS)
     result = pytester.runpytest_subprocess("--amqp-definitions", "definitions.json")
