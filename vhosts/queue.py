@@ -153,9 +153,12 @@ class Queue:
         """A policy changed: new limits hold at once, new TTLs for messages from now on.
 
         The ready list keeps its shape: like RabbitMQ, priorities come from the declaration.
+        RabbitMQ applies the new limits before the new overflow mode, so the queue trims itself
+        to them only if it dropped heads until now, whatever mode the change brings.
         """
+        overflow_until_now = self.settings.overflow
         self.settings = settings
-        self._drop_head_over_limit()
+        self._drop_head_over_limit(overflow_until_now)
         self._schedule_idle_check()
 
     # -- messages in -----------------------------------------------------------------------------
@@ -198,10 +201,12 @@ class Queue:
             self.host.dead_letter(self, [QueueEntry(message, self, -1)], "maxlen")
         return None
 
-    def _drop_head_over_limit(self) -> None:
+    def _drop_head_over_limit(self, overflow: str | None = None) -> None:
         settings = self.settings
         max_length, max_bytes = settings.max_length, settings.max_length_bytes
-        if settings.overflow != "drop-head" or (max_length is None and max_bytes is None):
+        if (overflow or settings.overflow) != "drop-head" or (
+            max_length is None and max_bytes is None
+        ):
             return
         dropped = []
         ready = self.ready
