@@ -163,3 +163,17 @@ def test_confirm_waits_for_the_batch_that_holds_the_message(tmp_path: Path) -> N
     store.batch_written(upto)
     assert store.durable_upto >= needed
     assert store.durable_upto < store.last_op
+
+
+def test_a_deleted_vhost_takes_its_permissions_with_it(tmp_path: Path) -> None:
+    node = Node(("/", "gone"), store=open_store(tmp_path))
+    node.add_user("alice", "secret")
+    alice = node.users.get("alice")
+    assert alice is not None
+    node.set_permission(alice, "gone", node.users.get("guest").permissions["/"])  # type: ignore[union-attr]
+    node.delete_vhost("gone")
+    node = restart(tmp_path, node)
+    assert "gone" not in node.vhosts
+    for name in ("alice", "guest"):
+        user = node.users.get(name)
+        assert user is not None and "gone" not in user.permissions

@@ -63,6 +63,7 @@ _SQL = {
     "vhost-queues-": "DELETE FROM queues WHERE vhost = ?",
     "vhost-exchanges-": "DELETE FROM exchanges WHERE vhost = ?",
     "vhost-bindings-": "DELETE FROM bindings WHERE vhost = ?",
+    "vhost-permissions-": "DELETE FROM permissions WHERE vhost = ?",
     "user": "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)",
     "permission": "INSERT OR REPLACE INTO permissions VALUES (?, ?, ?, ?, ?)",
     "exchange": "INSERT OR REPLACE INTO exchanges VALUES (?, ?, ?, ?, ?, ?)",
@@ -185,6 +186,7 @@ class Store:
             "vhost-queues-",
             "vhost-exchanges-",
             "vhost-bindings-",
+            "vhost-permissions-",  # as RabbitMQ: a vhost made again later starts with none
         ):
             self._record(kind, (name,))
         self._record("vhost-", (name,))
