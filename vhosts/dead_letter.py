@@ -2,9 +2,9 @@
 
 A dead-lettered message is a new message: its headers gain (or update) `x-death`, an array
 with one table per (queue, reason), newest first; the first death also sets the
-`x-first-death-queue`, `-reason` and `-exchange` headers. The `expiration` property goes (so
-the copy does not expire again by the same rule), a dead-letter routing key replaces the
-original keys and drops `CC`.
+`x-first-death-queue`, `-reason` and `-exchange` headers; the header table leaves sorted by key,
+as RabbitMQ's does. The `expiration` property goes (so the copy does not expire again by the
+same rule), a dead-letter routing key replaces the original keys and drops `CC`.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ def dead_lettered(
     if dead_letter_routing_key is not None:
         routing_key = dead_letter_routing_key
         headers.pop("CC", None)
+    # RabbitMQ writes the x-death headers into the table with its sorting setter: the whole
+    # header table leaves sorted by key (byte order, which str order matches for UTF-8).
+    headers = dict(sorted(headers.items()))
     copy = Message(
         dead_letter_exchange,
         routing_key,
