@@ -14,7 +14,7 @@ import pika
 import pytest
 from pika.exceptions import AMQPError
 
-from amqp_lite import run_in_thread
+from amqp_lite import Clock, run_in_thread
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
@@ -209,3 +209,36 @@ def test_a_durable_declaration_answered_survives_an_immediate_kill(tmp_path: Pat
         connection.close()
     finally:
         survivor.stop()
+
+
+def test_a_delayed_persistent_message_survives_a_restart(tmp_path: Path) -> None:
+    """A confirm means on disk, also for a message a durable delayed exchange holds back."""
+    start = 1_700_000_000.0
+    with run_in_thread(data_dir=tmp_path, clock=Clock(frozen_at=start)) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.exchange_declare(
+            "later", "x-delayed-message", durable=True, arguments={"x-delayed-type": "direct"}
+        )
+        channel.queue_declare("due", durable=True)
+        channel.queue_bind("due", "later", "k")
+        for body, delay in ((b"in 10 s", 10_000), (b"in 1 h", 3_600_000)):
+            properties = pika.BasicProperties(delivery_mode=2, headers={"x-delay": delay})
+            channel.basic_publish("later", "k", body, properties)  # confirmed: on disk
+        broker.advance(11)
+        assert drain(channel, "due") == [(b"in 10 s", False)]
+        connection.close()
+
+    with run_in_thread(data_dir=tmp_path, clock=Clock(frozen_at=start + 11)) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = connection.channel()
+        assert drain(channel, "due") == []  # still held, and the delivered one did not come back
+        broker.advance(3600)
+        assert drain(channel, "due") == [(b"in 1 h", False)]
+        connection.close()
+
+    with run_in_thread(data_dir=tmp_path, clock=Clock(frozen_at=start + 7200)) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        assert drain(connection.channel(), "due") == []  # released once, not again
+        connection.close()

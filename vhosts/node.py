@@ -129,6 +129,7 @@ class Node:
             for queue in vhost.queues.values():
                 queue.store = store
         self._recover_messages(store)
+        self._recover_held_messages(store)
         store.drop_orphans()
 
     def _recovered_vhost(self, name: str) -> VirtualHost:
@@ -136,6 +137,26 @@ class Node:
         if vhost is None:
             vhost = self.vhosts[name] = VirtualHost(name, clock=self.clock, timers=self.timers)
         return vhost
+
+    def _recover_held_messages(self, store: Store) -> None:
+        """Delayed messages go back on the clock; those already due are released at once."""
+        for (
+            held_id,
+            vhost_name,
+            exchange_name,
+            release_at,
+            message_id,
+            *content,
+        ) in store.held_messages():
+            vhost = self.vhosts.get(vhost_name)
+            exchange = vhost.exchanges.get(exchange_name) if vhost is not None else None
+            if vhost is None or exchange is None:
+                store.release(held_id)  # its exchange is gone; drop_orphans takes the content
+                continue
+            original_exchange, key, raw, body = content
+            message = Message(original_exchange, key, None, body, raw)
+            message.store_id, message.store_refs = message_id, 1
+            vhost._hold(exchange, message, release_at, held_id)
 
     def _recover_messages(self, store: Store) -> None:
         Message.decode_properties = store.codec.decode_properties

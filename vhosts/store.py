@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY, exchange TEXT NOT NULL, routing_key TEXT NOT NULL,
     properties BLOB NOT NULL, body BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS held_messages (
+    id INTEGER PRIMARY KEY, vhost TEXT NOT NULL, exchange TEXT NOT NULL,
+    release_at REAL NOT NULL, message INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS queue_messages (
     vhost TEXT NOT NULL, queue TEXT NOT NULL, seq INTEGER NOT NULL, message INTEGER NOT NULL,
     redelivered INTEGER NOT NULL DEFAULT 0, expires_at REAL, PRIMARY KEY (vhost, queue, seq)
@@ -78,6 +82,9 @@ _SQL = {
     "binding-": "DELETE FROM bindings WHERE vhost = ? AND source = ? AND destination_kind = ? "
     "AND destination = ? AND routing_key = ? AND arguments = ?",
     "message": "INSERT INTO messages VALUES (?, ?, ?, ?, ?)",
+    "hold": "INSERT INTO held_messages VALUES (?, ?, ?, ?, ?)",
+    "release": "DELETE FROM held_messages WHERE id = ?",
+    "vhost-held-": "DELETE FROM held_messages WHERE vhost = ?",
     "message-": "DELETE FROM messages WHERE id = ?",
     "enqueue": "INSERT OR REPLACE INTO queue_messages VALUES (?, ?, ?, ?, 0, ?)",
     "delivered": "UPDATE queue_messages SET redelivered = 1 "
@@ -156,6 +163,9 @@ class Store:
         self._next_message_id = (
             1 + (self._db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0])
         )
+        self._next_held_id = (
+            1 + self._db.execute("SELECT COALESCE(MAX(id), 0) FROM held_messages").fetchone()[0]
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -187,6 +197,7 @@ class Store:
             "vhost-exchanges-",
             "vhost-bindings-",
             "vhost-permissions-",  # as RabbitMQ: a vhost made again later starts with none
+            "vhost-held-",
         ):
             self._record(kind, (name,))
         self._record("vhost-", (name,))
@@ -247,6 +258,16 @@ class Store:
 
     def delete_message(self, message_id: int) -> None:
         self._record("message-", (message_id,))
+
+    def hold(self, vhost: str, exchange: str, release_at: float, message_id: int) -> int:
+        """A delayed-message exchange holds a stored message until `release_at`; returns its id."""
+        held_id = self._next_held_id
+        self._next_held_id += 1
+        self._record("hold", (held_id, vhost, exchange, release_at, message_id))
+        return held_id
+
+    def release(self, held_id: int) -> None:
+        self._record("release", (held_id,))
 
     def enqueue(
         self, vhost: str, queue: str, seq: int, message_id: int, expires_at: float | None = None
@@ -329,11 +350,22 @@ class Store:
             "ORDER BY q.vhost, q.queue, q.seq"
         )
 
+    def held_messages(self) -> list[tuple[int, str, str, float, int, str, str, bytes, bytes]]:
+        """Messages delayed-message exchanges hold, with their content, by release time."""
+        return list(
+            self._db.execute(
+                "SELECT h.id, h.vhost, h.exchange, h.release_at, m.id, m.exchange, m.routing_key, "
+                "m.properties, m.body FROM held_messages h JOIN messages m ON m.id = h.message "
+                "ORDER BY h.release_at, h.id"
+            )
+        )
+
     def drop_orphans(self) -> None:
-        """Messages no queue holds any more (their last queue was deleted) can go."""
+        """Messages no queue or exchange holds any more (their last queue was deleted) can go."""
         with self._db:
             self._db.execute(
-                "DELETE FROM messages WHERE id NOT IN (SELECT DISTINCT message FROM queue_messages)"
+                "DELETE FROM messages WHERE id NOT IN (SELECT message FROM queue_messages) "
+                "AND id NOT IN (SELECT message FROM held_messages)"
             )
 
 

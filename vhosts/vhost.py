@@ -363,8 +363,12 @@ class VirtualHost:
         if exchange.delayed:
             delay = _delay_of(headers)
             if delay > 0:
-                self._hold(exchange, message, delay)
+                self._hold(exchange, message, self.clock.now() + delay / 1000)
                 return True, False
+        return self._route_and_enqueue(exchange, message)
+
+    def _route_and_enqueue(self, exchange: Exchange, message: Message) -> tuple[bool, bool]:
+        headers = message.properties.headers
         if headers and "BCC" in headers:
             # BCC adds routing keys, but is removed before routing: no binding, and no
             # receiver, ever sees it.
@@ -452,15 +456,36 @@ class VirtualHost:
             for target in targets:
                 target.enqueue(message)
 
-    def _hold(self, exchange: Exchange, message: Message, delay_ms: int) -> None:
-        """x-delayed-message: route the message when its delay is over, if the exchange lives."""
+    def _hold(
+        self, exchange: Exchange, message: Message, release_at: float, held_id: int | None = None
+    ) -> None:
+        """x-delayed-message: route the message at `release_at`, if its exchange still exists.
+
+        A persistent message held by a durable exchange is stored until then (`held_id`), so a
+        confirm still means it is on disk and a restart keeps it.
+        """
+        store = self.store
+        if held_id is None and store is not None and exchange.durable and message.persistent:
+            if message.store_id is None:
+                message.store_id = store.save_message(
+                    message.exchange,
+                    message.routing_key,
+                    _encoded(message, store),
+                    message.body,
+                )
+            message.store_refs += 1
+            held_id = store.hold(self.name, exchange.name, release_at, message.store_id)
 
         def release(now: float) -> None:
             if self.exchanges.get(exchange.name) is exchange:
-                for queue in self.route(exchange, message.routing_key, message.properties.headers):
-                    queue.enqueue(message)
+                self._route_and_enqueue(exchange, message)
+            if held_id is not None and store is not None:
+                store.release(held_id)
+                message.store_refs -= 1
+                if not message.store_refs:
+                    store.delete_message(message.store_id)  # type: ignore[arg-type]
 
-        self.timers.schedule(self.clock.now() + delay_ms / 1000, release)
+        self.timers.schedule(release_at, release)
 
     # -- policies --------------------------------------------------------------------------------
 
@@ -492,6 +517,12 @@ class VirtualHost:
             return None
         policy = self.policies.match(kind, name)
         return policy.definition if policy is not None else None
+
+
+def _encoded(message: Message, store: Store) -> bytes:
+    if message.encoded_properties is None:
+        message.encoded_properties = store.codec.encode_properties(message.properties)
+    return message.encoded_properties
 
 
 def _routing_keys(routing_key: str, headers: dict[str, Any]) -> list[str]:
