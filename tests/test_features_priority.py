@@ -88,7 +88,9 @@ def test_a_consumer_gets_the_highest_priority_waiting_each_time(
     received: Received = []
     channel.basic_consume("q", collector(received))
     wait_for(connection, lambda: len(received) == 1)
-    _publish(channel, "q", ("middle", 5))  # arrives while the consumer has no room
+    publisher = connection.channel()
+    publisher.confirm_delivery()  # so the queue has it before the ack below
+    _publish(publisher, "q", ("middle", 5))  # arrives while the consumer has no room
     while len(received) < 4:
         count = len(received)
         channel.basic_ack(received[-1][1])
