@@ -182,11 +182,11 @@ class Queue:
         self.ready.append(entry)
         self.ready_bytes += len(message.body)
         if self.consumers:
-            self.dispatch()
+            self.dispatch(fresh=entry)
         if settings.limited:
             self._drop_head_over_limit()
         if entry.expires_at is not None:
-            self._schedule_expiry()
+            self._expire_head()  # TTL 0 and nobody took it: gone at once, as in RabbitMQ
         return entry
 
     def _would_overflow(self, message: Message) -> bool:
@@ -272,23 +272,25 @@ class Queue:
             self.ready = _put_back(self.ready, returning)
         if self.settings.limited:  # RabbitMQ drops the head before delivering again
             self._drop_head_over_limit()
+        self._expire_head()  # and what expired while it was out, before delivering again
         if self.consumers:
             self.dispatch()
-        self._schedule_expiry()
 
     # -- messages out ----------------------------------------------------------------------------
 
-    def dispatch(self) -> None:
+    def dispatch(self, fresh: QueueEntry | None = None) -> None:
         """Hand ready messages to consumers with credit until one side runs out.
 
         Round-robin among consumers of the highest priority that have credit; with a single
-        active consumer, only the first one registered.
+        active consumer, only the first one registered. `fresh` is a message being published:
+        like RabbitMQ, one that goes straight to a waiting consumer is never too old (TTL 0).
         """
         if self._dispatching:
             return  # a delivery that triggers another dispatch is served by the outer loop
         self._dispatching = True
         expired: list[QueueEntry] = []
         now = None
+        taken = False
         try:
             ready = self.ready
             while ready:
@@ -296,8 +298,9 @@ class Queue:
                 if consumer is None:
                     break
                 entry = ready.popleft()
+                taken = True
                 self.ready_bytes -= len(entry.message.body)
-                if entry.expires_at is not None:
+                if entry.expires_at is not None and entry is not fresh:
                     if now is None:
                         now = self.host.clock.now()
                     if entry.expires_at <= now:
@@ -310,8 +313,8 @@ class Queue:
             self._dispatching = False
         if expired:
             self._dead_letter(expired, "expired")
-        if now is not None:
-            self._schedule_expiry()
+        if taken:
+            self._expire_head()
 
     def _consumer_with_credit(self) -> Consumer | None:
         consumers = self.consumers
@@ -340,6 +343,7 @@ class Queue:
         self.ready_bytes -= len(entry.message.body)
         if entry.stored:
             self._taken(entry, no_ack)
+        self._expire_head()
         return entry
 
     def _taken(self, entry: QueueEntry, no_ack: bool) -> None:
@@ -389,6 +393,15 @@ class Queue:
             self.ready.forget_empty()
         if expired:
             self._dead_letter(expired, "expired")
+
+    def _expire_head(self) -> None:
+        """The head changed (a fetch, a requeue, a publish): RabbitMQ drops what is past its time
+        there at once, and waits for the new head's time."""
+        ready = self.ready
+        heads = ready.heads() if isinstance(ready, PriorityReady) else ready and (ready[0],)
+        if any(entry.expires_at is not None for entry in heads or ()):
+            self.expire_due(self.host.clock.now())
+            self._schedule_expiry()
 
     def _schedule_expiry(self) -> None:
         """Make sure a timer fires when the earliest head message expires."""
