@@ -93,17 +93,33 @@ def parse_expiration(text: str) -> int:
     """The `expiration` property as milliseconds, refused with RabbitMQ's texts when invalid."""
     match = _LEADING_INTEGER.match(text)
     if match is None:
-        raise PreconditionFailed(f"invalid expiration '{text}': no_integer")
+        raise _invalid_expiration(text, "no_integer")
     leftover = text[match.end() :]
     if leftover:
-        raise PreconditionFailed(f"invalid expiration '{text}': {{leftover_string,\"{leftover}\"}}")
+        raise _invalid_expiration(text, "leftover_string", f'"{leftover}"')
     value = int(match.group())
+    if value > MAX_EXPIRATION:
+        raise _invalid_expiration(text, "value_too_large", str(value))
     if value < 0:
-        raise PreconditionFailed(f"invalid expiration '{text}': {{value_negative,{value}}}")
+        raise _invalid_expiration(text, "value_negative", str(value))
     return value
 
 
+MAX_EXPIRATION = 315_360_000_000  # RabbitMQ's ceiling: ten years, in milliseconds
+
 _LEADING_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _invalid_expiration(text: str, reason: str, value: str | None = None) -> PreconditionFailed:
+    prefix = f"invalid expiration '{text}': "
+    if value is None:
+        return PreconditionFailed(prefix + reason)
+    # Erlang's ~p prints the {reason,value} pair on one line only while it ends before column
+    # 79; past that the value goes on a second line, under the pair's first element.
+    pair = f"{{{reason},{value}}}"
+    if len(prefix) + len(pair) >= 79:
+        pair = f"{{{reason},\n{' ' * (len(prefix) + 1)}{value}}}"
+    return PreconditionFailed(prefix + pair)
 
 
 class QueueEntry:
