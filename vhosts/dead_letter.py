@@ -60,6 +60,8 @@ def dead_lettered(
         attrs.evolve(properties, headers=headers, expiration=None),
         message.body,
     )
+    if dead_letter_routing_key is None:
+        copy.bcc = message.bcc  # the original keys route it, BCC's included
     return copy
 
 

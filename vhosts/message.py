@@ -28,6 +28,7 @@ class Message:
 
     __slots__ = (
         "_properties",
+        "bcc",
         "body",
         "encoded_properties",
         "exchange",
@@ -58,6 +59,9 @@ class Message:
         self.store_id: int | None = None  # set once the durable store holds the content
         self.store_refs = 0  # durable queues holding it; at 0 the stored content goes
         self.ttl: int | None = None  # milliseconds, from the `expiration` property when set
+        # The BCC header's keys: the header goes before routing, but RabbitMQ keeps the keys
+        # with the message and routes its dead letters by them too.
+        self.bcc: tuple[str, ...] = ()
 
     @property
     def properties(self) -> Any:

@@ -373,6 +373,7 @@ class VirtualHost:
             # BCC adds routing keys, but is removed before routing: no binding, and no
             # receiver, ever sees it.
             keys = _routing_keys(message.routing_key, headers)
+            message.bcc = tuple(_sender_selected(headers, "BCC"))
             message.drop_header("BCC")
             queues = self._walk(exchange, keys, message.properties.headers)
         else:
@@ -450,7 +451,12 @@ class VirtualHost:
                 now,
             )
             headers = message.properties.headers
-            targets: Iterable[Queue] = self.route(exchange, message.routing_key, headers)
+            targets: Iterable[Queue]
+            if message.bcc:  # routed by every key it was published with, as RabbitMQ does
+                keys = [*_routing_keys(message.routing_key, headers or {}), *message.bcc]
+                targets = self._walk(exchange, keys, headers)
+            else:
+                targets = self.route(exchange, message.routing_key, headers)
             if reason != "rejected":  # an automatic loop back to a queue ends there
                 targets = [q for q in targets if not is_death_cycle(q.name, headers)]
             for target in targets:
