@@ -667,7 +667,12 @@ class Channel:
     # -- closing ---------------------------------------------------------------------------------
 
     def release(self) -> None:
-        """The channel is gone (closed by either side, or its connection is): undo its claims."""
+        """The channel is gone (closed by either side, or its connection is): undo its claims.
+
+        Then, as RabbitMQ does when a channel goes, each queue it consumed from runs again, so
+        a single active consumer's successor is served (with the requeued messages first).
+        """
+        consumed = {consumer.queue for consumer in self.consumers.values()}
         for consumer in list(self.consumers.values()):
             self._drop_consumer(consumer)
         self.consumers.clear()
@@ -675,6 +680,8 @@ class Channel:
         settlements, self._tx_settlements = self._tx_settlements, []
         self._restore_unacked(settlements)
         self._requeue_all_unacked()
+        for queue in consumed:
+            queue.dispatch()
 
 
 def _blaming(error: BrokerError, publish: Any) -> BrokerError:

@@ -471,8 +471,10 @@ class Queue:
         if not self.consumers:
             self.touch()
             self._schedule_idle_check()
-        elif self.settings.single_active_consumer:
-            self.dispatch()  # the next in line takes over
+        # With a single active consumer the next in line is active now, but like RabbitMQ 3.10
+        # the queue does not run for it here: what waits goes once something stirs the queue (a
+        # publish, a requeue, a new consumer, a channel going). A client that closes its channel
+        # cancels first, and this keeps its requeued messages ahead of the rest.
         return self.auto_delete and not self.consumers
 
     def _regroup(self) -> None:
