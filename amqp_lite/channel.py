@@ -180,7 +180,7 @@ class Channel:
     def _route(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
         """Route and enqueue; True when some full queue refused the message."""
         routed, refused = self.vhost.publish(exchange, message)
-        if not routed and mandatory:
+        if mandatory and (not routed or _is_reply(exchange, message)):
             self._send_return(NO_ROUTE, "NO_ROUTE", message)
         return refused
 
@@ -682,6 +682,12 @@ class Channel:
         self._requeue_all_unacked()
         for queue in consumed:
             queue.dispatch()
+
+
+def _is_reply(exchange: Exchange, message: Message) -> bool:
+    """A direct reply-to reply. RabbitMQ 3.10 hands it to the reply consumer beside routing,
+    which finds no queue: a mandatory reply is delivered and returned (NO_ROUTE) both."""
+    return not exchange.name and message.routing_key.startswith(REPLY_TO + ".")
 
 
 def _blaming(error: BrokerError, publish: Any) -> BrokerError:
