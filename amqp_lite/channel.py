@@ -270,7 +270,9 @@ class Channel:
 
     def deliver(self, consumer: ChannelConsumer, entry: QueueEntry) -> None:
         tag = self._next_delivery_tag
-        self._next_delivery_tag = tag + 1
+        if consumer.queue is not self._reply_queue:
+            # RabbitMQ 3.10 gives a direct reply the next delivery tag without using it up.
+            self._next_delivery_tag = tag + 1
         if not consumer.no_ack:
             self.unacked[tag] = Delivery(tag, entry, consumer)
             consumer.unacked += 1
