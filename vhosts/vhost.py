@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
 
 from exchanges import ROUTERS, InvalidArguments, InvalidBinding
 from exchanges.erlang_text import type_name as amqp_type_name
@@ -364,7 +367,13 @@ class VirtualHost:
             delay = _delay_of(headers)
             if delay > 0:
                 self._hold(exchange, message, self.clock.now() + delay / 1000)
-                return True, False
+                # The plugin's exchange routes a message it holds to nothing for now, so a
+                # mandatory publish comes back NO_ROUTE and an alternate exchange gets it at once
+                # (both documented limitations of the plugin).
+                alternate = self.exchanges.get(exchange.alternate_exchange or "")
+                if alternate is None or alternate is exchange or not alternate.name:
+                    return False, False
+                return self._route_and_enqueue(alternate, message)
         return self._route_and_enqueue(exchange, message)
 
     def _route_and_enqueue(self, exchange: Exchange, message: Message) -> tuple[bool, bool]:
@@ -484,7 +493,7 @@ class VirtualHost:
 
         def release(now: float) -> None:
             if self.exchanges.get(exchange.name) is exchange:
-                self._route_and_enqueue(exchange, message)
+                self._route_and_enqueue(exchange, _released(message))
             if held_id is not None and store is not None:
                 store.release(held_id)
                 message.store_refs -= 1
@@ -547,9 +556,41 @@ def _sender_selected(headers: dict[str, Any], name: str) -> list[str]:
     return [key for key in value if isinstance(key, str)]
 
 
+# The plugin holds a message only for a delay an Erlang timer takes: 1 ms to 2^32 - 1 ms.
+MAX_DELAY = 4_294_967_295
+
+
 def _delay_of(headers: dict[str, Any] | None) -> int:
+    """The x-delay to hold a message for, in ms; 0 to route it at once.
+
+    As the plugin (for RabbitMQ 3.10) reads it: an integer, or a longstr of one; any other
+    type, and a delay out of the timer's range, means no delay.
+    """
     delay = (headers or {}).get("x-delay")
-    return delay if isinstance(delay, int) and not isinstance(delay, bool) else 0
+    if isinstance(delay, str) and _ERLANG_INTEGER.fullmatch(delay):
+        delay = int(delay)
+    if not isinstance(delay, int) or isinstance(delay, bool):
+        return 0
+    return delay if 0 < delay <= MAX_DELAY else 0
+
+
+_ERLANG_INTEGER = re.compile(r"[+-]?[0-9]+")  # what binary_to_integer takes
+
+
+def _released(message: Message) -> Message:
+    """The message a delayed exchange routes when its delay is over: its x-delay is now minus
+    the delay, as the plugin marks it (so it is not held again, and consumers can tell)."""
+    properties = message.properties
+    headers = dict(properties.headers or {})
+    headers["x-delay"] = -_delay_of(headers)
+    copy = Message(
+        message.exchange,
+        message.routing_key,
+        attrs.evolve(properties, headers=headers),
+        message.body,
+    )
+    copy.ttl = message.ttl
+    return copy
 
 
 def _kind(destination: Destination) -> str:
