@@ -426,7 +426,9 @@ class VirtualHost:
             destinations: dict[Destination, None] = {}
             for key in keys[:1] if getattr(router, "only_first_routing_key", False) else keys:
                 destinations.update(dict.fromkeys(router.route(key, headers)))
-            if not destinations and exchange.alternate_exchange is not None:
+            # An alternate exchange named "" routes nothing in RabbitMQ: it is never the
+            # default exchange.
+            if not destinations and exchange.alternate_exchange:
                 alternate = self.exchanges.get(exchange.alternate_exchange)
                 if alternate is not None and alternate not in seen:
                     seen.add(alternate)
