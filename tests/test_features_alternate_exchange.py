@@ -208,8 +208,17 @@ def test_an_alternate_exchange_that_is_not_a_string_is_refused(
 
 
 def test_the_empty_name_is_accepted_and_routes_nowhere(confirming: BlockingChannel) -> None:
+    """Not even through the default exchange to a queue named like a routing key."""
+    confirming.queue_declare("named")
     confirming.exchange_declare("x", "direct", arguments={"alternate-exchange": ""})
-    assert _returned(confirming, "x", "k", b"m")[:2] == (312, "NO_ROUTE")
+    assert _returned(confirming, "x", "named", b"m")[:2] == (312, "NO_ROUTE")
+    with pytest.raises(UnroutableError):  # CC keys take the full routing walk
+        cc = pika.BasicProperties(headers={"CC": ["named"]})
+        confirming.basic_publish("x", "other", b"cc", cc, mandatory=True)
+    confirming.exchange_declare("source", "fanout")
+    confirming.exchange_bind("x", "source")
+    assert _returned(confirming, "source", "named", b"e2e")[:2] == (312, "NO_ROUTE")
+    assert _bodies(confirming, "named") == []
 
 
 @pytest.mark.parametrize(
