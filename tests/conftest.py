@@ -7,13 +7,21 @@ from collections.abc import AsyncIterator, Iterator
 import pika
 import pytest
 
-from amqp_lite import Broker, ThreadedBroker, run_in_thread
+from amqp_lite import Broker, Clock, ThreadedBroker, run_in_thread
+
+# Where a frozen clock starts: tests that check times (x-death) can name it.
+FROZEN_AT = 1_700_000_000.0
 
 
 @pytest.fixture
-def broker() -> Iterator[ThreadedBroker]:
-    """A fresh broker per test, its trio loop in a background thread (for pika and aio-pika)."""
-    with run_in_thread(vhosts=("/", "other")) as running:
+def broker(request: pytest.FixtureRequest) -> Iterator[ThreadedBroker]:
+    """A fresh broker per test, its trio loop in a background thread (for pika and aio-pika).
+
+    Under `@pytest.mark.frozen_clock` its clock stands at FROZEN_AT and moves only when the
+    test calls `broker.advance(seconds)`.
+    """
+    clock = Clock(frozen_at=FROZEN_AT) if request.node.get_closest_marker("frozen_clock") else None
+    with run_in_thread(vhosts=("/", "other"), clock=clock) as running:
         yield running
 
 
@@ -33,8 +41,13 @@ def connection(broker: ThreadedBroker) -> Iterator[pika.BlockingConnection]:
 
 
 @pytest.fixture
-def channel(connection: pika.BlockingConnection):
-    return connection.channel()
+def channel(connection: pika.BlockingConnection, request: pytest.FixtureRequest):
+    """Under `@pytest.mark.confirms`, in confirm mode: each publish has been routed and queued
+    by the time it returns, so a test may move the clock right after it."""
+    opened = connection.channel()
+    if request.node.get_closest_marker("confirms"):
+        opened.confirm_delivery()
+    return opened
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

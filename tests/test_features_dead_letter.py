@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +21,16 @@ from amqp_lite import Broker, ThreadedBroker, run_in_thread
 from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import encode_content, encode_method
 from amqp_lite.wire.properties import decode_properties
+from tests.conftest import FROZEN_AT
 from tests.pika_helpers import ready, wait_for
 from tests.rawclient import RawClient, connected
 from vhosts.clock import Clock
 
-T0 = 1_700_000_000.0
+T0 = FROZEN_AT
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
 
-@pytest.fixture
-def broker() -> Iterator[ThreadedBroker]:
-    """Overrides conftest's: the same, on a clock that moves only when the test says so."""
-    with run_in_thread(clock=Clock(frozen_at=T0)) as running:
-        yield running
-
-
-@pytest.fixture
-def channel(connection: pika.BlockingConnection) -> BlockingChannel:
-    """With confirms, so each publish has been routed before the test moves the clock."""
-    opened = connection.channel()
-    opened.confirm_delivery()
-    return opened
+pytestmark = [pytest.mark.frozen_clock, pytest.mark.confirms]
 
 
 def _dlx_args(exchange: str, routing_key: str | None = None, **more: Any) -> dict[str, Any]:

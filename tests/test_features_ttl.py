@@ -8,7 +8,7 @@ expectation was first observed on RabbitMQ 3.10.8; none of these tests sleeps.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +17,15 @@ import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
 from amqp_lite import ThreadedBroker, run_in_thread
+from tests.conftest import FROZEN_AT
 from tests.pika_helpers import ready
 from vhosts.clock import Clock
 
-T0 = 1_700_000_000.0
+T0 = FROZEN_AT
 HOUR_MS = 3_600_000
 
 
-@pytest.fixture
-def broker() -> Iterator[ThreadedBroker]:
-    """Overrides conftest's: the same, on a clock that moves only when the test says so."""
-    with run_in_thread(clock=Clock(frozen_at=T0)) as running:
-        yield running
-
-
-@pytest.fixture
-def channel(connection: pika.BlockingConnection) -> BlockingChannel:
-    """With confirms, so each publish has been queued before the test moves the clock."""
-    opened = connection.channel()
-    opened.confirm_delivery()
-    return opened
+pytestmark = [pytest.mark.frozen_clock, pytest.mark.confirms]
 
 
 def _at(seconds: float) -> datetime.datetime:
