@@ -177,3 +177,39 @@ def test_a_deleted_vhost_takes_its_permissions_with_it(tmp_path: Path) -> None:
     for name in ("alice", "guest"):
         user = node.users.get(name)
         assert user is not None and "gone" not in user.permissions
+
+
+def test_a_store_of_schema_1_is_migrated_and_keeps_its_messages(tmp_path: Path) -> None:
+    """Stores written before message expiry was kept (schema 1) open as they are, upgraded."""
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "amqp-lite.sqlite3")
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE vhosts (name TEXT PRIMARY KEY);
+        CREATE TABLE queues (vhost TEXT NOT NULL, name TEXT NOT NULL, auto_delete INTEGER NOT NULL,
+            arguments BLOB NOT NULL, PRIMARY KEY (vhost, name));
+        CREATE TABLE messages (id INTEGER PRIMARY KEY, exchange TEXT NOT NULL,
+            routing_key TEXT NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL);
+        CREATE TABLE queue_messages (vhost TEXT NOT NULL, queue TEXT NOT NULL,
+            seq INTEGER NOT NULL, message INTEGER NOT NULL,
+            redelivered INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (vhost, queue, seq)) WITHOUT ROWID;
+        INSERT INTO meta VALUES ('schema', '1');
+        INSERT INTO vhosts VALUES ('/');
+        """
+    )
+    db.execute("INSERT INTO queues VALUES ('/', 'old', 0, ?)", (b"\x00\x00\x00\x00",))
+    db.execute(
+        "INSERT INTO messages VALUES (1, '', 'old', ?, ?)",
+        (encode_properties(PERSISTENT), b"from schema 1"),
+    )
+    db.execute("INSERT INTO queue_messages VALUES ('/', 'old', 0, 1, 0)")
+    db.commit()
+    db.close()
+
+    node = Node(store=open_store(tmp_path))
+    assert bodies(node, "old") == [b"from schema 1"]
+    node.vhosts["/"].queues["old"].enqueue(message(b"new"))
+    node = restart(tmp_path, node)
+    assert bodies(node, "old") == [b"from schema 1", b"new"]

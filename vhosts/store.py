@@ -387,6 +387,24 @@ def _runs(batch: list[tuple[str, tuple[Any, ...]]]) -> Iterator[tuple[str, list[
         yield kind, rows  # type: ignore[misc]
 
 
+# What brings a store of each older schema up to the next one (new tables come from _SCHEMA).
+_MIGRATIONS = {
+    1: ("ALTER TABLE queue_messages ADD COLUMN expires_at REAL",),
+}
+
+
+def _migrate(db: sqlite3.Connection, path: Path, version: int) -> None:
+    if version > SCHEMA_VERSION or any(
+        v not in _MIGRATIONS for v in range(version, SCHEMA_VERSION)
+    ):
+        raise StoreError(f"{path} has schema {version}; this amqp-lite reads {SCHEMA_VERSION}")
+    with db:  # one transaction: a store is migrated completely or not at all
+        for step in range(version, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[step]:
+                db.execute(statement)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+
 def _open(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -409,10 +427,8 @@ def _open(path: Path) -> sqlite3.Connection:
         if version is None:
             with db:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(version[0]) != SCHEMA_VERSION:
-            raise StoreError(
-                f"{path} has schema {version[0]}; this amqp-lite reads {SCHEMA_VERSION}"
-            )
+        else:
+            _migrate(db, path, int(version[0]))
     except sqlite3.DatabaseError as error:
         raise StoreError(
             f"{path} is not a usable amqp-lite store ({error}); move it away to start empty"
