@@ -39,14 +39,21 @@ def binary(data: bytes) -> str:
     return "<<" + ",".join(str(b) for b in data) + ">>"
 
 
-def _float(value: float) -> str:
-    text = repr(value)
-    if "e" in text:  # Python 1e+16 -> Erlang 1.0e16
-        mantissa, exponent = text.split("e")
-        if "." not in mantissa:
-            mantissa += ".0"
-        return f"{mantissa}e{int(exponent)}"
-    return text
+def erlang_float(value: float) -> str:
+    """Erlang's shortest form: the fewest digits that read back, in the shorter of plain and
+    scientific notation (plain when they tie), e.g. 0.001, 1.0e3, 123456.5, 1.2e-4."""
+    if value == 0:
+        return "-0.0" if str(value).startswith("-") else "0.0"
+    sign, digits, exponent = decimal.Decimal(repr(value)).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    power = exponent + len(digits) - 1  # type: ignore[operator]
+    scientific = f"{text[0]}.{text[1:] or '0'}e{power}"
+    if power >= 0:
+        whole = text[: power + 1].ljust(power + 1, "0")
+        plain = f"{whole}.{text[power + 1 :] or '0'}"
+    else:
+        plain = "0." + "0" * (-power - 1) + text
+    return ("-" if sign else "") + (plain if len(plain) <= len(scientific) else scientific)
 
 
 def type_name(value: Any) -> str:
@@ -81,7 +88,7 @@ def term(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return _float(value)
+        return erlang_float(value)
     if isinstance(value, str):
         return binary(value.encode())
     if isinstance(value, bytes | bytearray | memoryview):

@@ -12,7 +12,6 @@ Python's otherwise.
 
 from __future__ import annotations
 
-import decimal
 import re
 import warnings
 from collections.abc import Iterator, Mapping
@@ -20,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from exchanges.erlang_text import binary
+from exchanges.erlang_text import binary, erlang_float
 from vhosts.queue_settings import OVERFLOW_MODES, QUEUE_MODES, erlang_string
 
 APPLY_TO = ("all", "queues", "exchanges")
@@ -252,7 +251,7 @@ def _term(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return _float(value)
+        return erlang_float(value)
     if isinstance(value, str):
         # rabbitmqctl shows each byte of the UTF-8 as a Latin-1 character: "é" as "Ã©".
         return binary(value.encode()).encode().decode("latin-1")
@@ -262,20 +261,3 @@ def _term(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(_term(v) for v in value) + "]"
     return repr(value)
-
-
-def _float(value: float) -> str:
-    """Erlang's shortest form: the fewest digits that read back, in the shorter of plain and
-    scientific notation (plain when they tie), e.g. 0.001, 1.0e3, 123456.5, 1.2e-4."""
-    if value == 0:
-        return "-0.0" if str(value).startswith("-") else "0.0"
-    sign, digits, exponent = decimal.Decimal(repr(value)).as_tuple()
-    text = "".join(map(str, digits)).rstrip("0") or "0"
-    power = exponent + len(digits) - 1  # type: ignore[operator]
-    scientific = f"{text[0]}.{text[1:] or '0'}e{power}"
-    if power >= 0:
-        whole = text[: power + 1].ljust(power + 1, "0")
-        plain = f"{whole}.{text[power + 1 :] or '0'}"
-    else:
-        plain = "0." + "0" * (-power - 1) + text
-    return ("-" if sign else "") + (plain if len(plain) <= len(scientific) else scientific)
