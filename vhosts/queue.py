@@ -383,31 +383,31 @@ class Queue:
 
     def expire_due(self, now: float) -> None:
         """Drop (and dead-letter) expired messages at the head: RabbitMQ expires only there."""
-        expired = []
-        for bucket in self.ready.buckets if isinstance(self.ready, PriorityReady) else [self.ready]:
-            while bucket and bucket[0].expires_at is not None and bucket[0].expires_at <= now:
-                entry = bucket.popleft()
-                self.ready_bytes -= len(entry.message.body)
-                expired.append(entry)
-        if isinstance(self.ready, PriorityReady):
-            self.ready.forget_empty()
+        ready = self.ready
+        if isinstance(ready, PriorityReady):
+            expired = ready.pop_expired(now)
+        else:
+            expired = _pop_expired(ready, now)
         if expired:
+            self.ready_bytes -= sum(len(entry.message.body) for entry in expired)
             self._dead_letter(expired, "expired")
+
+    def _head_deadlines(self) -> list[float]:
+        """When the message(s) at the head expire; a priority queue has a head per priority."""
+        ready = self.ready
+        heads = ready.heads() if isinstance(ready, PriorityReady) else ready and (ready[0],)
+        return [entry.expires_at for entry in heads or () if entry.expires_at is not None]
 
     def _expire_head(self) -> None:
         """The head changed (a fetch, a requeue, a publish): RabbitMQ drops what is past its time
         there at once, and waits for the new head's time."""
-        ready = self.ready
-        heads = ready.heads() if isinstance(ready, PriorityReady) else ready and (ready[0],)
-        if any(entry.expires_at is not None for entry in heads or ()):
+        if self._head_deadlines():
             self.expire_due(self.host.clock.now())
             self._schedule_expiry()
 
     def _schedule_expiry(self) -> None:
         """Make sure a timer fires when the earliest head message expires."""
-        ready = self.ready
-        heads = ready.heads() if isinstance(ready, PriorityReady) else ready and (ready[0],)
-        deadlines = [e.expires_at for e in heads or () if e.expires_at is not None]
+        deadlines = self._head_deadlines()
         if not deadlines:
             return
         when = min(deadlines)
@@ -504,12 +504,8 @@ class PriorityReady:
         self._priorities: list[int] = []  # those with entries, ascending
         self._length = 0
 
-    @property
-    def buckets(self) -> list[deque[QueueEntry]]:
-        return [self._by_priority[p] for p in reversed(self._priorities)]
-
     def heads(self) -> list[QueueEntry]:
-        return [bucket[0] for bucket in self.buckets]
+        return [self._by_priority[p][0] for p in reversed(self._priorities)]
 
     def append(self, entry: QueueEntry) -> None:
         bucket = self._by_priority.get(entry.priority)
@@ -544,12 +540,17 @@ class PriorityReady:
             self._by_priority[priority] = _put_back(bucket, returning)
         self._length += len(entries)
 
-    def forget_empty(self) -> None:
-        """Drop buckets emptied from outside (head expiry pops buckets directly)."""
-        for priority in [p for p in self._priorities if not self._by_priority[p]]:
-            del self._by_priority[priority]
-            self._priorities.remove(priority)
-        self._length = sum(len(b) for b in self._by_priority.values())
+    def pop_expired(self, now: float) -> list[QueueEntry]:
+        """Expired entries at the head of each priority's FIFO."""
+        expired: list[QueueEntry] = []
+        for priority in list(self._priorities):
+            bucket = self._by_priority[priority]
+            expired += _pop_expired(bucket, now)
+            if not bucket:
+                del self._by_priority[priority]
+                self._priorities.remove(priority)
+        self._length -= len(expired)
+        return expired
 
     def clear(self) -> None:
         self._by_priority.clear()
@@ -565,12 +566,19 @@ class PriorityReady:
         return self._length
 
     def __iter__(self) -> Iterator[QueueEntry]:
-        for bucket in self.buckets:
-            yield from bucket
+        for priority in reversed(self._priorities):
+            yield from self._by_priority[priority]
 
 
 def _by_seq(entry: QueueEntry) -> int:
     return entry.seq
+
+
+def _pop_expired(fifo: deque[QueueEntry], now: float) -> list[QueueEntry]:
+    expired = []
+    while fifo and fifo[0].expires_at is not None and fifo[0].expires_at <= now:
+        expired.append(fifo.popleft())
+    return expired
 
 
 def _put_back(ready: deque[QueueEntry], returning: list[QueueEntry]) -> deque[QueueEntry]:
