@@ -143,6 +143,22 @@ def test_an_unexpired_head_keeps_an_expired_message_behind_it_until_it_leaves(
     assert _reasons(channel, "dlq") == [(b"short", "expired")]
 
 
+def test_a_head_dropped_for_the_length_limit_uncovers_an_expired_message(
+    broker: ThreadedBroker, channel: BlockingChannel
+) -> None:
+    """drop-head makes a new head; what is past its time there goes at once, as RabbitMQ does.
+    (Found by the queue model test.)"""
+    channel.queue_declare("dlq")
+    channel.queue_declare("q", arguments=_dead_letters_to("dlq", **{"x-max-length": 2}))
+    channel.basic_publish("", "q", b"first")
+    channel.basic_publish("", "q", b"stale", _expiring("1000"))
+    broker.advance(5)  # "stale" is past its time but not the head: it waits
+    assert (ready(channel, "q"), ready(channel, "dlq")) == (2, 0)
+    channel.basic_publish("", "q", b"third")  # over the limit: "first" is dropped
+    assert (ready(channel, "q"), ready(channel, "dlq")) == (1, 2)
+    assert _reasons(channel, "dlq") == [(b"first", "maxlen"), (b"stale", "expired")]
+
+
 def test_a_consumer_never_gets_an_expired_message(
     broker: ThreadedBroker, connection: pika.BlockingConnection, channel: BlockingChannel
 ) -> None:

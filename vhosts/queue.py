@@ -219,6 +219,7 @@ class Queue:
             dropped.append(entry)
         if dropped:
             self._dead_letter(dropped, "maxlen")
+            self._expire_head()  # a new head, perhaps already past its time
 
     def _persist(self, entry: QueueEntry) -> None:
         store, message = self.store, entry.message
