@@ -25,16 +25,16 @@ def parse_header(text: str) -> tuple[str, Any]:
 
     Types matter to a headers exchange: RabbitMQ's x-match compares values with their types.
     """
-    if ":=" in text and text.index(":=") < text.index("=") + 1:
-        name, raw = text.split(":=", 1)
-        try:
-            return name, json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise HeaderSyntaxError(f"header {name!r}: {raw!r} is not JSON ({error.msg})") from None
-    if "=" not in text:
+    name, equals, value = text.partition("=")
+    if not equals:
         raise HeaderSyntaxError(f"header {text!r}: expected name=value or name:=json")
-    name, value = text.split("=", 1)
-    return name, value
+    if not name.endswith(":"):
+        return name, value
+    name = name[:-1]
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError as error:
+        raise HeaderSyntaxError(f"header {name!r}: {value!r} is not JSON ({error.msg})") from None
 
 
 def explain(
