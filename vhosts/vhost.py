@@ -6,7 +6,7 @@ import base64
 import os
 import re
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -24,6 +24,7 @@ from vhosts.exchange import (
     Exchange,
 )
 from vhosts.message import Message, QueueEntry
+from vhosts.policies import Policy, PolicySet
 from vhosts.queue import Queue
 from vhosts.queue_settings import (
     resolve_queue_settings,
@@ -32,9 +33,6 @@ from vhosts.queue_settings import (
 )
 from vhosts.store import Store
 from vhosts.timers import Timers
-
-if TYPE_CHECKING:
-    from vhosts.policies import Policy, PolicySet
 
 Destination = Queue | Exchange
 
@@ -508,8 +506,6 @@ class VirtualHost:
 
     def set_policy(self, policy: Policy) -> None:
         """Add or replace a policy, and apply the policies anew to every queue and exchange."""
-        from vhosts.policies import PolicySet
-
         if self.policies is None:
             self.policies = PolicySet()
         self.policies.set(policy)
