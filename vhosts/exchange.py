@@ -7,6 +7,7 @@ from typing import Any, NoReturn
 
 from exchanges import ROUTERS, Router
 from vhosts.errors import CommandInvalid
+from vhosts.queue_settings import resolve_alternate_exchange
 
 DEFAULT_EXCHANGE = ""
 DELAYED_MESSAGE = "x-delayed-message"  # the type name RabbitMQ's delayed-message plugin uses
@@ -66,10 +67,7 @@ class Exchange:
         return f"exchange '{self.name}' in vhost '{self.vhost_name}'"
 
     def apply_policy(self, definition: Mapping[str, Any] | None) -> None:
-        alternate = self.arguments.get("alternate-exchange")
-        if alternate is None and definition is not None:
-            alternate = definition.get("alternate-exchange")
-        self.alternate_exchange = alternate if isinstance(alternate, str) else None
+        self.alternate_exchange = resolve_alternate_exchange(self.arguments, definition)
 
     @property
     def is_system(self) -> bool:
