@@ -89,3 +89,13 @@ def test_cc_that_is_not_an_array(vhost: VirtualHost) -> None:
     with pytest.raises(PreconditionFailed) as caught:
         explain_route(vhost, "", "k", {"CC": "q"})
     assert caught.value.text == 'invalid message: {unacceptable_type_in_header,"CC",longstr}'
+
+
+def test_an_alternate_exchange_named_empty_is_not_the_default_exchange(vhost: VirtualHost) -> None:
+    """The explanation agrees with the broker: an alternate named "" routes nothing."""
+    orders = vhost.declare_exchange("orders", "direct", arguments={"alternate-exchange": ""})
+    vhost.declare_queue("k", owner=None)
+    assert list(vhost.route(orders, "k", None)) == []
+    trace = explain_route(vhost, "orders", "k", None)
+    assert not trace.routed
+    assert "falling back" not in render(trace)

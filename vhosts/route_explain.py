@@ -47,12 +47,9 @@ def explain_route(
 
 
 def _alternate(exchange: Exchange) -> str | None:
-    # `alternate_exchange` (the argument, else the policy's) is new on Exchange; before it,
-    # only the argument exists.
-    if hasattr(exchange, "alternate_exchange"):
-        return exchange.alternate_exchange
-    alternate = exchange.arguments.get("alternate-exchange")
-    return alternate if isinstance(alternate, str) else None
+    # An alternate exchange named "" routes nothing (the broker's walk skips it too); it is
+    # never the default exchange.
+    return exchange.alternate_exchange or None
 
 
 def _named(destination: Hashable) -> tuple[str, str]:
