@@ -82,6 +82,7 @@ class DefaultRouter:
     """
 
     type_name = "direct"
+    only_first_routing_key = False  # CC and BCC keys reach queues of those names too
 
     def __init__(
         self, queues: Mapping[str, Hashable], reply_queues: Mapping[str, Hashable] | None = None

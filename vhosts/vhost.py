@@ -422,7 +422,7 @@ class VirtualHost:
             exchange = pending.pop(0)
             router = exchange.router
             destinations: dict[Destination, None] = {}
-            for key in keys[:1] if getattr(router, "only_first_routing_key", False) else keys:
+            for key in keys[:1] if router.only_first_routing_key else keys:
                 destinations.update(dict.fromkeys(router.route(key, headers)))
             # An alternate exchange named "" routes nothing in RabbitMQ: it is never the
             # default exchange.
