@@ -246,13 +246,11 @@ class Definitions:
 
 def _put_user(node: Node, u: UserDef) -> None:
     previous = node.users.get(u.name)
-    user = node.users.add(
+    user = node.add_user(
         u.name, password_hash=u.password_hash, tags=u.tags, hashing_algorithm=u.hashing_algorithm
     )
     if previous is not None:  # as in RabbitMQ, permissions are not part of the user record
         user.permissions.update(previous.permissions)
-    if node.store is not None:
-        node.store.save_user(user.name, user.password_hash, user.hashing_algorithm, user.tags)
 
 
 def load(path: str | os.PathLike[str]) -> Definitions:

@@ -8,7 +8,7 @@ from vhosts.message import Message, QueueEntry
 from vhosts.queue import Queue
 from vhosts.store import Store
 from vhosts.timers import Timers
-from vhosts.users import Permission, User, Users
+from vhosts.users import DEFAULT_HASHING, Permission, User, Users
 from vhosts.vhost import VirtualHost
 
 DEFAULT_VHOST = "/"
@@ -77,8 +77,15 @@ class Node:
         *,
         password_hash: str | None = None,
         tags: list[str] | None = None,
+        hashing_algorithm: str = DEFAULT_HASHING,
     ) -> User:
-        user = self.users.add(name, password, password_hash=password_hash, tags=tags)
+        user = self.users.add(
+            name,
+            password,
+            password_hash=password_hash,
+            tags=tags,
+            hashing_algorithm=hashing_algorithm,
+        )
         if self.store is not None:
             self.store.save_user(name, user.password_hash, user.hashing_algorithm, user.tags)
         return user
@@ -92,8 +99,9 @@ class Node:
     def _recover(self, store: Store) -> None:
         """Rebuild vhosts, users, durable topology and persistent messages from the store."""
         for name, password_hash, algorithm, tags in store.users():
-            user = self.users.add(name, password_hash=password_hash, tags=tags)
-            user.hashing_algorithm = algorithm
+            self.users.add(
+                name, password_hash=password_hash, tags=tags, hashing_algorithm=algorithm
+            )
         for user_name, vhost, configure, write, read in store.permissions():
             user = self.users.get(user_name)
             if user is not None:
