@@ -270,18 +270,25 @@ class Channel:
 
     def deliver(self, consumer: ChannelConsumer, entry: QueueEntry) -> None:
         tag = self._next_delivery_tag
-        if consumer.queue is not self._reply_queue:
-            # RabbitMQ 3.10 gives a direct reply the next delivery tag without using it up.
-            self._next_delivery_tag = tag + 1
+        self._next_delivery_tag = tag + 1
         if not consumer.no_ack:
             self.unacked[tag] = Delivery(tag, entry, consumer)
             consumer.unacked += 1
             self._consumed_unacked += 1
-        message = entry.message
+        self._send_deliver(consumer.tag, tag, entry.redelivered, entry.message)
+
+    def deliver_reply(self, consumer_tag: str, message: Message) -> None:
+        """A direct reply-to reply: RabbitMQ 3.10 gives it the next delivery tag without using
+        it up (nothing is acked for a reply)."""
+        self._send_deliver(consumer_tag, self._next_delivery_tag, False, message)
+
+    def _send_deliver(
+        self, consumer_tag: str, delivery_tag: int, redelivered: bool, message: Message
+    ) -> None:
         method = methods.BasicDeliver(
-            consumer_tag=consumer.tag,
-            delivery_tag=tag,
-            redelivered=entry.redelivered,
+            consumer_tag=consumer_tag,
+            delivery_tag=delivery_tag,
+            redelivered=redelivered,
             exchange=message.exchange,
             routing_key=message.routing_key,
         )
@@ -419,7 +426,7 @@ class Channel:
         if self._reply_queue is not None:
             raise PreconditionFailed("reply consumer already set")
         tag = self._new_consumer_tag(method.consumer_tag)
-        reply_queue = ReplyQueue(self, tag)
+        reply_queue = ReplyQueue(self)
         consumer = ChannelConsumer(
             self,
             reply_queue,

@@ -80,20 +80,18 @@ class ReplyQueue:
     once, unacknowledged and regardless of flow control, as RabbitMQ does; nothing is stored.
     """
 
-    def __init__(self, channel: Channel, tag: str) -> None:
+    def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.name = "amq.rabbitmq.reply-to." + os.urandom(12).hex()
         self.consumer: ChannelConsumer | None = None
-        self.tag = tag
 
     def __repr__(self) -> str:
         return f"<ReplyQueue {self.name!r}>"
 
     def enqueue(self, message: Message) -> QueueEntry:
-        entry = QueueEntry(message, self, 0)  # type: ignore[arg-type]
         if self.consumer is not None:
-            self.channel.deliver(self.consumer, entry)
-        return entry
+            self.channel.deliver_reply(self.consumer.tag, message)
+        return QueueEntry(message, self, 0)  # type: ignore[arg-type]
 
     # What a channel asks of its consumers' queues.
     def dispatch(self) -> None:
