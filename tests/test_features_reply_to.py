@@ -50,6 +50,9 @@ def _listen(channel: BlockingChannel, replies: Replies, **options: Any) -> str:
 def _address(requester: BlockingChannel, responder: BlockingChannel) -> str:
     """Send a request; the reply address the responder receives with it."""
     requester.basic_publish("", "requests", b"request", REQUEST)
+    # basic.publish has no reply; a passive declare on the same channel is answered only after
+    # the broker has handled the publish, so the other connection's get cannot overtake it.
+    requester.queue_declare("requests", passive=True)
     method, properties, _body = responder.basic_get("requests", auto_ack=True)
     assert method is not None
     return properties.reply_to

@@ -34,8 +34,8 @@ def test_same_queue_name_in_two_vhosts_is_two_queues(channel, other_vhost) -> No
     channel.queue_declare("shared")
     elsewhere.queue_declare("shared")
     channel.basic_publish("", "shared", b"for /")
-    assert elsewhere.basic_get("shared", auto_ack=True)[0] is None
     assert channel.basic_get("shared", auto_ack=True)[2] == b"for /"
+    assert elsewhere.basic_get("shared", auto_ack=True)[0] is None  # asked after the publish landed
 
 
 def test_queue_in_one_vhost_is_not_visible_in_another(channel, other_vhost) -> None:
