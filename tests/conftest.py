@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pika
 import pytest
+from hypothesis import HealthCheck, settings
 
 from amqp_lite import Broker, Clock, ThreadedBroker, run_in_thread
+
+# A loaded CI machine must not fail a property for being slow; CI also explores the same
+# examples every run (derandomize), so a red CI is a real regression, never a new random draw.
+settings.register_profile("amqp-lite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", parent=settings.get_profile("amqp-lite"), derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "amqp-lite")
 
 # Where a frozen clock starts: tests that check times (x-death) can name it.
 FROZEN_AT = 1_700_000_000.0
