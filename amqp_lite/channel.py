@@ -598,8 +598,13 @@ class Channel:
             method.exchange not in self.vhost.exchanges or queue_name not in self.vhost.queues
         ):
             return  # RabbitMQ: unbinding from a missing exchange or queue is ok
-        # As RabbitMQ: a missing exchange is reported first, a locked queue only once both exist.
+        # As RabbitMQ: a missing exchange is reported first, a locked queue only once both exist,
+        # and unbinding a binding that is not there is ok even on a queue locked to another.
         exchange = self.vhost.exchange(method.exchange)
+        if not bind and not exchange.router.has_binding(
+            self.vhost.queues[queue_name], method.routing_key, method.arguments
+        ):
+            return
         queue = self._queue(queue_name)
         change = self.vhost.bind if bind else self.vhost.unbind
         change(exchange, queue, method.routing_key, dict(method.arguments))

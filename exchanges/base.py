@@ -97,6 +97,15 @@ class Router(ABC):
         for (destination, key, _), args in list(self._bindings.items()):
             yield destination, key, args
 
+    def has_binding(
+        self,
+        destination: Hashable,
+        binding_key: str,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Whether exactly this binding exists (as unbind would find it)."""
+        return (destination, binding_key, freeze_arguments(arguments or {})) in self._bindings
+
     def has_bindings_to(self, destination: Hashable) -> bool:
         return destination in self._by_destination
 

@@ -62,6 +62,14 @@ def test_unbind(router: Router) -> None:
     assert list(router.route("k", {"a": [1, {"n": None}]})) == []
 
 
+def test_has_binding_matches_what_unbind_would_remove(router: Router) -> None:
+    router.bind("q", "k", {"b": 2, "a": 1})
+    assert router.has_binding("q", "k", {"a": 1, "b": 2})
+    assert not router.has_binding("q", "k")
+    assert not router.has_binding("q", "other", {"a": 1, "b": 2})
+    assert not router.has_binding("q2", "k", {"a": 1, "b": 2})
+
+
 def test_remove_destination(router: Router) -> None:
     router.bind("q1", "k")
     router.bind("q1", "other", {"x": 1})

@@ -192,11 +192,6 @@ def test_exclusive_queue_bindings_cannot_be_removed_by_other_connections(
     assert (error.reply_code, error.reply_text) == (405, LOCKED.format("mine"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RabbitMQ looks for the binding before the lock: an absent one is unbind-ok; "
-    "we check the lock first (needs a 'has this exact binding' query on routers)",
-)
 def test_unbinding_an_absent_binding_of_a_locked_queue_is_ok(channel, other_connection) -> None:
     channel.queue_declare("mine", exclusive=True)
     other = other_connection.channel()
