@@ -288,6 +288,47 @@ def test_an_alternate_exchange_gets_a_delayed_message_at_once(
     assert _taken(delayed_channel, "caught") == []
 
 
+def test_a_delayed_exchange_holds_what_reaches_it_through_another_exchange(
+    frozen: ThreadedBroker, delayed_channel: BlockingChannel
+) -> None:
+    """The plugin's hold is part of routing, so an exchange-to-exchange binding meets it too."""
+    delayed_channel.exchange_declare("front", "direct")
+    delayed_channel.exchange_bind("later", "front", "k")
+    delayed_channel.queue_declare("now")
+    delayed_channel.queue_bind("now", "front", "k")
+    delayed_channel.basic_publish("front", "k", b"m", _delayed(1000))
+    assert _taken(delayed_channel, "now") == [(b"m", 1000)]
+    assert _taken(delayed_channel) == []
+    frozen.advance(1)
+    assert _taken(delayed_channel) == [(b"m", -1000)]
+
+
+def test_a_delayed_dead_letter_exchange_holds_a_rejected_message(
+    frozen: ThreadedBroker, delayed_channel: BlockingChannel
+) -> None:
+    """Retry with a delay: a consumer rejects, the dead-letter exchange waits x-delay."""
+    arguments = {"x-dead-letter-exchange": "later", "x-dead-letter-routing-key": "k"}
+    delayed_channel.queue_declare("work", arguments=arguments)
+    delayed_channel.basic_publish("", "work", b"m", _delayed(2000))
+    method, _properties, _body = delayed_channel.basic_get("work")
+    delayed_channel.basic_reject(method.delivery_tag, requeue=False)
+    assert _taken(delayed_channel) == []
+    frozen.advance(2)
+    method, properties, body = delayed_channel.basic_get("q", auto_ack=True)
+    assert (body, properties.headers["x-delay"]) == (b"m", -2000)
+    assert properties.headers["x-death"][0]["reason"] == "rejected"
+
+
+def test_a_held_message_keeps_its_bcc_keys_and_still_hides_them(
+    frozen: ThreadedBroker, delayed_channel: BlockingChannel
+) -> None:
+    properties = pika.BasicProperties(headers={"x-delay": 500, "BCC": ["k"]})
+    delayed_channel.basic_publish("later", "unbound", b"m", properties)
+    frozen.advance(0.5)
+    _method, properties, body = delayed_channel.basic_get("q", auto_ack=True)
+    assert (body, properties.headers) == (b"m", {"x-delay": -500})
+
+
 def test_a_message_held_by_a_deleted_exchange_goes_nowhere(
     frozen: ThreadedBroker, delayed_channel: BlockingChannel
 ) -> None:

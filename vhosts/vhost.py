@@ -361,30 +361,15 @@ class VirtualHost:
     def publish(self, exchange: Exchange, message: Message) -> tuple[bool, bool]:
         """Route `message` and enqueue it: (routed anywhere, refused by some full queue)."""
         headers = message.properties.headers
-        if exchange.delayed:
-            delay = _delay_of(headers)
-            if delay > 0:
-                self._hold(exchange, message, self.clock.now() + delay / 1000)
-                # The plugin's exchange routes a message it holds to nothing for now, so a
-                # mandatory publish comes back NO_ROUTE and an alternate exchange gets it at once
-                # (both documented limitations of the plugin).
-                alternate = self.exchanges.get(exchange.alternate_exchange or "")
-                if alternate is None or alternate is exchange or not alternate.name:
-                    return False, False
-                return self._route_and_enqueue(alternate, message)
-        return self._route_and_enqueue(exchange, message)
-
-    def _route_and_enqueue(self, exchange: Exchange, message: Message) -> tuple[bool, bool]:
-        headers = message.properties.headers
         if headers and "BCC" in headers:
             # BCC adds routing keys, but is removed before routing: no binding, and no
             # receiver, ever sees it.
             keys = _routing_keys(message.routing_key, headers)
             message.bcc = tuple(_sender_selected(headers, "BCC"))
             message.drop_header("BCC")
-            queues = self._walk(exchange, keys, message.properties.headers)
+            queues = self._walk(exchange, keys, message.properties.headers, message)
         else:
-            queues = self.route(exchange, message.routing_key, headers)
+            queues = self.route(exchange, message.routing_key, headers, message)
         if not queues:
             return False, False
         refused = False
@@ -394,27 +379,45 @@ class VirtualHost:
         return True, refused
 
     def route(
-        self, exchange: Exchange, routing_key: str, headers: dict[str, Any] | None
+        self,
+        exchange: Exchange,
+        routing_key: str,
+        headers: dict[str, Any] | None,
+        message: Message | None = None,
     ) -> Collection[Queue]:
-        """The queues a message reaches, each once.
+        """The queues a message reaches, each once; a delayed-message exchange on the way holds
+        `message` instead of routing it.
 
-        The usual case is one router lookup. Exchange-to-exchange bindings, alternate exchanges
-        and the CC/BCC headers (more routing keys) take the full walk.
+        The usual case is one router lookup. Exchange-to-exchange bindings, alternate exchanges,
+        delays and the CC/BCC headers (more routing keys) take the full walk.
         """
         if not (headers and ("CC" in headers or "BCC" in headers)):
             destinations = exchange.router.route(routing_key, headers)
-            if not exchange.exchange_bindings and (destinations or not exchange.alternate_exchange):
+            if (
+                not exchange.exchange_bindings
+                and (destinations or not exchange.alternate_exchange)
+                and not exchange.delayed
+            ):
                 return destinations  # type: ignore[return-value]  # only queues bind here
             keys = [routing_key]
         else:
             keys = _routing_keys(routing_key, headers)
-        return self._walk(exchange, keys, headers)
+        return self._walk(exchange, keys, headers, message)
 
     def _walk(
-        self, start: Exchange, keys: list[str], headers: dict[str, Any] | None
+        self,
+        start: Exchange,
+        keys: list[str],
+        headers: dict[str, Any] | None,
+        message: Message | None = None,
     ) -> Collection[Queue]:
         """RabbitMQ's routing walk: each exchange once; an exchange whose own bindings match
-        nothing hands the message to its alternate exchange."""
+        nothing hands the message to its alternate exchange.
+
+        A delayed-message exchange anywhere on the way (the first, one bound to another, a
+        dead-letter exchange) holds a message with a positive x-delay and routes it nowhere for
+        now, as the plugin does; that is also when its alternate exchange gets a copy.
+        """
         queues: dict[Queue, None] = {}
         seen = {start}
         pending = [start]
@@ -422,8 +425,9 @@ class VirtualHost:
             exchange = pending.pop(0)
             router = exchange.router
             destinations: dict[Destination, None] = {}
-            for key in keys[:1] if router.only_first_routing_key else keys:
-                destinations.update(dict.fromkeys(router.route(key, headers)))
+            if not (exchange.delayed and message is not None and self._held(exchange, message)):
+                for key in keys[:1] if router.only_first_routing_key else keys:
+                    destinations.update(dict.fromkeys(router.route(key, headers)))
             # An alternate exchange named "" routes nothing in RabbitMQ: it is never the
             # default exchange.
             if not destinations and exchange.alternate_exchange:
@@ -463,13 +467,21 @@ class VirtualHost:
             targets: Iterable[Queue]
             if message.bcc:  # routed by every key it was published with, as RabbitMQ does
                 keys = [*_routing_keys(message.routing_key, headers or {}), *message.bcc]
-                targets = self._walk(exchange, keys, headers)
+                targets = self._walk(exchange, keys, headers, message)
             else:
-                targets = self.route(exchange, message.routing_key, headers)
+                targets = self.route(exchange, message.routing_key, headers, message)
             if reason != "rejected":  # an automatic loop back to a queue ends there
                 targets = [q for q in targets if not is_death_cycle(q.name, headers)]
             for target in targets:
                 target.enqueue(message)
+
+    def _held(self, exchange: Exchange, message: Message) -> bool:
+        """Whether the delayed-message `exchange` keeps `message` back (it has an x-delay)."""
+        delay = _delay_of(message.properties.headers)
+        if delay <= 0:
+            return False
+        self._hold(exchange, message, self.clock.now() + delay / 1000)
+        return True
 
     def _hold(
         self, exchange: Exchange, message: Message, release_at: float, held_id: int | None = None
@@ -493,7 +505,7 @@ class VirtualHost:
 
         def release(now: float) -> None:
             if self.exchanges.get(exchange.name) is exchange:
-                self._route_and_enqueue(exchange, _released(message))
+                self.publish(exchange, _released(message))
             if held_id is not None and store is not None:
                 store.release(held_id)
                 message.store_refs -= 1
@@ -581,6 +593,8 @@ def _released(message: Message) -> Message:
     properties = message.properties
     headers = dict(properties.headers or {})
     headers["x-delay"] = -_delay_of(headers)
+    if message.bcc:  # stripped before routing, but its keys still count when the delay ends
+        headers["BCC"] = list(message.bcc)
     copy = Message(
         message.exchange,
         message.routing_key,
