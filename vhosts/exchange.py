@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Hashable, Iterator, Mapping
 from typing import Any, NoReturn
 
@@ -20,6 +21,27 @@ STANDARD_EXCHANGES = {
     "amq.headers": "headers",
     "amq.match": "headers",
 }
+
+
+# The plugin holds a message only for a delay an Erlang timer takes: 1 ms to 2^32 - 1 ms.
+MAX_DELAY = 4_294_967_295
+
+
+def delay_of(headers: Mapping[str, Any] | None) -> int:
+    """The x-delay to hold a message for, in ms; 0 to route it at once.
+
+    As the plugin (for RabbitMQ 3.10) reads it: an integer, or a longstr of one; any other
+    type, and a delay out of the timer's range, means no delay.
+    """
+    delay = (headers or {}).get("x-delay")
+    if isinstance(delay, str) and _ERLANG_INTEGER.fullmatch(delay):
+        delay = int(delay)
+    if not isinstance(delay, int) or isinstance(delay, bool):
+        return 0
+    return delay if 0 < delay <= MAX_DELAY else 0
+
+
+_ERLANG_INTEGER = re.compile(r"[+-]?[0-9]+")  # what binary_to_integer takes
 
 
 class Exchange:
@@ -68,6 +90,11 @@ class Exchange:
 
     def apply_policy(self, definition: Mapping[str, Any] | None) -> None:
         self.alternate_exchange = resolve_alternate_exchange(self.arguments, definition)
+
+    def hold_ms(self, headers: Mapping[str, Any] | None) -> int:
+        """How long this exchange holds a message with these headers before routing it (ms);
+        0 for every exchange but a delayed-message one."""
+        return delay_of(headers) if self.delayed else 0
 
     @property
     def is_system(self) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 from collections.abc import Collection, Iterable
 from typing import Any, Protocol
 
@@ -22,6 +21,7 @@ from vhosts.exchange import (
     STANDARD_EXCHANGES,
     DefaultRouter,
     Exchange,
+    delay_of,
 )
 from vhosts.message import Message, QueueEntry
 from vhosts.policies import Policy, PolicySet
@@ -425,7 +425,7 @@ class VirtualHost:
             exchange = pending.pop(0)
             router = exchange.router
             destinations: dict[Destination, None] = {}
-            if not (exchange.delayed and message is not None and self._held(exchange, message)):
+            if message is None or not (exchange.delayed and self._held(exchange, message)):
                 for key in keys[:1] if router.only_first_routing_key else keys:
                     destinations.update(dict.fromkeys(router.route(key, headers)))
             # An alternate exchange named "" routes nothing in RabbitMQ: it is never the
@@ -477,7 +477,7 @@ class VirtualHost:
 
     def _held(self, exchange: Exchange, message: Message) -> bool:
         """Whether the delayed-message `exchange` keeps `message` back (it has an x-delay)."""
-        delay = _delay_of(message.properties.headers)
+        delay = exchange.hold_ms(message.properties.headers)
         if delay <= 0:
             return False
         self._hold(exchange, message, self.clock.now() + delay / 1000)
@@ -566,33 +566,12 @@ def _sender_selected(headers: dict[str, Any], name: str) -> list[str]:
     return [key for key in value if isinstance(key, str)]
 
 
-# The plugin holds a message only for a delay an Erlang timer takes: 1 ms to 2^32 - 1 ms.
-MAX_DELAY = 4_294_967_295
-
-
-def _delay_of(headers: dict[str, Any] | None) -> int:
-    """The x-delay to hold a message for, in ms; 0 to route it at once.
-
-    As the plugin (for RabbitMQ 3.10) reads it: an integer, or a longstr of one; any other
-    type, and a delay out of the timer's range, means no delay.
-    """
-    delay = (headers or {}).get("x-delay")
-    if isinstance(delay, str) and _ERLANG_INTEGER.fullmatch(delay):
-        delay = int(delay)
-    if not isinstance(delay, int) or isinstance(delay, bool):
-        return 0
-    return delay if 0 < delay <= MAX_DELAY else 0
-
-
-_ERLANG_INTEGER = re.compile(r"[+-]?[0-9]+")  # what binary_to_integer takes
-
-
 def _released(message: Message) -> Message:
     """The message a delayed exchange routes when its delay is over: its x-delay is now minus
     the delay, as the plugin marks it (so it is not held again, and consumers can tell)."""
     properties = message.properties
     headers = dict(properties.headers or {})
-    headers["x-delay"] = -_delay_of(headers)
+    headers["x-delay"] = -delay_of(headers)
     if message.bcc:  # stripped before routing, but its keys still count when the delay ends
         headers["BCC"] = list(message.bcc)
     copy = Message(
