@@ -13,6 +13,10 @@ The walk is RabbitMQ's (rabbit_exchange:route in 3.10):
   and a missing one is skipped.  Pending exchanges are visited newest first, as in RabbitMQ's
   work list; this changes the order of the hops, never which queues are reached.
 * Queues are collected once each; RabbitMQ returns them sorted by name.
+* A delayed-message exchange (``hold_ms`` > 0 for this message) holds it and routes nothing
+  for now, so its alternate exchange, if any, is tried at once.  The trace goes on to show
+  where its bindings send the message when the delay ends; the released message has its
+  x-delay negated, so nothing after that holds it again.
 
 Exchanges are described through callables, so this module needs nothing from the broker.
 """
@@ -48,6 +52,7 @@ class ExchangeView:
     type_name: str
     router: Explains
     alternate_exchange: str | None = None
+    hold_ms: int = 0  # a delayed-message exchange holds this message that long first
 
 
 class UnknownExchange(LookupError):
@@ -125,6 +130,7 @@ class Hop:
     used_alternate: bool
     handoffs: tuple[Handoff, ...]
     untried: tuple[RouteKey, ...] = ()  # CC/BCC keys this exchange type does not look at
+    held_ms: int = 0  # held before its bindings route it (a delayed-message exchange)
 
 
 @attrs.frozen
@@ -183,13 +189,14 @@ def trace_route(
     def name(destination: Hashable) -> Target:
         return Target(*destination_name(destination))
 
-    pending = [(first, Reached("published"))]
+    pending = [(first, Reached("published"), False)]  # (exchange, how, released from a hold)
     seen = {start}
     queues: dict[str, None] = {}
     hops: list[Hop] = []
     while pending:
-        view, reached = pending.pop()
-        hop = _route_at(view, reached, keys, routed_headers, name)
+        view, reached, released = pending.pop()
+        held_ms = 0 if released else view.hold_ms
+        hop = _route_at(view, reached, keys, routed_headers, name, held_ms)
         onward = [(Target("exchange", view.alternate_exchange), True)] if hop.used_alternate else []
         onward += [(target, False) for target in hop.matched]
         handoffs: list[Handoff] = []
@@ -209,7 +216,7 @@ def trace_route(
                         if alternate
                         else Reached("bound", view.name, _binding_keys(hop, target))
                     )
-                    pending.append((found, how))
+                    pending.append((found, how, released or (held_ms > 0 and not alternate)))
             handoffs.append(Handoff(target, outcome, alternate))
         hops.append(attrs.evolve(hop, handoffs=tuple(handoffs)))
     return RouteTrace(
@@ -228,6 +235,7 @@ def _route_at(
     keys: tuple[RouteKey, ...],
     headers: Mapping[str, Any] | None,
     name: Callable[[Hashable], Target],
+    held_ms: int,
 ) -> Hop:
     router = view.router
     tried = keys[:1] if getattr(router, "only_first_routing_key", False) else keys
@@ -245,9 +253,10 @@ def _route_at(
         tuple(trials),
         tuple(matched),
         view.alternate_exchange,
-        used_alternate=not matched and view.alternate_exchange is not None,
+        used_alternate=(not matched or held_ms > 0) and view.alternate_exchange is not None,
         handoffs=(),
         untried=keys[len(tried) :],
+        held_ms=held_ms,
     )
 
 
@@ -305,6 +314,11 @@ def _render_hop(hop: Hop, by_name: dict[str, Hop], depth: int, lines: list[str])
     arrow = "→ " if depth else ""
     lines.append(f"{pad}{arrow}{_exchange_label(hop.exchange)} ({hop.type_name}): {_arrival(hop)}")
     inner = pad + "  "
+    if hop.held_ms:
+        lines.append(
+            f"{inner}holds the message for {hop.held_ms} ms (its x-delay) and routes nothing "
+            f"until then; afterwards its bindings route it, with x-delay -{hop.held_ms}:"
+        )
     # Keys the router treats alike (fanout and headers ignore keys) are shown together.
     groups: list[list[KeyTrial]] = []
     for trial in hop.trials:
@@ -327,7 +341,7 @@ def _render_hop(hop: Hop, by_name: dict[str, Hop], depth: int, lines: list[str])
     if not hop.matched and hop.alternate_exchange is None:
         lines.append(f"{inner}no binding matched, and there is no alternate exchange")
     for handoff in hop.handoffs:
-        _render_handoff(handoff, by_name, depth + 1, lines)
+        _render_handoff(handoff, by_name, depth + 1, lines, held=hop.held_ms > 0)
 
 
 def _same_outcome(one: KeyTrial, other: KeyTrial) -> bool:
@@ -350,12 +364,12 @@ def _render_verdicts(trial: KeyTrial, pad: str, lines: list[str]) -> None:
 
 
 def _render_handoff(
-    handoff: Handoff, by_name: dict[str, Hop], depth: int, lines: list[str]
+    handoff: Handoff, by_name: dict[str, Hop], depth: int, lines: list[str], *, held: bool
 ) -> None:
     pad = "  " * depth
     target, outcome = handoff.target, handoff.outcome
     if handoff.alternate:
-        lead = f"{pad}no binding matched: "
+        lead = f"{pad}{'held, so nothing routed yet' if held else 'no binding matched'}: "
         if outcome == "visited":
             lines.append(f"{lead}falling back to alternate exchange {quote(target.name)}")
         elif outcome == "missing":

@@ -99,3 +99,32 @@ def test_an_alternate_exchange_named_empty_is_not_the_default_exchange(vhost: Vi
     trace = explain_route(vhost, "orders", "k", None)
     assert not trace.routed
     assert "falling back" not in render(trace)
+
+
+def test_delayed_exchange_holds_then_routes_and_its_alternate_gets_a_copy_now(
+    vhost: VirtualHost,
+) -> None:
+    arguments = {"x-delayed-type": "direct", "alternate-exchange": "ae"}
+    later = vhost.declare_exchange("later", "x-delayed-message", arguments=arguments)
+    onward = vhost.declare_exchange("onward", "x-delayed-message", arguments=arguments)
+    ae = vhost.declare_exchange("ae", "fanout")
+    vhost.bind(later, onward, "k", {})
+    vhost.bind(onward, vhost.declare_queue("q", owner=None), "k", {})
+    vhost.bind(ae, vhost.declare_queue("caught", owner=None), "", {})
+    trace = explain_route(vhost, "later", "k", {"x-delay": 1500})
+    assert trace.queues == ("caught", "q")
+    # Only the first delayed exchange holds it: the released message carries x-delay -1500.
+    assert [(hop.exchange, hop.held_ms) for hop in trace.hops] == [
+        ("later", 1500),
+        ("onward", 0),
+        ("ae", 0),
+    ]
+    assert render(trace).splitlines()[:4] == [
+        "message: routing key 'k'; headers {'x-delay': 1500}",
+        "exchange 'later' (x-delayed-message): published to",
+        "  holds the message for 1500 ms (its x-delay) and routes nothing until then; "
+        "afterwards its bindings route it, with x-delay -1500:",
+        "  ✓ exchange 'onward': routing key 'k' == binding key 'k'",
+    ]
+    assert "held, so nothing routed yet: falling back to alternate exchange 'ae'" in render(trace)
+    assert explain_route(vhost, "later", "k", None).queues == ("q",)

@@ -36,7 +36,13 @@ def explain_route(
         router = exchange.router
         if isinstance(router, DefaultRouter):
             router = _DefaultExplainer(router)
-        return ExchangeView(exchange.name, exchange.type_name, router, _alternate(exchange))
+        return ExchangeView(
+            exchange.name,
+            exchange.type_name,
+            router,
+            _alternate(exchange),
+            exchange.hold_ms(headers),
+        )
 
     try:
         return trace_route(
