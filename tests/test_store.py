@@ -10,6 +10,7 @@ from amqp_lite.storage import open_store
 from amqp_lite.wire import Properties
 from amqp_lite.wire.properties import encode_properties
 from vhosts import Message, Node
+from vhosts.policies import Policy
 from vhosts.store import StoreError
 
 PERSISTENT = Properties(delivery_mode=2, headers={"k": "v"})
@@ -177,6 +178,24 @@ def test_a_deleted_vhost_takes_its_permissions_with_it(tmp_path: Path) -> None:
     for name in ("alice", "guest"):
         user = node.users.get(name)
         assert user is not None and "gone" not in user.permissions
+
+
+def test_policies_are_kept_and_go_with_their_vhost(tmp_path: Path) -> None:
+    node = Node(("/", "gone"), store=open_store(tmp_path))
+    definition = {"max-length": 1, "ha-params": {"any": ["json", 1.5]}}
+    node.vhosts["/"].set_policy(Policy("/", "short", "^q$", "queues", 2.5, definition))
+    node.vhosts["/"].set_policy(Policy("/", "dropped", ".*", "all", 0, {"expires": 5}))
+    node.vhosts["/"].delete_policy("dropped")
+    node.vhosts["gone"].set_policy(Policy("gone", "p", ".*", "all", 0, {"expires": 5}))
+    node.delete_vhost("gone")
+    node = restart(tmp_path, node)
+    policies = node.vhosts["/"].policies
+    assert policies is not None
+    assert list(policies) == [Policy("/", "short", "^q$", "queues", 2.5, definition)]
+    assert "gone" not in node.vhosts
+    # Queues recovered after the policies are declared under them.
+    queue = node.vhosts["/"].declare_queue("q", None, durable=True)
+    assert queue.settings.max_length == 1
 
 
 def test_a_store_of_schema_1_is_migrated_and_keeps_its_messages(tmp_path: Path) -> None:

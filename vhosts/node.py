@@ -5,6 +5,7 @@ from __future__ import annotations
 from vhosts.clock import Clock
 from vhosts.errors import NotAllowed
 from vhosts.message import Message, QueueEntry
+from vhosts.policies import Policy
 from vhosts.queue import Queue
 from vhosts.store import Store
 from vhosts.timers import Timers
@@ -110,6 +111,10 @@ class Node:
         # so recovery applies the same rules and records nothing twice.
         for name in store.vhosts():
             self.vhosts[name] = VirtualHost(name, clock=self.clock, timers=self.timers)
+        # Policies first, so every queue and exchange below is declared under them.
+        for p in store.policies():
+            policy = Policy(p.vhost, p.name, p.pattern, p.apply_to, p.priority, p.definition)
+            self._recovered_vhost(p.vhost).set_policy(policy)
         for ex in store.exchanges():
             self._recovered_vhost(ex.vhost).declare_exchange(
                 ex.name,

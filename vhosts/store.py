@@ -12,6 +12,7 @@ the protocol layer passes in (`Codec`), and stored as opaque bytes.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from typing import Any
 
 import attrs
 
-SCHEMA_VERSION = 2  # 2: queue_messages.expires_at
+SCHEMA_VERSION = 3  # 2: queue_messages.expires_at; 3: policies
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,6 +54,10 @@ CREATE TABLE IF NOT EXISTS held_messages (
     id INTEGER PRIMARY KEY, vhost TEXT NOT NULL, exchange TEXT NOT NULL,
     release_at REAL NOT NULL, message INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS policies (
+    vhost TEXT NOT NULL, name TEXT NOT NULL, pattern TEXT NOT NULL, apply_to TEXT NOT NULL,
+    priority TEXT NOT NULL, definition TEXT NOT NULL, PRIMARY KEY (vhost, name)
+);
 CREATE TABLE IF NOT EXISTS queue_messages (
     vhost TEXT NOT NULL, queue TEXT NOT NULL, seq INTEGER NOT NULL, message INTEGER NOT NULL,
     redelivered INTEGER NOT NULL DEFAULT 0, expires_at REAL, PRIMARY KEY (vhost, queue, seq)
@@ -68,8 +73,11 @@ _SQL = {
     "vhost-exchanges-": "DELETE FROM exchanges WHERE vhost = ?",
     "vhost-bindings-": "DELETE FROM bindings WHERE vhost = ?",
     "vhost-permissions-": "DELETE FROM permissions WHERE vhost = ?",
+    "vhost-policies-": "DELETE FROM policies WHERE vhost = ?",
     "user": "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)",
     "permission": "INSERT OR REPLACE INTO permissions VALUES (?, ?, ?, ?, ?)",
+    "policy": "INSERT OR REPLACE INTO policies VALUES (?, ?, ?, ?, ?, ?)",
+    "policy-": "DELETE FROM policies WHERE vhost = ? AND name = ?",
     "exchange": "INSERT OR REPLACE INTO exchanges VALUES (?, ?, ?, ?, ?, ?)",
     "exchange-": "DELETE FROM exchanges WHERE vhost = ? AND name = ?",
     "queue": "INSERT OR REPLACE INTO queues VALUES (?, ?, ?, ?)",
@@ -123,6 +131,16 @@ class StoredExchange:
     auto_delete: bool
     internal: bool
     arguments: dict[str, Any]
+
+
+@attrs.frozen
+class StoredPolicy:
+    vhost: str
+    name: str
+    pattern: str
+    apply_to: str
+    priority: int | float
+    definition: dict[str, Any]
 
 
 @attrs.frozen
@@ -197,6 +215,7 @@ class Store:
             "vhost-exchanges-",
             "vhost-bindings-",
             "vhost-permissions-",  # as RabbitMQ: a vhost made again later starts with none
+            "vhost-policies-",
             "vhost-held-",
         ):
             self._record(kind, (name,))
@@ -207,6 +226,22 @@ class Store:
 
     def save_permission(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
         self._record("permission", (user, vhost, configure, write, read))
+
+    def save_policy(
+        self,
+        vhost: str,
+        name: str,
+        pattern: str,
+        apply_to: str,
+        priority: int | float,
+        definition: dict[str, Any],
+    ) -> None:
+        # JSON, as definitions files hold them: a policy's values are JSON values.
+        row = (vhost, name, pattern, apply_to, json.dumps(priority), json.dumps(definition))
+        self._record("policy", row)
+
+    def delete_policy(self, vhost: str, name: str) -> None:
+        self._record("policy-", (vhost, name))
 
     def save_exchange(
         self,
@@ -318,6 +353,14 @@ class Store:
     def permissions(self) -> list[tuple[str, str, str, str, str]]:
         return list(self._db.execute("SELECT * FROM permissions"))
 
+    def policies(self) -> list[StoredPolicy]:
+        return [
+            StoredPolicy(v, n, pattern, apply_to, json.loads(priority), json.loads(definition))
+            for v, n, pattern, apply_to, priority, definition in self._db.execute(
+                "SELECT * FROM policies ORDER BY vhost, name"
+            )
+        ]
+
     def exchanges(self) -> list[StoredExchange]:
         decode = self.codec.decode_table
         return [
@@ -390,6 +433,7 @@ def _runs(batch: list[tuple[str, tuple[Any, ...]]]) -> Iterator[tuple[str, list[
 # What brings a store of each older schema up to the next one (new tables come from _SCHEMA).
 _MIGRATIONS = {
     1: ("ALTER TABLE queue_messages ADD COLUMN expires_at REAL",),
+    2: (),  # the policies table is new; a schema-2 reader must not open a store with policies
 }
 
 

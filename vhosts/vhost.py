@@ -521,11 +521,18 @@ class VirtualHost:
         if self.policies is None:
             self.policies = PolicySet()
         self.policies.set(policy)
+        if self.store is not None:  # RabbitMQ keeps policies across restarts
+            p = policy
+            self.store.save_policy(
+                self.name, p.name, p.pattern, p.apply_to, p.priority, p.definition
+            )
         self._apply_policies()
 
     def delete_policy(self, name: str) -> bool:
         if self.policies is None or not self.policies.delete(name):
             return False
+        if self.store is not None:
+            self.store.delete_policy(self.name, name)
         self._apply_policies()
         return True
 
