@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from amqp_lite.server import Server
 from amqp_lite.storage import open_store
 from vhosts import DEFAULT_VHOST, Node
 from vhosts.clock import Clock
+from vhosts.policies import Policy, validate_policy
 
 T = TypeVar("T")
 
@@ -151,6 +153,30 @@ class Broker:
         self.server.close_vhost_connections(vhost)
         return True
 
+    def set_policy(
+        self,
+        vhost: str,
+        name: str,
+        pattern: str,
+        definition: dict[str, Any],
+        *,
+        priority: int | float = 0,
+        apply_to: str = "all",
+    ) -> None:
+        """Add or replace a policy, as `rabbitmqctl set_policy` does; kept in the store.
+
+        Raises ValueError with RabbitMQ's validation texts for a policy it would refuse.
+        """
+        assert self.node is not None
+        policy = Policy(vhost, name, pattern, apply_to, priority, definition)
+        validate_policy(policy)
+        self.node.vhost(vhost).set_policy(policy)
+
+    def clear_policy(self, vhost: str, name: str) -> bool:
+        """Remove a policy (`rabbitmqctl clear_policy`); False when there was none."""
+        assert self.node is not None
+        return self.node.vhost(vhost).delete_policy(name)
+
 
 class ThreadedBroker:
     """A broker whose trio loop runs in a background thread; see `run_in_thread`.
@@ -200,6 +226,28 @@ class ThreadedBroker:
     def delete_vhost(self, name: str) -> bool:
         """Delete vhost `name` with its queues, closing the connections open on it."""
         return self.call(self.broker.delete_vhost, name)
+
+    def set_policy(
+        self,
+        vhost: str,
+        name: str,
+        pattern: str,
+        definition: dict[str, Any],
+        *,
+        priority: int | float = 0,
+        apply_to: str = "all",
+    ) -> None:
+        """Add or replace a policy; see `Broker.set_policy`."""
+        self.call(
+            functools.partial(self.broker.set_policy, priority=priority, apply_to=apply_to),
+            vhost,
+            name,
+            pattern,
+            definition,
+        )
+
+    def clear_policy(self, vhost: str, name: str) -> bool:
+        return self.call(self.broker.clear_policy, vhost, name)
 
 
 @contextlib.contextmanager

@@ -225,6 +225,46 @@ def test_deleted_vhost_stays_deleted_across_a_restart(tmp_path: Path) -> None:
         connection.close()
 
 
+# -- policies -------------------------------------------------------------------------------------
+
+
+def test_a_policy_set_at_runtime_applies_and_survives_a_restart(tmp_path: Path) -> None:
+    ttl = {"message-ttl": 1000}
+    with run_in_thread(data_dir=tmp_path, clock=Clock(frozen_at=0)) as broker:
+        broker.set_policy("/", "short", "^jobs$", ttl, priority=1, apply_to="queues")
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = connection.channel()
+        channel.confirm_delivery()  # each publish is queued before the clock moves
+        channel.queue_declare("jobs", durable=True)
+        channel.basic_publish("", "jobs", b"stale")
+        broker.advance(1)
+        assert channel.basic_get("jobs")[0] is None
+        connection.close()
+    with run_in_thread(data_dir=tmp_path, clock=Clock(frozen_at=0)) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("", "jobs", b"stale too")
+        broker.advance(1)
+        assert channel.basic_get("jobs")[0] is None
+        assert broker.clear_policy("/", "short")
+        assert not broker.clear_policy("/", "short")
+        channel.basic_publish("", "jobs", b"kept")
+        broker.advance(1)
+        assert channel.basic_get("jobs", auto_ack=True)[2] == b"kept"
+        connection.close()
+    with run_in_thread(data_dir=tmp_path) as broker:
+        assert not broker.node.vhost("/").policies  # the cleared policy stayed cleared
+
+
+def test_a_policy_rabbitmq_would_refuse_is_refused_with_its_text() -> None:
+    with run_in_thread() as broker:
+        with pytest.raises(ValueError) as refused:
+            broker.set_policy("/", "bad", "^q", {"max-length": -1})
+        assert str(refused.value) == "-1 is not a valid maximum length"
+        assert broker.node.vhost("/").policies is None
+
+
 # -- definitions ----------------------------------------------------------------------------------
 
 

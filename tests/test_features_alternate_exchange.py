@@ -15,7 +15,6 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker, UnroutableError
 
 from amqp_lite import ThreadedBroker
-from vhosts.policies import Policy
 
 
 @pytest.fixture
@@ -176,9 +175,8 @@ def test_a_dead_letter_exchange_uses_its_alternate_exchange(channel: BlockingCha
 def test_the_argument_beats_a_policy_which_applies_when_there_is_none(
     broker: ThreadedBroker, confirming: BlockingChannel
 ) -> None:
-    vhost = broker.node.vhost("/")
-    policy = Policy("/", "ae", "^pol", "exchanges", 0, {"alternate-exchange": "policy-ae"})
-    broker.call(vhost.set_policy, policy)
+    definition = {"alternate-exchange": "policy-ae"}
+    broker.set_policy("/", "ae", "^pol", definition, apply_to="exchanges")
     confirming.exchange_declare("policy-ae", "fanout")
     confirming.exchange_declare("argument-ae", "fanout")
     _queue_on(confirming, "policy-ae", "by-policy")

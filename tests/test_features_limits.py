@@ -18,7 +18,6 @@ from pika.exceptions import ChannelClosedByBroker, NackError, UnroutableError
 
 from amqp_lite import ThreadedBroker
 from tests.pika_helpers import Received, collector, ready, wait_for
-from vhosts.policies import Policy
 
 DEAD = "dead"  # where the limited queues dead-letter to, through the default exchange
 TO_DEAD = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": DEAD}
@@ -290,8 +289,7 @@ def test_a_policy_limit_trims_the_queue_at_once(
     for n in range(5):
         confirming.basic_publish("", "limited", b"%d" % n)
     definition = {"max-length": 2, "overflow": "reject-publish"}
-    policy = Policy("/", "limits", "^limited$", "queues", 0, definition)
-    broker.call(broker.node.vhost("/").set_policy, policy)
+    broker.set_policy("/", "limits", "^limited$", definition, apply_to="queues")
     assert [body for body, _reason, _queue in _dead_letters(confirming, 3)] == [b"0", b"1", b"2"]
     assert _publish(confirming, "limited", b"5") == "nack"
     assert _bodies(confirming, "limited") == [b"3", b"4"]
@@ -301,8 +299,7 @@ def test_the_smaller_of_argument_and_policy_limit_wins(
     broker: ThreadedBroker, confirming: BlockingChannel
 ) -> None:
     confirming.queue_declare("limited", arguments={"x-max-length": 1})
-    policy = Policy("/", "limits", "^limited$", "queues", 0, {"max-length": 3})
-    broker.call(broker.node.vhost("/").set_policy, policy)
+    broker.set_policy("/", "limits", "^limited$", {"max-length": 3}, apply_to="queues")
     for n in range(3):
         confirming.basic_publish("", "limited", b"%d" % n)
     assert _bodies(confirming, "limited") == [b"2"]
