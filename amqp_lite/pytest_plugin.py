@@ -19,7 +19,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -52,6 +52,20 @@ class AmqpVhost:
     def advance(self, seconds: float) -> None:
         """Move the broker's clock forward; what fell due (expired TTLs) is done on return."""
         self.broker.advance(seconds)
+
+    def set_policy(
+        self,
+        name: str,
+        pattern: str,
+        definition: dict[str, Any],
+        *,
+        priority: int | float = 0,
+        apply_to: str = "all",
+    ) -> None:
+        """A policy in this vhost, as `rabbitmqctl set_policy -p <vhost>` sets one."""
+        self.broker.set_policy(
+            self.name, name, pattern, definition, priority=priority, apply_to=apply_to
+        )
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import pika
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -198,3 +199,15 @@ def test_a_bad_definitions_file_fails_the_tests_that_need_the_broker(
     result = pytester.runpytest_subprocess("--amqp-definitions", "definitions.json")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*DefinitionsError: *definitions.json:1: *"])
+
+
+def test_a_policy_set_through_the_vhost_fixture_governs_its_queues(amqp_vhost) -> None:
+    amqp_vhost.set_policy("cap", "^capped$", {"max-length": 1}, apply_to="queues")
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_vhost.url))
+    channel = connection.channel()
+    declared = channel.queue_declare("capped")
+    for body in (b"first", b"second"):
+        channel.basic_publish("", declared.method.queue, body)
+    assert channel.basic_get("capped", auto_ack=True)[2] == b"second"  # drop-head took "first"
+    assert channel.basic_get("capped", auto_ack=True)[0] is None
+    connection.close()
