@@ -177,6 +177,13 @@ class Broker:
         assert self.node is not None
         return self.node.vhost(vhost).delete_policy(name)
 
+    def export_definitions(self) -> dict[str, Any]:
+        """The broker's topology as RabbitMQ's `export_definitions` writes it (JSON-ready)."""
+        from vhosts.definitions_export import export_definitions
+
+        assert self.node is not None
+        return export_definitions(self.node)
+
 
 class ThreadedBroker:
     """A broker whose trio loop runs in a background thread; see `run_in_thread`.
@@ -248,6 +255,9 @@ class ThreadedBroker:
 
     def clear_policy(self, vhost: str, name: str) -> bool:
         return self.call(self.broker.clear_policy, vhost, name)
+
+    def export_definitions(self) -> dict[str, Any]:
+        return self.call(self.broker.export_definitions)
 
 
 @contextlib.contextmanager

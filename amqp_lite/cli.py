@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import signal
+import sys
+from pathlib import Path
 
 import trio
 
 from amqp_lite.broker import Broker
-from amqp_lite.storage import default_data_dir
+from amqp_lite.storage import default_data_dir, open_store
 from vhosts import DEFAULT_VHOST
 from vhosts.store import StoreError
 
@@ -72,6 +76,18 @@ def main(argv: list[str] | None = None) -> int:
         "'CC:=[\"a.b\"]'",
     )
 
+    export = commands.add_parser(
+        "export-definitions",
+        help="write the stored topology as a RabbitMQ definitions file",
+        description="Write the vhosts, users, permissions, policies, exchanges, queues and "
+        "bindings kept in a data directory as a definitions file that RabbitMQ's "
+        "import_definitions (or amqp-lite serve --definitions) loads. Only what is stored is "
+        "there: run it on the data directory of a stopped broker, or use "
+        "Broker.export_definitions() for a running one.",
+    )
+    export.add_argument("--data-dir", default=None, help=f"default {default_data_dir()}")
+    export.add_argument("path", nargs="?", default="-", help="the file to write; - for stdout")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         logging.basicConfig(
@@ -97,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger("amqp_lite").error("%s", error)
             return 1
         return 0
+    if args.command == "export-definitions":
+        return _export_definitions(args.data_dir or default_data_dir(), args.path)
     if args.command == "explain":
         from amqp_lite.explain import explain as run_explain
 
@@ -117,6 +135,32 @@ def main(argv: list[str] | None = None) -> int:
             persistent=args.persistent,
         )
     return 2
+
+
+def _export_definitions(data_dir: str | os.PathLike[str], path: str) -> int:
+    from vhosts import Node
+    from vhosts.definitions_export import export_definitions
+    from vhosts.store import STORE_FILE
+
+    log = logging.getLogger("amqp_lite")
+    if not (Path(data_dir) / STORE_FILE).is_file():
+        log.error("no amqp-lite store in %s", data_dir)
+        return 1
+    try:
+        store = open_store(data_dir)
+    except StoreError as error:
+        log.error("%s", error)
+        return 1
+    try:
+        node = Node(vhost_names=(), guest=False, store=store)
+        text = json.dumps(export_definitions(node), indent=2, ensure_ascii=False) + "\n"
+    finally:
+        store.close()
+    if path == "-":
+        sys.stdout.write(text)
+    else:
+        Path(path).write_text(text, encoding="utf-8")
+    return 0
 
 
 def _check_definitions(path: str) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+STORE_FILE = "amqp-lite.sqlite3"  # the store's one file, in its data directory
 SCHEMA_VERSION = 3  # 2: queue_messages.expires_at; 3: policies
 
 _SCHEMA = """
@@ -170,7 +171,7 @@ class Store:
     def __init__(self, directory: str | os.PathLike[str], codec: Codec) -> None:
         self.directory = Path(directory)
         self.codec = codec
-        self.path = self.directory / "amqp-lite.sqlite3"
+        self.path = self.directory / STORE_FILE
         self._db = _open(self.path)
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
         # Called when a first operation lands in an empty batch: the store's driver wakes up.
