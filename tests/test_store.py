@@ -180,6 +180,25 @@ def test_a_deleted_vhost_takes_its_permissions_with_it(tmp_path: Path) -> None:
         assert user is not None and "gone" not in user.permissions
 
 
+def test_bcc_keys_are_kept_so_a_recovered_dead_letter_still_routes_by_them(tmp_path: Path) -> None:
+    node = Node(store=open_store(tmp_path))
+    vhost = node.vhosts["/"]
+    dlx = vhost.declare_exchange("dlx", "direct", durable=True)
+    arguments = {"x-dead-letter-exchange": "dlx"}
+    vhost.declare_queue("work", None, durable=True, arguments=arguments)
+    vhost.bind(dlx, vhost.declare_queue("hidden", None, durable=True), "secret", {})
+    properties = Properties(delivery_mode=2, headers={"BCC": ["secret"]})
+    vhost.publish(vhost.exchanges[""], Message("", "work", properties, b"m"))
+
+    node = restart(tmp_path, node)
+    work = node.vhosts["/"].queues["work"]
+    entry = work.get(no_ack=False)
+    assert entry is not None and entry.message.bcc == ("secret",)
+    assert entry.message.properties.headers == {}  # still hidden from every receiver
+    work.discard(entry)  # rejected: dead-lettered by "work" and its BCC key
+    assert bodies(node, "hidden") == [b"m"]
+
+
 def test_policies_are_kept_and_go_with_their_vhost(tmp_path: Path) -> None:
     node = Node(("/", "gone"), store=open_store(tmp_path))
     definition = {"max-length": 1, "ha-params": {"any": ["json", 1.5]}}

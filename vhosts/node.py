@@ -7,7 +7,7 @@ from vhosts.errors import NotAllowed
 from vhosts.message import Message, QueueEntry
 from vhosts.policies import Policy
 from vhosts.queue import Queue
-from vhosts.store import Store
+from vhosts.store import Store, stored_bcc
 from vhosts.timers import Timers
 from vhosts.users import DEFAULT_HASHING, Permission, User, Users
 from vhosts.vhost import VirtualHost
@@ -166,9 +166,10 @@ class Node:
             if vhost is None or exchange is None:
                 store.release(held_id)  # its exchange is gone; drop_orphans takes the content
                 continue
-            original_exchange, key, raw, body = content
+            original_exchange, key, raw, body, bcc = content
             message = Message(original_exchange, key, None, body, raw)
             message.store_id, message.store_refs = message_id, 1
+            message.bcc = stored_bcc(bcc)
             vhost._hold(exchange, message, release_at, held_id)
 
     def _recover_messages(self, store: Store) -> None:
@@ -178,7 +179,7 @@ class Node:
         entries: list[QueueEntry] = []
         for row in store.queue_messages():  # ordered by vhost, queue, position
             vhost_name, queue_name, seq, redelivered, expires_at, message_id = row[:6]
-            exchange, key, raw, body = row[6:]
+            exchange, key, raw, body, bcc = row[6:]
             if queue is None or queue.name != queue_name or queue.vhost_name != vhost_name:
                 if queue is not None:
                     queue.restore(entries)
@@ -189,6 +190,7 @@ class Node:
             if message is None:
                 message = messages[message_id] = Message(exchange, key, None, body, raw)
                 message.store_id = message_id
+                message.bcc = stored_bcc(bcc)
             message.store_refs += 1
             entry = QueueEntry(message, queue, seq, bool(redelivered), True, expires_at)
             if queue.settings.max_priority:

@@ -228,7 +228,11 @@ class Queue:
             if message.encoded_properties is None:
                 message.encoded_properties = store.codec.encode_properties(message.properties)
             message.store_id = store.save_message(
-                message.exchange, message.routing_key, message.encoded_properties, message.body
+                message.exchange,
+                message.routing_key,
+                message.encoded_properties,
+                message.body,
+                message.bcc,
             )
         message.store_refs += 1
         entry.stored = True

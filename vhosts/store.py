@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 STORE_FILE = "amqp-lite.sqlite3"  # the store's one file, in its data directory
-SCHEMA_VERSION = 3  # 2: queue_messages.expires_at; 3: policies
+SCHEMA_VERSION = 3  # 2: queue_messages.expires_at; 3: policies, messages.bcc
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS bindings (
 );
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY, exchange TEXT NOT NULL, routing_key TEXT NOT NULL,
-    properties BLOB NOT NULL, body BLOB NOT NULL
+    properties BLOB NOT NULL, body BLOB NOT NULL, bcc TEXT
 );
 CREATE TABLE IF NOT EXISTS held_messages (
     id INTEGER PRIMARY KEY, vhost TEXT NOT NULL, exchange TEXT NOT NULL,
@@ -90,7 +90,7 @@ _SQL = {
     "bindings-from-": "DELETE FROM bindings WHERE vhost = ? AND source = ?",
     "binding-": "DELETE FROM bindings WHERE vhost = ? AND source = ? AND destination_kind = ? "
     "AND destination = ? AND routing_key = ? AND arguments = ?",
-    "message": "INSERT INTO messages VALUES (?, ?, ?, ?, ?)",
+    "message": "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
     "hold": "INSERT INTO held_messages VALUES (?, ?, ?, ?, ?)",
     "release": "DELETE FROM held_messages WHERE id = ?",
     "vhost-held-": "DELETE FROM held_messages WHERE vhost = ?",
@@ -285,11 +285,23 @@ class Store:
             "binding-", (vhost, source, kind, destination, key, self.codec.encode_table(args))
         )
 
-    def save_message(self, exchange: str, routing_key: str, properties: bytes, body: bytes) -> int:
-        """Store a message's content once, however many queues hold it; returns its id."""
+    def save_message(
+        self,
+        exchange: str,
+        routing_key: str,
+        properties: bytes,
+        body: bytes,
+        bcc: tuple[str, ...] = (),
+    ) -> int:
+        """Store a message's content once, however many queues hold it; returns its id.
+
+        `bcc`: the keys of a BCC header, which is gone from the properties but still routes the
+        message if it is dead-lettered.
+        """
         message_id = self._next_message_id
         self._next_message_id += 1
-        self._record("message", (message_id, exchange, routing_key, properties, body))
+        keys = json.dumps(list(bcc)) if bcc else None
+        self._record("message", (message_id, exchange, routing_key, properties, body, keys))
         return message_id
 
     def delete_message(self, message_id: int) -> None:
@@ -385,21 +397,24 @@ class Store:
 
     def queue_messages(
         self,
-    ) -> Iterator[tuple[str, str, int, int, float | None, int, str, str, bytes, bytes]]:
+    ) -> Iterator[tuple[str, str, int, int, float | None, int, str, str, bytes, bytes, str | None]]:
         """Every stored queue entry in queue order, joined with its message's content."""
         return self._db.execute(
             "SELECT q.vhost, q.queue, q.seq, q.redelivered, q.expires_at, m.id, m.exchange, "
             "m.routing_key, "
-            "m.properties, m.body FROM queue_messages q JOIN messages m ON m.id = q.message "
+            "m.properties, m.body, m.bcc FROM queue_messages q JOIN messages m ON m.id = q.message "
             "ORDER BY q.vhost, q.queue, q.seq"
         )
 
-    def held_messages(self) -> list[tuple[int, str, str, float, int, str, str, bytes, bytes]]:
+    def held_messages(
+        self,
+    ) -> list[tuple[int, str, str, float, int, str, str, bytes, bytes, str | None]]:
         """Messages delayed-message exchanges hold, with their content, by release time."""
         return list(
             self._db.execute(
                 "SELECT h.id, h.vhost, h.exchange, h.release_at, m.id, m.exchange, m.routing_key, "
-                "m.properties, m.body FROM held_messages h JOIN messages m ON m.id = h.message "
+                "m.properties, m.body, m.bcc "
+                "FROM held_messages h JOIN messages m ON m.id = h.message "
                 "ORDER BY h.release_at, h.id"
             )
         )
@@ -411,6 +426,11 @@ class Store:
                 "DELETE FROM messages WHERE id NOT IN (SELECT message FROM queue_messages) "
                 "AND id NOT IN (SELECT message FROM held_messages)"
             )
+
+
+def stored_bcc(keys: str | None) -> tuple[str, ...]:
+    """The BCC keys `save_message` kept (NULL for none)."""
+    return tuple(json.loads(keys)) if keys else ()
 
 
 def _ignore() -> None:
@@ -434,7 +454,7 @@ def _runs(batch: list[tuple[str, tuple[Any, ...]]]) -> Iterator[tuple[str, list[
 # What brings a store of each older schema up to the next one (new tables come from _SCHEMA).
 _MIGRATIONS = {
     1: ("ALTER TABLE queue_messages ADD COLUMN expires_at REAL",),
-    2: (),  # the policies table is new; a schema-2 reader must not open a store with policies
+    2: ("ALTER TABLE messages ADD COLUMN bcc TEXT",),  # and the new policies table
 }
 
 

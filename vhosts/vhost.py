@@ -499,6 +499,7 @@ class VirtualHost:
                     message.routing_key,
                     _encoded(message, store),
                     message.body,
+                    message.bcc,
                 )
             message.store_refs += 1
             held_id = store.hold(self.name, exchange.name, release_at, message.store_id)
