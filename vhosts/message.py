@@ -16,6 +16,7 @@ from vhosts.errors import PreconditionFailed
 
 if TYPE_CHECKING:
     from vhosts.queue import Queue
+    from vhosts.store import Store
 
 
 class Message:
@@ -23,7 +24,7 @@ class Message:
 
     `properties` is the protocol layer's property object (attribute access to the 14 basic
     properties); `encoded_properties` caches their wire form so a delivery need not encode them
-    again. The domain reads properties but never encodes them.
+    again. The domain reads properties and encodes them only through the store's codec.
     """
 
     __slots__ = (
@@ -57,7 +58,7 @@ class Message:
         self.body = body
         self.encoded_properties = encoded_properties
         self.store_id: int | None = None  # set once the durable store holds the content
-        self.store_refs = 0  # durable queues holding it; at 0 the stored content goes
+        self.store_refs = 0  # durable queues and delayed exchanges holding it; see keep_in
         self.ttl: int | None = None  # milliseconds, from the `expiration` property when set
         # The BCC header's keys: the header goes before routing, but RabbitMQ keeps the keys
         # with the message and routes its dead letters by them too.
@@ -80,6 +81,25 @@ class Message:
         """Remove one header before the message is queued (BCC must not reach receivers)."""
         headers = self.properties.headers or {}
         self.set_property("headers", {k: v for k, v in headers.items() if k != name})
+
+    def keep_in(self, store: Store) -> int:
+        """One more holder of the stored content (a queue entry, a delayed exchange's hold);
+        the first saves it. Returns its id in the store."""
+        if self.store_id is None:
+            if self.encoded_properties is None:
+                self.encoded_properties = store.codec.encode_properties(self.properties)
+            self.store_id = store.save_message(
+                self.exchange, self.routing_key, self.encoded_properties, self.body, self.bcc
+            )
+        self.store_refs += 1
+        return self.store_id
+
+    def let_go(self, store: Store) -> None:
+        """One holder fewer; the stored content goes with the last."""
+        assert self.store_id is not None
+        self.store_refs -= 1
+        if not self.store_refs:
+            store.delete_message(self.store_id)
 
     @property
     def persistent(self) -> bool:

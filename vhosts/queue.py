@@ -222,31 +222,19 @@ class Queue:
             self._expire_head()  # a new head, perhaps already past its time
 
     def _persist(self, entry: QueueEntry) -> None:
-        store, message = self.store, entry.message
+        store = self.store
         assert store is not None
-        if message.store_id is None:
-            if message.encoded_properties is None:
-                message.encoded_properties = store.codec.encode_properties(message.properties)
-            message.store_id = store.save_message(
-                message.exchange,
-                message.routing_key,
-                message.encoded_properties,
-                message.body,
-                message.bcc,
-            )
-        message.store_refs += 1
+        message_id = entry.message.keep_in(store)
         entry.stored = True
-        store.enqueue(self.vhost_name, self.name, entry.seq, message.store_id, entry.expires_at)
+        store.enqueue(self.vhost_name, self.name, entry.seq, message_id, entry.expires_at)
 
     def _unpersist(self, entry: QueueEntry) -> None:
         """The entry is settled for good: forget it, and its content once no queue holds it."""
-        store, message = self.store, entry.message
-        assert store is not None and message.store_id is not None
+        store = self.store
+        assert store is not None
         entry.stored = False
         store.dequeue(self.vhost_name, self.name, entry.seq)
-        message.store_refs -= 1
-        if not message.store_refs:
-            store.delete_message(message.store_id)
+        entry.message.let_go(store)
 
     def _mark_delivered(self, entry: QueueEntry) -> None:
         # So that after a restart it comes back with redelivered set, as RabbitMQ does.

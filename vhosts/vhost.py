@@ -493,25 +493,14 @@ class VirtualHost:
         """
         store = self.store
         if held_id is None and store is not None and exchange.durable and message.persistent:
-            if message.store_id is None:
-                message.store_id = store.save_message(
-                    message.exchange,
-                    message.routing_key,
-                    _encoded(message, store),
-                    message.body,
-                    message.bcc,
-                )
-            message.store_refs += 1
-            held_id = store.hold(self.name, exchange.name, release_at, message.store_id)
+            held_id = store.hold(self.name, exchange.name, release_at, message.keep_in(store))
 
         def release(now: float) -> None:
             if self.exchanges.get(exchange.name) is exchange:
                 self.publish(exchange, _released(message))
             if held_id is not None and store is not None:
                 store.release(held_id)
-                message.store_refs -= 1
-                if not message.store_refs:
-                    store.delete_message(message.store_id)  # type: ignore[arg-type]
+                message.let_go(store)
 
         self.timers.schedule(release_at, release)
 
@@ -550,12 +539,6 @@ class VirtualHost:
             return None
         policy = self.policies.match(kind, name)
         return policy.definition if policy is not None else None
-
-
-def _encoded(message: Message, store: Store) -> bytes:
-    if message.encoded_properties is None:
-        message.encoded_properties = store.codec.encode_properties(message.properties)
-    return message.encoded_properties
 
 
 def _routing_keys(routing_key: str, headers: dict[str, Any]) -> list[str]:
