@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,9 +45,12 @@ def erlang_float(value: float) -> str:
     scientific notation (plain when they tie), e.g. 0.001, 1.0e3, 123456.5, 1.2e-4."""
     if value == 0:
         return "-0.0" if str(value).startswith("-") else "0.0"
+    if not math.isfinite(value):
+        return repr(value)  # Erlang has no such float; a text all the same, not a crash
     sign, digits, exponent = decimal.Decimal(repr(value)).as_tuple()
+    assert isinstance(exponent, int)  # only infinities and NaNs have a letter here
     text = "".join(map(str, digits)).rstrip("0") or "0"
-    power = exponent + len(digits) - 1  # type: ignore[operator]
+    power = exponent + len(digits) - 1
     scientific = f"{text[0]}.{text[1:] or '0'}e{power}"
     if power >= 0:
         whole = text[: power + 1].ljust(power + 1, "0")

@@ -133,6 +133,8 @@ INVALID: list[tuple[Any, str]] = [
     (2**40, "Invalid x-match field type long (value 1099511627776); expected longstr"),
     (True, "Invalid x-match field type bool (value true); expected longstr"),
     (1.5, "Invalid x-match field type double (value 1.5); expected longstr"),
+    (float("inf"), "Invalid x-match field type double (value inf); expected longstr"),
+    (float("nan"), "Invalid x-match field type double (value nan); expected longstr"),
     (Decimal("1.5"), "Invalid x-match field type decimal (value {1,15}); expected longstr"),
     (None, "Invalid x-match field type void (value undefined); expected longstr"),
     (b"any", 'Invalid x-match field type binary (value <<"any">>); expected longstr'),
