@@ -20,7 +20,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from io import BytesIO
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import attrs
 
@@ -29,6 +29,10 @@ from amqp_lite.wire import _fast
 from amqp_lite.wire.spec import METHODS, METHODS_BY_ID, METHODS_BY_NAME, MethodSpec
 
 __all__ = ["Method", "by_id", "by_name", "decode_method", "encode_args"]
+
+if TYPE_CHECKING:
+    # The method classes this module builds, typed; typegen.py writes them from the same spec.
+    from amqp_lite.wire.spec_types import *  # noqa: F403
 
 _pack = struct.pack
 
@@ -61,13 +65,15 @@ _DEFAULTS: dict[str, Any] = {
 
 
 def _make_class(spec: MethodSpec) -> type[Method]:
-    attribs = {}
+    attribs: dict[str, Any] = {}
     for f in spec.fields:
         if f.type == "table":
             attribs[f.attr] = attrs.field(factory=dict)
         else:
             attribs[f.attr] = attrs.field(default=_DEFAULTS[f.type])
-    cls = attrs.make_class(spec.class_attr, attribs, bases=(Method,), slots=True)
+    cls = cast(
+        type[Method], attrs.make_class(spec.class_attr, attribs, bases=(Method,), slots=True)
+    )
     cls.__module__ = __name__
     cls.__qualname__ = spec.class_attr
     cls.__doc__ = f"{spec.full_name} ({spec.class_id}, {spec.method_id})"
@@ -103,7 +109,7 @@ def _class_for(key: tuple[int, int]) -> type[Method]:
     return cls
 
 
-class _LazyClasses(Mapping):  # type: ignore[type-arg]
+class _LazyClasses(Mapping[Any, type[Method]]):
     """A read-only mapping over every method of the spec that makes classes on demand."""
 
     def __init__(self, keys: dict[Any, tuple[int, int]]) -> None:

@@ -11,7 +11,7 @@ ints, timestamp an int (seconds since the epoch).  Unset properties are None.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -24,13 +24,17 @@ __all__ = ["EMPTY_RAW_PROPERTIES", "Properties", "decode_properties", "encode_pr
 _unpack_from = struct.unpack_from
 _pack = struct.pack
 
-Properties = attrs.make_class(
-    "Properties",
-    {p.attr: attrs.field(default=None) for p in PROPERTIES},
-    slots=True,
-)
-Properties.__module__ = __name__
-Properties.__doc__ = "The basic content properties, in spec order; None means not set."
+if TYPE_CHECKING:
+    # Typed from the same spec by typegen.py.
+    from amqp_lite.wire.spec_types import Properties
+else:
+    Properties = attrs.make_class(
+        "Properties",
+        {p.attr: attrs.field(default=None) for p in PROPERTIES},
+        slots=True,
+    )
+    Properties.__module__ = __name__
+    Properties.__doc__ = "The basic content properties, in spec order; None means not set."
 
 EMPTY_RAW_PROPERTIES = b"\x00\x00"  # no flags set
 
@@ -104,7 +108,7 @@ def _plan(flags: int) -> tuple[tuple[str, Any], ...]:
     return plan
 
 
-def decode_properties(raw: bytes, off: int = 0) -> Properties:  # type: ignore[valid-type]
+def decode_properties(raw: bytes, off: int = 0) -> Properties:
     """Decode flags + values starting at `off` of `raw`; everything up to the end must be used.
 
     Raises FrameError (501) when they do not decode.
@@ -119,7 +123,7 @@ def decode_properties(raw: bytes, off: int = 0) -> Properties:  # type: ignore[v
         plan = _plans.get(flags)
         if plan is None:
             plan = _plan(flags)
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         for attr, reader in plan:
             if reader is None:
                 end = off + 1 + raw[off]
@@ -167,7 +171,7 @@ _WRITERS = {
 _ENCODE_PLAN = tuple((1 << (15 - i), p.attr, _WRITERS[p.type]) for i, p in enumerate(PROPERTIES))
 
 
-def encode_properties(properties: Properties | None) -> bytes:  # type: ignore[valid-type]
+def encode_properties(properties: Properties | None) -> bytes:
     """Flags word + values of the properties that are not None."""
     if properties is None:
         return EMPTY_RAW_PROPERTIES
