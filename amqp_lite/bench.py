@@ -71,8 +71,8 @@ class _Connection:
     async def read_batch(self) -> list[Frame] | deque[Frame]:
         """Every complete frame from the next read (or frames left over by `expect`)."""
         if self._pending:
-            frames, self._pending = self._pending, deque()
-            return frames
+            pending, self._pending = self._pending, deque()
+            return pending
         while True:
             data = await self.stream.receive_some(262144)
             if not data:

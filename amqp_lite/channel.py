@@ -39,8 +39,10 @@ class Channel:
     def __init__(self, connection: ServerConnection, number: int) -> None:
         self.connection = connection
         self.number = number
-        self.vhost = connection.vhost
-        self.user = connection.user
+        vhost, user = connection.vhost, connection.user
+        assert vhost is not None and user is not None, "channels open after connection.open"
+        self.vhost = vhost
+        self.user = user
         self.closing = False  # we sent channel.close and wait for close-ok
         self.flow_active = True
 
@@ -54,7 +56,7 @@ class Channel:
         self._consumed_unacked = 0
 
         # Content being assembled: the publish method, its header, the body so far.
-        self._publish: Any = None
+        self._publish: methods.BasicPublish | None = None
         self._properties: Properties | None = None
         self._raw_properties = b""
         self._body_size = 0
@@ -147,6 +149,7 @@ class Channel:
 
     def _publish_complete(self, body: bytes) -> None:
         method, properties = self._publish, self._properties
+        assert method is not None and properties is not None, "called once the header is in"
         raw = self._raw_properties
         self._publish, self._properties, self._body, self._received = None, None, [], 0
         if method.immediate:
@@ -217,8 +220,9 @@ class Channel:
         Returns True while some confirms still wait for the store.
         """
         waiting, replies = self._awaiting_disk, self._replies_waiting
-        if waiting or replies:  # only ever filled when the vhost has a store
-            durable = self.vhost.store.durable_upto  # type: ignore[union-attr]
+        store = self.vhost.store
+        if store is not None and (waiting or replies):  # only ever filled when there is a store
+            durable = store.durable_upto
             while waiting and waiting[0][1] <= durable:
                 self._confirmed_upto = waiting.popleft()[0]
             while replies and replies[0][0] <= durable:
@@ -433,7 +437,7 @@ class Channel:
             tag,
             no_ack=True,
             exclusive=False,
-            prefetch=0,  # type: ignore[arg-type]
+            prefetch=0,
         )
         reply_queue.consumer = consumer
         self._reply_queue = reply_queue
@@ -458,8 +462,9 @@ class Channel:
 
     def _drop_consumer(self, consumer: ChannelConsumer) -> None:
         queue = consumer.queue
-        if queue.remove_consumer(consumer):
-            self.vhost.remove_queue(queue)  # auto-delete: its last consumer went
+        # auto-delete: its last consumer went (a direct reply-to consumer's never does)
+        if queue.remove_consumer(consumer) and isinstance(queue, Queue):
+            self.vhost.remove_queue(queue)
 
     def _basic_get(self, method: Any) -> None:
         queue = self._queue(method.queue)

@@ -183,7 +183,7 @@ async def _serve(
     port: int,
     vhosts: tuple[str, ...],
     heartbeat: int,
-    data_dir: str | None,
+    data_dir: str | Path | None,
     definitions: str | None,
 ) -> None:
     log = logging.getLogger("amqp_lite")

@@ -109,7 +109,7 @@ class ServerConnection:
         try:
             for frame in self._decoder.frames():
                 self._receive_frame(frame)
-                if self.state is State.CLOSED:
+                if self.state is State.CLOSED:  # type: ignore[comparison-overlap]  # it may close
                     break
         except BrokerError as error:  # the frame stream itself is broken: nothing more to read
             self._close_connection(error)

@@ -28,7 +28,7 @@ class ChannelConsumer:
     def __init__(
         self,
         channel: Channel,
-        queue: Queue,
+        queue: Queue | ReplyQueue,
         tag: str,
         *,
         no_ack: bool,
@@ -88,10 +88,10 @@ class ReplyQueue:
     def __repr__(self) -> str:
         return f"<ReplyQueue {self.name!r}>"
 
-    def enqueue(self, message: Message) -> QueueEntry:
+    def enqueue(self, message: Message) -> bool:
         if self.consumer is not None:
             self.channel.deliver_reply(self.consumer.tag, message)
-        return QueueEntry(message, self, 0)  # type: ignore[arg-type]
+        return True  # taken: a reply is never refused as full
 
     # What a channel asks of its consumers' queues.
     def dispatch(self) -> None:

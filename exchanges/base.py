@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Hashable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from exchanges.explain import BindingVerdict
 from exchanges.values import Form, freeze_arguments
@@ -29,8 +29,6 @@ class Router(ABC):
     """Routing table of one exchange.  Synchronous and free of I/O; not thread-safe."""
 
     type_name: ClassVar[str]
-    # Built with the exchange's declared arguments (`cls(arguments)`), not `cls()`.
-    takes_arguments: ClassVar[bool] = False
     # Routes by the publish's routing key alone, ignoring the CC and BCC keys.
     only_first_routing_key: ClassVar[bool] = False
 
@@ -38,6 +36,11 @@ class Router(ABC):
         # Insertion-ordered; values are the caller's arguments (deep-copied at bind time).
         self._bindings: dict[BindingId, dict[str, Any]] = {}
         self._by_destination: dict[Hashable, dict[BindingId, None]] = {}
+
+    @classmethod
+    def for_exchange(cls, arguments: Mapping[str, Any]) -> Self:
+        """The router of an exchange declared with `arguments`; most types do not read them."""
+        return cls()
 
     # -- binding management -------------------------------------------------------------
 

@@ -30,7 +30,7 @@ import hashlib
 import re
 from bisect import bisect_right
 from collections.abc import Hashable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import attrs
 
@@ -133,7 +133,6 @@ class ConsistentHashRouter(Router):
     type_name: ClassVar[str] = "x-consistent-hash"
     # RabbitMQ's type hashes the message's own routing key only; CC/BCC keys are not tried.
     only_first_routing_key: ClassVar[bool] = True
-    takes_arguments: ClassVar[bool] = True
 
     def __init__(self, arguments: Mapping[str, Any] | None = None) -> None:
         super().__init__()
@@ -146,6 +145,10 @@ class ConsistentHashRouter(Router):
         self._ends: list[int] = []  # one past each share's last bucket, ascending: bisect
         self._routes: list[tuple[Hashable]] = []  # route()'s answer for each share
         self._buckets = 0
+
+    @classmethod
+    def for_exchange(cls, arguments: Mapping[str, Any]) -> Self:
+        return cls(arguments)  # the hash-header argument picks what is hashed
 
     @classmethod
     def validate_binding(cls, binding_key: str, arguments: Mapping[str, Any]) -> None:

@@ -197,7 +197,8 @@ def trace_route(
         view, reached, released = pending.pop()
         held_ms = 0 if released else view.hold_ms
         hop = _route_at(view, reached, keys, routed_headers, name, held_ms)
-        onward = [(Target("exchange", view.alternate_exchange), True)] if hop.used_alternate else []
+        via = view.alternate_exchange if hop.used_alternate else None
+        onward = [(Target("exchange", via), True)] if via is not None else []
         onward += [(target, False) for target in hop.matched]
         handoffs: list[Handoff] = []
         for target, alternate in onward:
@@ -332,8 +333,8 @@ def _render_hop(hop: Hop, by_name: dict[str, Hop], depth: int, lines: list[str])
             _render_verdicts(trials[0], inner, lines)
             continue
         heading = ", ".join(str(trial.key) for trial in trials)
-        alike = " (the same for each)" if len(trials) > 1 else ""
-        lines.append(f"{inner}{heading}{alike}:")
+        same = " (the same for each)" if len(trials) > 1 else ""
+        lines.append(f"{inner}{heading}{same}:")
         _render_verdicts(trials[0], inner + "  ", lines)
     if hop.untried:
         skipped = ", ".join(str(key) for key in hop.untried)

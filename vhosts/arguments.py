@@ -36,7 +36,7 @@ def _describe(value: Any) -> str:
 
 
 def check_queue_equivalence(queue: Any, arguments: dict[str, Any]) -> None:
-    keys = EQUIVALENT_QUEUE_ARGUMENTS
+    keys: tuple[str, ...] = EQUIVALENT_QUEUE_ARGUMENTS
     types = (queue.arguments.get("x-queue-type"), arguments.get("x-queue-type"))
     if None in types and "classic" in types:
         # RabbitMQ takes an explicit "classic" as the same as saying nothing, either way.

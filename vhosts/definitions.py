@@ -161,16 +161,16 @@ class Definitions:
                         arguments=copy.deepcopy(now.arguments),
                     )
         for q in self.queues:
-            now = node.vhosts[q.vhost].queues.get(q.name) if q.vhost in node.vhosts else None
-            if now is not None:
+            queue = node.vhosts[q.vhost].queues.get(q.name) if q.vhost in node.vhosts else None
+            if queue is not None:
                 with contextlib.suppress(BrokerError):  # 'amq.' names: the file's own will fail
                     scratch.vhosts[q.vhost].declare_queue(
-                        now.name,
-                        now.exclusive_owner,
-                        durable=now.durable,
-                        exclusive=now.exclusive_owner is not None,
-                        auto_delete=now.auto_delete,
-                        arguments=copy.deepcopy(now.arguments),
+                        queue.name,
+                        queue.exclusive_owner,
+                        durable=queue.durable,
+                        exclusive=queue.exclusive_owner is not None,
+                        auto_delete=queue.auto_delete,
+                        arguments=copy.deepcopy(queue.arguments),
                     )
         return scratch
 
@@ -276,11 +276,11 @@ def parse(text: str, source: str = "<definitions>") -> Definitions:
 # -- JSON that remembers where each object and array starts -------------------------------------
 
 
-class _Object(dict):  # type: ignore[type-arg]
+class _Object(dict[str, Any]):
     offset = 0
 
 
-class _Array(list):  # type: ignore[type-arg]
+class _Array(list[Any]):
     offset = 0
 
 
@@ -296,6 +296,7 @@ def _decode(text: str) -> Any:
 
         return parse_located
 
+    # The pure-Python scanner's hooks, which the standard library's type stubs leave out.
     decoder.parse_object = located(json.decoder.JSONObject, _Object)  # type: ignore[attr-defined]
     decoder.parse_array = located(json.decoder.JSONArray, _Array)  # type: ignore[attr-defined]
     decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]

@@ -126,11 +126,11 @@ def _bindings(vhost: VirtualHost) -> Iterator[dict[str, Any]]:
             else:
                 continue
             found.append((source.name, kind, destination.name, key, _json(arguments)))
-    for source, kind, destination, key, arguments in sorted(found, key=lambda b: b[:4]):
+    for source_name, kind, destination_name, key, arguments in sorted(found, key=lambda b: b[:4]):
         yield {
-            "source": source,
+            "source": source_name,
             "vhost": vhost.name,
-            "destination": destination,
+            "destination": destination_name,
             "destination_type": kind,
             "routing_key": key,
             "arguments": arguments,

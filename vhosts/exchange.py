@@ -62,11 +62,10 @@ class Exchange:
         self.delayed = type_name == DELAYED_MESSAGE
         if router is None:
             routing_type = arguments.get("x-delayed-type") if self.delayed else type_name
-            router_class = ROUTERS.get(routing_type)  # type: ignore[arg-type]
+            router_class = ROUTERS.get(routing_type) if isinstance(routing_type, str) else None
             if router_class is None:
                 raise CommandInvalid(f"unknown exchange type '{type_name}'")
-            # Only the consistent-hash type reads its exchange's arguments (hash-header).
-            router = router_class(arguments) if router_class.takes_arguments else router_class()
+            router = router_class.for_exchange(arguments)
         self.vhost_name = vhost_name
         self.name = name
         self.type_name = type_name
@@ -126,7 +125,7 @@ class DefaultRouter:
     def _refuse(self, *binding: Any) -> NoReturn:
         raise AssertionError("the vhost refuses bindings to the default exchange before this")
 
-    validate_binding = bind = unbind = _refuse
+    validate_binding = bind = unbind = has_binding = _refuse
 
     def remove_destination(self, destination: Hashable) -> int:
         return 0

@@ -103,10 +103,10 @@ class Node:
             self.users.add(
                 name, password_hash=password_hash, tags=tags, hashing_algorithm=algorithm
             )
-        for user_name, vhost, configure, write, read in store.permissions():
+        for user_name, vhost_name, configure, write, read in store.permissions():
             user = self.users.get(user_name)
             if user is not None:
-                user.permissions[vhost] = Permission(configure, write, read)
+                user.permissions[vhost_name] = Permission(configure, write, read)
         # Topology goes through the ordinary declare and bind paths with the store detached,
         # so recovery applies the same rules and records nothing twice.
         for name in store.vhosts():
@@ -159,14 +159,17 @@ class Node:
             exchange_name,
             release_at,
             message_id,
-            *content,
+            original_exchange,
+            key,
+            raw,
+            body,
+            bcc,
         ) in store.held_messages():
             vhost = self.vhosts.get(vhost_name)
             exchange = vhost.exchanges.get(exchange_name) if vhost is not None else None
             if vhost is None or exchange is None:
                 store.release(held_id)  # its exchange is gone; drop_orphans takes the content
                 continue
-            original_exchange, key, raw, body, bcc = content
             message = Message(original_exchange, key, None, body, raw)
             message.store_id, message.store_refs = message_id, 1
             message.bcc = stored_bcc(bcc)

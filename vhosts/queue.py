@@ -167,7 +167,8 @@ class Queue:
         """Add a published (or dead-lettered) message; None when the queue refuses it as full."""
         settings = self.settings
         if settings.limited and settings.overflow != "drop-head" and self._would_overflow(message):
-            return self._refuse(message)
+            self._refuse(message)
+            return None
         entry = QueueEntry(message, self, self._next_seq)
         self._next_seq += 1
         ttl = settings.message_ttl
@@ -199,7 +200,6 @@ class Queue:
         """reject-publish: the publisher gets a nack; with -dlx the message is dead-lettered."""
         if self.settings.overflow == "reject-publish-dlx":
             self.host.dead_letter(self, [QueueEntry(message, self, -1)], "maxlen")
-        return None
 
     def _drop_head_over_limit(self, overflow: str | None = None) -> None:
         settings = self.settings
@@ -238,7 +238,9 @@ class Queue:
 
     def _mark_delivered(self, entry: QueueEntry) -> None:
         # So that after a restart it comes back with redelivered set, as RabbitMQ does.
-        self.store.mark_delivered(self.vhost_name, self.name, entry.seq)  # type: ignore[union-attr]
+        store = self.store
+        assert store is not None  # only stored entries are marked
+        store.mark_delivered(self.vhost_name, self.name, entry.seq)
 
     def restore(self, entries: list[QueueEntry]) -> None:
         """Put back entries recovered from the store, in their order (start-up only)."""

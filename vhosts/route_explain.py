@@ -34,12 +34,11 @@ def explain_route(
         if exchange is None:
             return None
         router = exchange.router
-        if isinstance(router, DefaultRouter):
-            router = _DefaultExplainer(router)
+        explainer = _DefaultExplainer(router) if isinstance(router, DefaultRouter) else router
         return ExchangeView(
             exchange.name,
             exchange.type_name,
-            router,
+            explainer,
             _alternate(exchange),
             exchange.hold_ms(headers),
         )

@@ -12,6 +12,7 @@ the protocol layer passes in (`Codec`), and stored as opaque bytes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -439,16 +440,8 @@ def _ignore() -> None:
 
 def _runs(batch: list[tuple[str, tuple[Any, ...]]]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     """Consecutive operations of one kind, so each run is a single executemany."""
-    kind: str | None = None
-    rows: list[tuple[Any, ...]] = []
-    for op_kind, row in batch:
-        if op_kind != kind:
-            if rows:
-                yield kind, rows  # type: ignore[misc]
-            kind, rows = op_kind, []
-        rows.append(row)
-    if rows:
-        yield kind, rows  # type: ignore[misc]
+    for kind, ops in itertools.groupby(batch, key=lambda op: op[0]):
+        yield kind, [row for _, row in ops]
 
 
 # What brings a store of each older schema up to the next one (new tables come from _SCHEMA).

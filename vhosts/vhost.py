@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Collection, Iterable
-from typing import Any, Protocol
+from collections.abc import Collection, Hashable, Iterable
+from typing import Any, Protocol, cast
 
 import attrs
 
@@ -42,7 +42,7 @@ EXCHANGE_TYPES = (*ROUTERS, DELAYED_MESSAGE)
 REPLY_TO = "amq.rabbitmq.reply-to"  # the pseudo-queue of direct reply-to
 
 
-class ReplyQueue(Protocol):
+class ReplyQueue(Hashable, Protocol):
     """A channel's consumer of `amq.rabbitmq.reply-to`: replies reach it without a queue."""
 
     name: str  # "amq.rabbitmq.reply-to.<token>", the routing key replies are published with
@@ -166,7 +166,7 @@ class VirtualHost:
         if exchange.durable and self.store is not None:
             self.store.delete_exchange(self.name, exchange.name)
         for destination, _key, _args in list(exchange.router.bindings()):
-            self._forget_source(destination, exchange)
+            self._forget_source(cast(Destination, destination), exchange)
         self._unbind_everywhere(exchange)
 
     # -- queues ----------------------------------------------------------------------------------
@@ -305,8 +305,9 @@ class VirtualHost:
             self._sources.setdefault(destination, set()).add(source)
             if isinstance(destination, Exchange):
                 source.exchange_bindings += 1
-            if self._is_durable_binding(source, destination):
-                self.store.save_binding(  # type: ignore[union-attr]
+            store = self._binding_store(source, destination)
+            if store is not None:
+                store.save_binding(
                     self.name, source.name, _kind(destination), destination.name, key, arguments
                 )
 
@@ -318,21 +319,23 @@ class VirtualHost:
         if source.router.unbind(destination, key, arguments):
             if isinstance(destination, Exchange):
                 source.exchange_bindings -= 1
-            if self._is_durable_binding(source, destination):
-                self.store.delete_binding(  # type: ignore[union-attr]
+            store = self._binding_store(source, destination)
+            if store is not None:
+                store.delete_binding(
                     self.name, source.name, _kind(destination), destination.name, key, arguments
                 )
             if not source.router.has_bindings_to(destination):
                 self._forget_source(destination, source)
             self._auto_delete_if_unbound(source)
 
-    def _is_durable_binding(self, source: Exchange, destination: Destination) -> bool:
-        """RabbitMQ keeps a binding across restarts when both of its ends are durable."""
+    def _binding_store(self, source: Exchange, destination: Destination) -> Store | None:
+        """Where the binding is kept: RabbitMQ keeps one across restarts when both of its ends
+        are durable."""
         if self.store is None or not source.durable:
-            return False
+            return None
         if isinstance(destination, Queue):
-            return destination.store is not None
-        return destination.durable
+            return self.store if destination.store is not None else None
+        return self.store if destination.durable else None
 
     def _unbind_everywhere(self, destination: Destination) -> None:
         for source in self._sources.pop(destination, ()):
@@ -424,7 +427,7 @@ class VirtualHost:
         while pending:
             exchange = pending.pop(0)
             router = exchange.router
-            destinations: dict[Destination, None] = {}
+            destinations: dict[Hashable, None] = {}
             if message is None or not (exchange.delayed and self._held(exchange, message)):
                 for key in keys[:1] if router.only_first_routing_key else keys:
                     destinations.update(dict.fromkeys(router.route(key, headers)))
@@ -440,8 +443,8 @@ class VirtualHost:
                     if destination not in seen:
                         seen.add(destination)
                         pending.append(destination)
-                else:
-                    queues[destination] = None
+                else:  # a queue, or a channel's direct reply-to consumer
+                    queues[cast(Queue, destination)] = None
         return queues.keys()
 
     # -- dead letters and delayed messages -------------------------------------------------------

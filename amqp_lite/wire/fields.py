@@ -302,7 +302,7 @@ def _array(items: list[Any] | tuple[Any, ...]) -> bytes:
     return _pack(">I", len(body)) + body
 
 
-def _table_construct():  # type: ignore[no-untyped-def]
+def _table_construct() -> Any:
     """A construct class for field tables, built from the functions above.
 
     construct's compiler has no code template for it and links the instance in instead
@@ -311,14 +311,14 @@ def _table_construct():  # type: ignore[no-untyped-def]
     import construct
 
     class TableConstruct(construct.Construct):
-        def _parse(self, stream, context, path):  # type: ignore[no-untyped-def]
+        def _parse(self, stream: Any, context: Any, path: Any) -> dict[str, Any]:
             head = construct.stream_read(stream, 4, path)
             (n,) = _unpack_from(">I", head)
             data = head + construct.stream_read(stream, n, path)
             table, _ = read_table(data, 0)  # errors: handled by the caller of the Struct
             return table
 
-        def _build(self, obj, stream, context, path):  # type: ignore[no-untyped-def]
+        def _build(self, obj: Any, stream: Any, context: Any, path: Any) -> Any:
             data = encode_table(obj)
             construct.stream_write(stream, data, len(data), path)
             return obj

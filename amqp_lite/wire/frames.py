@@ -59,7 +59,7 @@ HEARTBEAT_FRAME = _pack(">BHI", FRAME_HEARTBEAT, 0, 0) + _END
 
 
 class _Frame:
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -67,9 +67,9 @@ class _Frame:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # equal by value, so not hashable
 
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
@@ -94,7 +94,7 @@ class HeaderFrame(_Frame):
         channel: int,
         class_id: int,
         body_size: int,
-        properties: Properties,  # type: ignore[valid-type]
+        properties: Properties,
         raw_properties: bytes,
     ) -> None:
         self.channel = channel
@@ -253,7 +253,7 @@ def encode_body(channel: int, body: bytes, frame_max: int) -> bytes:
         if n <= chunk:
             return b"".join((_pack(">BHI", FRAME_BODY, channel, n), body, _END))
         view = memoryview(body)
-        parts = []
+        parts: list[bytes | memoryview] = []
         for start in range(0, n, chunk):
             piece = view[start : start + chunk]
             parts.append(_pack(">BHI", FRAME_BODY, channel, len(piece)))
@@ -269,7 +269,7 @@ def encode_content(
     class_id: int,
     body: bytes,
     frame_max: int,
-    properties: Properties | None = None,  # type: ignore[valid-type]
+    properties: Properties | None = None,
     raw_properties: bytes | None = None,
 ) -> bytes:
     """Content header frame + body frames; raw_properties, when given, is sent verbatim."""
