@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict, deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from amqp_lite.consumer import ChannelConsumer, Delivery, ReplyQueue
 from amqp_lite.errors import CommandInvalid, NotImplementedFeature, UnexpectedFrame
@@ -719,7 +719,9 @@ def _blaming(error: BrokerError, publish: Any) -> BrokerError:
 def _encoded_properties(message: Message) -> bytes:
     raw = message.encoded_properties
     if raw is None:
-        raw = message.encoded_properties = encode_properties(message.properties)
+        # The broker's messages carry the codec's Properties.
+        properties = cast(Properties, message.properties)
+        raw = message.encoded_properties = encode_properties(properties)
     return raw
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-import attrs
-
-from vhosts.message import Message
+from vhosts.message import Message, evolve
 
 REASONS = ("rejected", "expired", "maxlen")
 
@@ -57,7 +55,7 @@ def dead_lettered(
     copy = Message(
         dead_letter_exchange,
         routing_key,
-        attrs.evolve(properties, headers=headers, expiration=None),
+        evolve(properties, headers=headers, expiration=None),
         message.body,
     )
     if dead_letter_routing_key is None:

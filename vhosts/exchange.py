@@ -6,7 +6,7 @@ import re
 from collections.abc import Collection, Hashable, Iterator, Mapping
 from typing import Any, NoReturn
 
-from exchanges import ROUTERS, Router
+from exchanges import ROUTERS, BindingVerdict, Router
 from vhosts.errors import CommandInvalid
 from vhosts.queue_settings import resolve_alternate_exchange
 
@@ -130,14 +130,14 @@ class DefaultRouter:
     def remove_destination(self, destination: Hashable) -> int:
         return 0
 
-    def bindings(self) -> Iterator[tuple[Hashable, str, dict]]:
+    def bindings(self) -> Iterator[tuple[Hashable, str, dict[str, Any]]]:
         for name, queue in self._queues.items():
             yield queue, name, {}
 
     def has_bindings_to(self, destination: Hashable) -> bool:
         return False
 
-    def explain(self, routing_key: str, headers: Mapping[str, Any] | None) -> list:
+    def explain(self, routing_key: str, headers: Mapping[str, Any] | None) -> list[BindingVerdict]:
         return []
 
     def __len__(self) -> int:

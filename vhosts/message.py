@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 
@@ -17,6 +17,26 @@ from vhosts.errors import PreconditionFailed
 if TYPE_CHECKING:
     from vhosts.queue import Queue
     from vhosts.store import Store
+
+
+class Properties(Protocol):
+    """The content properties the domain reads: the protocol layer's object has all 14, as
+    attributes of an attrs class (see `evolve`)."""
+
+    @property
+    def headers(self) -> dict[str, Any] | None: ...
+    @property
+    def delivery_mode(self) -> int | None: ...
+    @property
+    def priority(self) -> int | None: ...
+    @property
+    def expiration(self) -> str | None: ...
+
+
+def evolve(properties: Properties, **changes: Any) -> Properties:
+    """A copy of `properties` with `changes`, as the broker rewrites them."""
+    copy: Properties = attrs.evolve(cast(Any, properties), **changes)  # an attrs instance
+    return copy
 
 
 class Message:
@@ -42,13 +62,13 @@ class Message:
     # How to decode `encoded_properties` for a message recovered without its properties object;
     # the node sets it from the store's codec. Start-up recovery leaves properties encoded,
     # since a recovered message is mostly just delivered, which needs only the encoded form.
-    decode_properties: Callable[[bytes], Any] | None = None
+    decode_properties: Callable[[bytes], Properties] | None = None
 
     def __init__(
         self,
         exchange: str,
         routing_key: str,
-        properties: Any,
+        properties: Properties | None,  # None: decoded from encoded_properties when asked
         body: bytes,
         encoded_properties: bytes | None = None,
     ) -> None:
@@ -65,7 +85,7 @@ class Message:
         self.bcc: tuple[str, ...] = ()
 
     @property
-    def properties(self) -> Any:
+    def properties(self) -> Properties:
         properties = self._properties
         if properties is None:
             assert Message.decode_properties is not None and self.encoded_properties is not None
@@ -74,7 +94,7 @@ class Message:
 
     def set_property(self, name: str, value: Any) -> None:
         """Change a property before the message is queued (the broker's own rewrites)."""
-        self._properties = attrs.evolve(self.properties, **{name: value})
+        self._properties = evolve(self.properties, **{name: value})
         self.encoded_properties = None
 
     def drop_header(self, name: str) -> None:

@@ -13,7 +13,7 @@ double. Clients send neither for these arguments.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import attrs
 
@@ -72,7 +72,7 @@ class _Invalid(Exception):
         self.reason = reason
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -180,10 +180,10 @@ class Store:
         self._op_seq = 0  # operations recorded so far
         self._taken_upto = 0  # operations handed to a writer
         self.durable_upto = 0  # operations known to be on disk
-        self._next_message_id = (
+        self._next_message_id: int = (
             1 + (self._db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0])
         )
-        self._next_held_id = (
+        self._next_held_id: int = (
             1 + self._db.execute("SELECT COALESCE(MAX(id), 0) FROM held_messages").fetchone()[0]
         )
 

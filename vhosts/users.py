@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Iterator
 
 import attrs
 
@@ -116,5 +117,5 @@ class Users:
             return None
         return user
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[User]:
         return iter(self._users.values())

@@ -7,8 +7,6 @@ import os
 from collections.abc import Collection, Hashable, Iterable
 from typing import Any, Protocol, cast
 
-import attrs
-
 from exchanges import ROUTERS, InvalidArguments, InvalidBinding
 from exchanges.erlang_text import type_name as amqp_type_name
 from vhosts.arguments import check_arguments_equivalence, check_queue_equivalence
@@ -23,7 +21,7 @@ from vhosts.exchange import (
     Exchange,
     delay_of,
 )
-from vhosts.message import Message, QueueEntry
+from vhosts.message import Message, QueueEntry, evolve
 from vhosts.policies import Policy, PolicySet
 from vhosts.queue import Queue
 from vhosts.queue_settings import (
@@ -571,7 +569,7 @@ def _released(message: Message) -> Message:
     copy = Message(
         message.exchange,
         message.routing_key,
-        attrs.evolve(properties, headers=headers),
+        evolve(properties, headers=headers),
         message.body,
     )
     copy.ttl = message.ttl
