@@ -61,7 +61,7 @@ class Broker:
         self._definitions = definitions
         self.heartbeat = heartbeat
         self._requested_port = port
-        self._nursery_manager: Any = None
+        self._nursery_manager: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
 
     @property
     def port(self) -> int:
@@ -113,6 +113,7 @@ class Broker:
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         with trio.CancelScope(shield=True):
             await self.server.shutdown()
+        assert self._nursery_manager is not None, "__aexit__ without __aenter__"
         try:
             return await self._nursery_manager.__aexit__(*exc_info)
         finally:

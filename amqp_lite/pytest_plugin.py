@@ -71,10 +71,10 @@ class AmqpVhost:
 @pytest.fixture(scope="session")
 def amqp_definitions(pytestconfig: pytest.Config) -> Path | None:
     """The definitions file for the session broker, or None; override it to pick one in code."""
-    option = pytestconfig.getoption("amqp_definitions")
+    option: str | None = pytestconfig.getoption("amqp_definitions")
     if option:
         return pytestconfig.invocation_params.dir / option
-    setting = pytestconfig.getini("amqp_definitions")
+    setting: str = pytestconfig.getini("amqp_definitions")
     if setting:
         base = pytestconfig.inipath.parent if pytestconfig.inipath else pytestconfig.rootpath
         return base / setting

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import struct
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from amqp_lite.errors import BrokerError, FrameError
 
@@ -43,6 +44,7 @@ _unpack_from = struct.unpack_from
 _pack = struct.pack
 _UTC = _dt.UTC
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_UTC)
+_T = TypeVar("_T")
 
 
 class _Malformed(Exception):
@@ -164,7 +166,7 @@ def read_array(buf: bytes, off: int) -> tuple[list[Any], int]:
     return items, end
 
 
-def _whole(reader: Any, data: bytes, what: str) -> Any:
+def _whole(reader: Callable[[bytes, int], tuple[_T, int]], data: bytes, what: str) -> _T:
     try:
         value, off = reader(data, 0)
         if off != len(data):
@@ -310,7 +312,7 @@ def _table_construct() -> Any:
     """
     import construct
 
-    class TableConstruct(construct.Construct):
+    class TableConstruct(construct.Construct):  # type: ignore[misc]  # construct is untyped
         def _parse(self, stream: Any, context: Any, path: Any) -> dict[str, Any]:
             head = construct.stream_read(stream, 4, path)
             (n,) = _unpack_from(">I", head)

@@ -216,7 +216,7 @@ class FrameDecoder:
 # -- encoding -----------------------------------------------------------------------------------
 
 
-def encode_method(channel: int, method: Any) -> bytes:
+def encode_method(channel: int, method: _methods.Method) -> bytes:
     """One method frame."""
     fast = method._FAST_ENCODE
     if fast is not None:

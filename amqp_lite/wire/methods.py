@@ -49,7 +49,7 @@ class Method:
     RESPONSES: ClassVar[tuple[str, ...]]
     SPEC: ClassVar[MethodSpec]
     # (channel, method) -> whole method frame, for the few methods with a hand-written encoder
-    _FAST_ENCODE: ClassVar[Callable[[int, Any], bytes] | None] = None
+    _FAST_ENCODE: ClassVar[staticmethod[[int, Any], bytes] | None] = None
 
 
 _DEFAULTS: dict[str, Any] = {
@@ -188,8 +188,8 @@ class _Codec:
                 subcons.append(f.attr / types[f.type])
                 self.plain.append((f.attr, f.reserved))
         compiled = c.Struct(*subcons).compile()
-        self.parse = compiled.parse_stream
-        self.build = compiled.build
+        self.parse: Callable[[BytesIO], Any] = compiled.parse_stream
+        self.build: Callable[[dict[str, Any]], bytes] = compiled.build
 
     def decode(self, payload: bytes) -> Method:
         stream = BytesIO(payload)
