@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amqp_lite.errors import BrokerError
 from amqp_lite.wire.fields import DECODE_ERRORS
 from amqp_lite.wire.spec import METHODS_BY_ID
+
+if TYPE_CHECKING:
+    from amqp_lite.wire.spec_types import (
+        BasicAck,
+        BasicDeliver,
+        BasicGetOk,
+        BasicNack,
+        BasicReturn,
+    )
 
 _pack = struct.pack
 _unpack_from = struct.unpack_from
@@ -132,11 +141,11 @@ DECODERS = {key: _stub(key) for key in _DECODER_MAKERS}
 # -- encoders: (channel, method) -> the whole method frame ----------------------------------------
 
 
-def _too_long(method: Any, e: Exception) -> BrokerError:
+def _too_long(method: object, e: Exception) -> BrokerError:
     return BrokerError(f"cannot encode {method!r}: {e}")
 
 
-def encode_basic_deliver(channel: int, m: Any) -> bytes:
+def encode_basic_deliver(channel: int, m: BasicDeliver) -> bytes:
     try:
         ctag = m.consumer_tag.encode("utf-8")
         ex = m.exchange.encode("utf-8")
@@ -158,7 +167,7 @@ def encode_basic_deliver(channel: int, m: Any) -> bytes:
         raise _too_long(m, e) from None
 
 
-def encode_basic_get_ok(channel: int, m: Any) -> bytes:
+def encode_basic_get_ok(channel: int, m: BasicGetOk) -> bytes:
     try:
         ex = m.exchange.encode("utf-8")
         rk = m.routing_key.encode("utf-8")
@@ -187,7 +196,7 @@ def encode_basic_get_ok(channel: int, m: Any) -> bytes:
         raise _too_long(m, e) from None
 
 
-def encode_basic_return(channel: int, m: Any) -> bytes:
+def encode_basic_return(channel: int, m: BasicReturn) -> bytes:
     try:
         text = m.reply_text.encode("utf-8")
         ex = m.exchange.encode("utf-8")
@@ -210,7 +219,7 @@ def encode_basic_return(channel: int, m: Any) -> bytes:
         raise _too_long(m, e) from None
 
 
-def encode_basic_ack(channel: int, m: Any) -> bytes:
+def encode_basic_ack(channel: int, m: BasicAck) -> bytes:
     try:
         return _pack(
             ">BHIHHQBB", 1, channel, 13, 60, 80, m.delivery_tag, 1 if m.multiple else 0, 0xCE
@@ -219,7 +228,7 @@ def encode_basic_ack(channel: int, m: Any) -> bytes:
         raise _too_long(m, e) from None
 
 
-def encode_basic_nack(channel: int, m: Any) -> bytes:
+def encode_basic_nack(channel: int, m: BasicNack) -> bytes:
     try:
         bits = (1 if m.multiple else 0) | (2 if m.requeue else 0)
         return _pack(">BHIHHQBB", 1, channel, 13, 60, 120, m.delivery_tag, bits, 0xCE)

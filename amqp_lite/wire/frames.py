@@ -79,7 +79,7 @@ class _Frame:
 class MethodFrame(_Frame):
     __slots__ = ("channel", "method")
 
-    def __init__(self, channel: int, method: Any) -> None:
+    def __init__(self, channel: int, method: _methods.Method) -> None:
         self.channel = channel
         self.method = method
 
@@ -190,7 +190,9 @@ class FrameDecoder:
                 if buf[end] != FRAME_END:
                     raise FrameError(f"FRAME_ERROR - type {ftype}: invalid frame end {buf[end]}")
                 if ftype == FRAME_METHOD:
-                    frame: Any = MethodFrame(channel, _decode_method(buf[pos + 7 : end]))
+                    frame: MethodFrame | HeaderFrame | BodyFrame | HeartbeatFrame = MethodFrame(
+                        channel, _decode_method(buf[pos + 7 : end])
+                    )
                 elif ftype == FRAME_BODY:
                     frame = BodyFrame(channel, buf[pos + 7 : end])
                 elif ftype == FRAME_HEADER:
@@ -281,7 +283,7 @@ def encode_content(
 
 
 def encode_delivery(
-    channel: int, method: Any, raw_properties: bytes, body: bytes, frame_max: int
+    channel: int, method: _methods.Method, raw_properties: bytes, body: bytes, frame_max: int
 ) -> bytes:
     """basic.deliver / basic.get-ok / basic.return + header + body frames, as one bytes."""
     fast = method._FAST_ENCODE
