@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from amqp_lite.consumer import ChannelConsumer, Delivery, ReplyQueue
 from amqp_lite.errors import CommandInvalid, NotImplementedFeature, UnexpectedFrame
 from amqp_lite.wire import Properties, methods
-from amqp_lite.wire.frames import BodyFrame, HeaderFrame, encode_delivery
+from amqp_lite.wire.frames import BodyFrame, HeaderFrame, encode_delivery, encode_method
 from amqp_lite.wire.properties import encode_properties
 from vhosts import Exchange, Message, Queue, QueueEntry
 from vhosts.errors import AccessRefused, BrokerError, NotAllowed, NotFound, PreconditionFailed
@@ -72,8 +72,9 @@ class Channel:
         # (tag, store operation) for publishes whose confirm waits for the store's fsync.
         self._awaiting_disk: deque[tuple[int, int]] = deque()
         # Replies that promise something is on disk (durable declares, tx.commit-ok), each with
-        # the store operation it waits for; they go out in order once that is written.
-        self._replies_waiting: deque[tuple[int, Any]] = deque()
+        # the store operation it waits for; they go out in order once that is written, and
+        # whatever the channel sends meanwhile (encoded) waits behind them.
+        self._replies_waiting: deque[tuple[int, bytes]] = deque()
 
         # Direct reply-to: this channel's consumer of amq.rabbitmq.reply-to, if it has one.
         self._reply_queue: ReplyQueue | None = None
@@ -195,15 +196,17 @@ class Channel:
 
     def _send_with_content(self, method: Any, message: Message) -> None:
         """basic.deliver, get-ok or return: the method, then the message's header and body."""
-        self.connection.send(
-            encode_delivery(
-                self.number,
-                method,
-                _encoded_properties(message),
-                message.body,
-                self.connection.frame_max,
-            )
+        data = encode_delivery(
+            self.number,
+            method,
+            _encoded_properties(message),
+            message.body,
+            self.connection.frame_max,
         )
+        if self._replies_waiting:  # _send, inline: deliveries are the hot path
+            self._replies_waiting.append((0, data))
+        else:
+            self.connection.send(data)
 
     def _send_return(self, code: int, text: str, message: Message) -> None:
         method = methods.BasicReturn(
@@ -225,8 +228,13 @@ class Channel:
             durable = store.durable_upto
             while waiting and waiting[0][1] <= durable:
                 self._confirmed_upto = waiting.popleft()[0]
-            while replies and replies[0][0] <= durable:
-                self.connection.send_method(self.number, replies.popleft()[1])
+            if replies and replies[0][0] <= durable:
+                while replies and replies[0][0] <= durable:
+                    self.connection.send(replies.popleft()[1])
+                if not replies:
+                    self.resume_consumers()  # deliveries waited behind the replies
+        if self.closing:  # a closed channel owes only the replies sent before its close
+            return bool(replies)
         upto = self._confirmed_upto
         if upto > self._acks_sent_upto:
             if self._nacks:
@@ -259,8 +267,28 @@ class Channel:
         if store is None or (store.durable_upto >= store.last_op and not self._replies_waiting):
             self.connection.send_method(self.number, method)
             return
-        self._replies_waiting.append((store.last_op, method))
+        self._replies_waiting.append((store.last_op, encode_method(self.number, method)))
         self.connection.confirms_pending(self)
+
+    def _reply(self, method: Any) -> None:
+        self._send(encode_method(self.number, method))
+
+    def _send(self, data: bytes) -> None:
+        """Frames go out in the order the client's methods asked for them: behind any reply
+        still waiting for the store, as RabbitMQ answers a channel's methods one at a time."""
+        if self._replies_waiting:
+            self._replies_waiting.append((0, data))  # waits for nothing but what is before it
+        else:
+            self.connection.send(data)
+
+    def send_after_replies(self, method: Any) -> bool:
+        """A method the server starts (basic.cancel, channel.close), behind waiting replies.
+
+        Returns True when it waits too.
+        """
+        waits = bool(self._replies_waiting)
+        self._reply(method)
+        return waits
 
     # -- delivering ------------------------------------------------------------------------------
 
@@ -270,7 +298,12 @@ class Channel:
         return self.can_deliver_unlimited()
 
     def can_deliver_unlimited(self) -> bool:
-        return self.flow_active and not self.closing and self.connection.has_output_room()
+        return (
+            self.flow_active
+            and not self.closing
+            and not self._replies_waiting  # a delivery must not overtake a reply
+            and self.connection.has_output_room()
+        )
 
     def deliver(self, consumer: ChannelConsumer, entry: QueueEntry) -> None:
         tag = self._next_delivery_tag
@@ -308,9 +341,8 @@ class Channel:
         if self.consumers.pop(consumer.tag, None) is None:
             return
         if self.connection.client_supports("consumer_cancel_notify"):
-            self.connection.send_method(
-                self.number, methods.BasicCancel(consumer_tag=consumer.tag, no_wait=True)
-            )
+            cancel = methods.BasicCancel(consumer_tag=consumer.tag, no_wait=True)
+            self.connection.notify(self, cancel)
 
     # -- acknowledgements ------------------------------------------------------------------------
 
@@ -373,7 +405,7 @@ class Channel:
             raise NotImplementedFeature("requeue=false")
         self._requeue_all_unacked()
         if isinstance(method, methods.BasicRecover):
-            self.connection.send_method(self.number, methods.BasicRecoverOk())
+            self._reply(methods.BasicRecoverOk())
 
     def _requeue_all_unacked(self) -> None:
         settled = list(self.unacked.values())
@@ -390,7 +422,7 @@ class Channel:
             self._channel_prefetch = method.prefetch_count
         else:
             self._consumer_prefetch = method.prefetch_count
-        self.connection.send_method(self.number, methods.BasicQosOk())
+        self._reply(methods.BasicQosOk())
         self.resume_consumers()
 
     def _basic_consume(self, method: Any) -> None:
@@ -414,7 +446,7 @@ class Channel:
         queue.check_consumable(exclusive=method.exclusive)
         self.consumers[tag] = consumer
         if not method.no_wait:
-            self.connection.send_method(self.number, methods.BasicConsumeOk(consumer_tag=tag))
+            self._reply(methods.BasicConsumeOk(consumer_tag=tag))
         queue.add_consumer(consumer)  # after consume-ok: deliveries must follow it
 
     def _new_consumer_tag(self, requested: str) -> str:
@@ -444,7 +476,7 @@ class Channel:
         self.vhost.reply_queues[reply_queue.name] = reply_queue
         self.consumers[tag] = consumer
         if not method.no_wait:
-            self.connection.send_method(self.number, methods.BasicConsumeOk(consumer_tag=tag))
+            self._reply(methods.BasicConsumeOk(consumer_tag=tag))
 
     def reply_consumer_gone(self, reply_queue: ReplyQueue) -> None:
         self.vhost.reply_queues.pop(reply_queue.name, None)
@@ -456,9 +488,7 @@ class Channel:
         if consumer is not None:
             self._drop_consumer(consumer)
         if not method.no_wait:
-            self.connection.send_method(
-                self.number, methods.BasicCancelOk(consumer_tag=method.consumer_tag)
-            )
+            self._reply(methods.BasicCancelOk(consumer_tag=method.consumer_tag))
 
     def _drop_consumer(self, consumer: ChannelConsumer) -> None:
         queue = consumer.queue
@@ -471,7 +501,7 @@ class Channel:
         self.user.check(self.vhost.name, "read", "queue", queue.name)
         entry = queue.get(no_ack=method.no_ack)
         if entry is None:
-            self.connection.send_method(self.number, methods.BasicGetEmpty())
+            self._reply(methods.BasicGetEmpty())
             return
         tag = self._next_delivery_tag
         self._next_delivery_tag = tag + 1
@@ -574,7 +604,7 @@ class Channel:
             raise NotFound(f"no queue '{method.queue}' in vhost '{self.vhost.name}'")
         if not method.no_wait:
             reply = methods.QueueDeclareOk(queue=method.queue, message_count=0, consumer_count=1)
-            self.connection.send_method(self.number, reply)
+            self._reply(reply)
 
     def _queue_name(self, name: str) -> str:
         # An empty queue name means "the queue this connection declared last" (AMQP 0-9-1).
@@ -624,11 +654,14 @@ class Channel:
     def _queue_delete(self, method: Any) -> None:
         queue_name = self._queue_name(method.queue)
         self._check("configure", "queue", queue_name)
-        count = self.vhost.delete_queue(
-            queue_name, self.connection, if_unused=method.if_unused, if_empty=method.if_empty
-        )
-        if not method.no_wait:
-            self._reply_when_stored(methods.QueueDeleteOk(message_count=count))
+        # The queue's consumers hear basic.cancel after delete-ok, as from RabbitMQ: py-amqp
+        # (kombu, Celery) waiting for delete-ok would raise ConsumerCancelled otherwise.
+        with self.connection.notifying_after_reply():
+            count = self.vhost.delete_queue(
+                queue_name, self.connection, if_unused=method.if_unused, if_empty=method.if_empty
+            )
+            if not method.no_wait:
+                self._reply_when_stored(methods.QueueDeleteOk(message_count=count))
 
     # -- modes -----------------------------------------------------------------------------------
 
@@ -637,13 +670,13 @@ class Channel:
             raise PreconditionFailed("cannot switch from tx to confirm mode")
         self.confirming = True
         if not method.no_wait:
-            self.connection.send_method(self.number, methods.ConfirmSelectOk())
+            self._reply(methods.ConfirmSelectOk())
 
     def _tx_select(self, method: Any) -> None:
         if self.confirming:
             raise PreconditionFailed("cannot switch from confirm to tx mode")
         self.transactional = True
-        self.connection.send_method(self.number, methods.TxSelectOk())
+        self._reply(methods.TxSelectOk())
 
     def _tx_commit(self, method: Any) -> None:
         if not self.transactional:
@@ -662,7 +695,7 @@ class Channel:
         self._tx_publishes = []
         settlements, self._tx_settlements = self._tx_settlements, []
         self._restore_unacked(settlements)
-        self.connection.send_method(self.number, methods.TxRollbackOk())
+        self._reply(methods.TxRollbackOk())
 
     def _restore_unacked(self, settlements: list[tuple[str, list[Delivery]]]) -> None:
         """Settlements of an uncommitted transaction never happened: unacked again, in tag order."""
@@ -676,7 +709,7 @@ class Channel:
 
     def _channel_flow(self, method: Any) -> None:
         self.flow_active = method.active
-        self.connection.send_method(self.number, methods.ChannelFlowOk(active=method.active))
+        self._reply(methods.ChannelFlowOk(active=method.active))
         if method.active:
             self.resume_consumers()
 

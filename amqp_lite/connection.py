@@ -8,9 +8,10 @@ buffer that the I/O layer drains with `data_to_send`. This module is the one bou
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from amqp_lite import __version__
@@ -93,6 +94,8 @@ class ServerConnection:
         self._closing_channels: set[int] = set()
         self._confirming: set[Channel] = set()  # published in confirm mode since the last flush
         self._awaiting_store: set[Channel] = set()  # confirms waiting for a store fsync
+        # Server-started methods (basic.cancel) held while a method's reply is still to come.
+        self._held: list[tuple[Channel, Any]] | None = None
         self._released = False
 
     # -- the I/O layer's interface ---------------------------------------------------------------
@@ -181,6 +184,25 @@ class ServerConnection:
 
     def confirms_pending(self, channel: Channel) -> None:
         self._confirming.add(channel)
+
+    def notify(self, channel: Channel, method: Any) -> None:
+        """A method the server starts on `channel` (basic.cancel): after pending replies."""
+        if self._held is not None:
+            self._held.append((channel, method))
+        else:
+            channel.send_after_replies(method)  # a channel with replies waiting is flushed already
+
+    @contextlib.contextmanager
+    def notifying_after_reply(self) -> Iterator[None]:
+        """Hold what `notify` is given until the current method has sent (or queued) its reply."""
+        self._held = held = []
+        try:
+            yield
+        finally:
+            self._held = None
+            for channel, method in held:
+                if not channel.closing:
+                    self.notify(channel, method)
 
     def client_supports(self, capability: str) -> bool:
         capabilities = self.client_properties.get("capabilities")
@@ -296,15 +318,15 @@ class ServerConnection:
     def _close_channel(self, channel: Channel, error: BrokerError) -> None:
         self._forget_channel(channel)
         self._closing_channels.add(channel.number)
-        self.send_method(
-            channel.number,
-            methods.ChannelClose(
-                reply_code=error.reply_code,
-                reply_text=reply_text(error.reply_code, error.text),
-                class_id=error.class_id,
-                method_id=error.method_id,
-            ),
+        close = methods.ChannelClose(
+            reply_code=error.reply_code,
+            reply_text=reply_text(error.reply_code, error.text),
+            class_id=error.class_id,
+            method_id=error.method_id,
         )
+        # A durable declare's ok still waiting for the disk goes first, as the client sent it.
+        if channel.send_after_replies(close):
+            self._confirming.add(channel)  # flushed when this input is done, like confirms
 
     def _forget_channel(self, channel: Channel) -> None:
         del self.channels[channel.number]

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import shlex
+import subprocess
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import pika
 import pytest
@@ -58,7 +63,85 @@ def channel(connection: pika.BlockingConnection, request: pytest.FixtureRequest)
     return opened
 
 
+class Target:
+    """The broker a wire test talks to: amqp-lite started for the test, or (with --rabbitmq-url)
+    another broker, so the same test shows RabbitMQ 3.10.8 behaves as it asserts.
+
+    Tests that use it keep to their own names (`unique`), as the other broker may be shared.
+    """
+
+    def __init__(
+        self, url: str, broker: ThreadedBroker | None = None, ctl: list[str] | None = None
+    ) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 5672
+        self.broker = broker
+        self._ctl = ctl
+        self.is_amqp_lite = broker is not None
+
+    def unique(self, prefix: str) -> str:
+        return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+    def vhost_url(self, vhost: str) -> str:
+        return f"amqp://guest:guest@{self.host}:{self.port}/{quote(vhost, safe='')}"
+
+    def add_vhost(self, name: str) -> None:
+        if self.broker is not None:
+            self.broker.add_vhost(name)
+        else:
+            self.rabbitmqctl("add_vhost", name)
+            self.rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+
+    def delete_vhost(self, name: str) -> None:
+        if self.broker is not None:
+            self.broker.delete_vhost(name)
+        else:
+            self.rabbitmqctl("delete_vhost", name)
+
+    def rabbitmqctl(self, *args: str) -> None:
+        if self._ctl is None:
+            pytest.skip("needs --rabbitmqctl to change the other broker")
+        subprocess.run([*self._ctl, *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """amqp-lite with a data directory (durable replies wait for the disk, as RabbitMQ's do),
+    or the broker named by --rabbitmq-url."""
+    url = request.config.getoption("rabbitmq_url")
+    if url:
+        ctl = request.config.getoption("rabbitmqctl")
+        yield Target(url, ctl=shlex.split(ctl) if ctl else None)
+        return
+    with run_in_thread(vhosts=("/", "other"), data_dir=tmp_path / "data") as running:
+        yield Target(running.url, broker=running)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("rabbitmq_url"):
+        return
+    only_ours = pytest.mark.skip(reason="speaks to amqp-lite alone (no `target` fixture)")
+    for item in items:
+        if "target" not in getattr(item, "fixturenames", ()):
+            item.add_marker(only_ours)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--rabbitmq-url",
+        default=None,
+        metavar="URL",
+        help="run the tests that take the `target` fixture against this broker (RabbitMQ "
+        "3.10.8, to check they assert what it does) and skip every other test",
+    )
+    parser.addoption(
+        "--rabbitmqctl",
+        default=None,
+        metavar="COMMAND",
+        help="how to run rabbitmqctl for --rabbitmq-url's broker, for tests that add vhosts",
+    )
     parser.addoption(
         "--crash-rounds",
         default="3",

@@ -159,6 +159,7 @@ class RawClient:
         channel_max: int = 0,
         mechanism: str = "PLAIN",
         response: bytes = b"\x00guest\x00guest",
+        client_properties: dict[str, Any] | None = None,
     ) -> tuple[Any, Any]:
         """Protocol header to open-ok; 0 for heartbeat/frame_max/channel_max takes the server's.
 
@@ -169,7 +170,7 @@ class RawClient:
         await self.send_method(
             0,
             methods.ConnectionStartOk(
-                client_properties={"product": "rawclient"},
+                client_properties=client_properties or {"product": "rawclient"},
                 mechanism=mechanism,
                 response=response,
                 locale="en_US",
