@@ -195,7 +195,8 @@ class ServerConnection:
     @contextlib.contextmanager
     def notifying_after_reply(self) -> Iterator[None]:
         """Hold what `notify` is given until the current method has sent (or queued) its reply."""
-        self._held = held = []
+        held: list[tuple[Channel, Any]] = []
+        self._held = held
         try:
             yield
         finally:
