@@ -23,12 +23,14 @@ from amqp_lite.wire.fields import decode_table
 from amqp_lite.wire.frames import (
     PROTOCOL_HEADER,
     BodyFrame,
+    Frame,
     FrameDecoder,
     HeaderFrame,
     HeartbeatFrame,
     MethodFrame,
     encode_method,
 )
+from amqp_lite.wire.methods import Method
 from vhosts import Node, Queue, User, VirtualHost
 from vhosts.errors import AccessRefused, BrokerError, NotAllowed
 
@@ -176,7 +178,7 @@ class ServerConnection:
         self._output.append(data)
         self._output_size += len(data)
 
-    def send_method(self, channel: int, method: Any) -> None:
+    def send_method(self, channel: int, method: Method) -> None:
         self.send(encode_method(channel, method))
 
     def has_output_room(self) -> bool:
@@ -236,7 +238,7 @@ class ServerConnection:
         self.state = State.CLOSED
         return b""
 
-    def _receive_frame(self, frame: Any) -> None:
+    def _receive_frame(self, frame: Frame) -> None:
         channel_number = frame.channel
         if self.state is State.CLOSING:
             self._receive_while_closing(frame)
@@ -273,7 +275,7 @@ class ServerConnection:
             else:
                 self._close_channel(channel, error)
 
-    def _receive_while_closing(self, frame: Any) -> None:
+    def _receive_while_closing(self, frame: Frame) -> None:
         """After our connection.close only close-ok (or a crossing close) counts."""
         method = frame.method if isinstance(frame, MethodFrame) and frame.channel == 0 else None
         if isinstance(method, methods.ConnectionClose):
@@ -282,7 +284,7 @@ class ServerConnection:
         elif isinstance(method, methods.ConnectionCloseOk):
             self.state = State.CLOSED
 
-    def _on_unopened_channel_frame(self, frame: Any) -> None:
+    def _on_unopened_channel_frame(self, frame: Frame) -> None:
         if isinstance(frame, MethodFrame) and isinstance(frame.method, methods.ChannelOpen):
             # RabbitMQ limits how many are open, whatever their numbers.
             if len(self.channels) >= self.channel_max:
@@ -297,7 +299,7 @@ class ServerConnection:
             raise UnexpectedFrame("expected method frame, got non method frame instead")
         raise ChannelError("expected 'channel.open'")
 
-    def _on_channel_method(self, channel: Channel, method: Any) -> None:
+    def _on_channel_method(self, channel: Channel, method: Method) -> None:
         if isinstance(method, methods.ChannelClose):
             self._forget_channel(channel)
             self.send_method(channel.number, methods.ChannelCloseOk())
@@ -308,7 +310,7 @@ class ServerConnection:
         else:
             channel.handle_method(method)
 
-    def _on_closing_channel_frame(self, frame: Any) -> None:
+    def _on_closing_channel_frame(self, frame: Frame) -> None:
         if isinstance(frame, MethodFrame):
             if isinstance(frame.method, methods.ChannelCloseOk):
                 self._closing_channels.discard(frame.channel)
@@ -367,23 +369,23 @@ class ServerConnection:
 
     # -- channel 0: the handshake and connection methods ----------------------------------------
 
-    def _on_connection_method(self, method: Any) -> None:
+    def _on_connection_method(self, method: Method) -> None:
         try:
             handler = _CONNECTION_HANDLERS.get((self.state, type(method)))
             if handler is None:
-                if isinstance(method, methods.ConnectionClose):
-                    handler = ServerConnection._connection_close
-                elif self.state is State.OPEN:
+                if isinstance(method, methods.ConnectionClose):  # in any state
+                    self._connection_close(method)
+                    return
+                if self.state is State.OPEN:
                     raise ChannelError("unexpected method in connection state running")
-                else:
-                    raise CommandInvalid(f"unexpected {method.NAME} in state '{self.state.value}'")
+                raise CommandInvalid(f"unexpected {method.NAME} in state '{self.state.value}'")
             handler(self, method)
         except BrokerError as error:
             if not error.class_id:
                 error.class_id, error.method_id = method.CLASS_ID, method.METHOD_ID
             self._close_connection(error)
 
-    def _start_ok(self, method: Any) -> None:
+    def _start_ok(self, method: methods.ConnectionStartOk) -> None:
         self.client_properties = dict(method.client_properties)
         username, password = _credentials(method.mechanism, bytes(method.response))
         user = self.node.users.authenticate(username, password)
@@ -401,7 +403,7 @@ class ServerConnection:
             ),
         )
 
-    def _tune_ok(self, method: Any) -> None:
+    def _tune_ok(self, method: methods.ConnectionTuneOk) -> None:
         if method.frame_max and method.frame_max < 4096:
             raise NotAllowed(f"frame_max={method.frame_max} < 4096 min size")
         if method.frame_max > FRAME_MAX:
@@ -412,7 +414,7 @@ class ServerConnection:
         self._decoder.frame_max = self.frame_max
         self.state = State.AWAITING_OPEN
 
-    def _open(self, method: Any) -> None:
+    def _open(self, method: methods.ConnectionOpen) -> None:
         vhost = self.node.vhost(method.virtual_host)
         assert self.user is not None
         if not self.user.may_enter(vhost.name):
@@ -421,12 +423,12 @@ class ServerConnection:
         self.state = State.OPEN
         self.send_method(0, methods.ConnectionOpenOk())
 
-    def _connection_close(self, method: Any) -> None:
+    def _connection_close(self, method: methods.ConnectionClose) -> None:
         self.send_method(0, methods.ConnectionCloseOk())
         self.state = State.CLOSED
         self.release()
 
-    def _update_secret(self, method: Any) -> None:
+    def _update_secret(self, method: methods.ConnectionUpdateSecret) -> None:
         self.send_method(0, methods.ConnectionUpdateSecretOk())
 
 
@@ -446,7 +448,8 @@ def _ignore() -> None:
     pass
 
 
-_CONNECTION_HANDLERS = {
+# (state, method class) -> its handler, which takes that class.
+_CONNECTION_HANDLERS: dict[tuple[State, type[Method]], Callable[[ServerConnection, Any], None]] = {
     (State.AWAITING_START_OK, methods.ConnectionStartOk): ServerConnection._start_ok,
     (State.AWAITING_TUNE_OK, methods.ConnectionTuneOk): ServerConnection._tune_ok,
     (State.AWAITING_OPEN, methods.ConnectionOpen): ServerConnection._open,

@@ -39,6 +39,7 @@ __all__ = [
     "HEARTBEAT_FRAME",
     "PROTOCOL_HEADER",
     "BodyFrame",
+    "Frame",
     "FrameDecoder",
     "HeaderFrame",
     "HeartbeatFrame",
@@ -119,6 +120,9 @@ class HeartbeatFrame(_Frame):
         self.channel = channel
 
 
+Frame = MethodFrame | HeaderFrame | BodyFrame | HeartbeatFrame
+
+
 _decode_method = _methods.decode_method
 
 
@@ -163,7 +167,7 @@ class FrameDecoder:
         """Octets fed but not yet returned as frames."""
         return self._have
 
-    def frames(self) -> Iterator[MethodFrame | HeaderFrame | BodyFrame | HeartbeatFrame]:
+    def frames(self) -> Iterator[Frame]:
         while self._have >= self._need:
             if self._extra:
                 if self._pos < len(self._buf):
@@ -190,9 +194,7 @@ class FrameDecoder:
                 if buf[end] != FRAME_END:
                     raise FrameError(f"FRAME_ERROR - type {ftype}: invalid frame end {buf[end]}")
                 if ftype == FRAME_METHOD:
-                    frame: MethodFrame | HeaderFrame | BodyFrame | HeartbeatFrame = MethodFrame(
-                        channel, _decode_method(buf[pos + 7 : end])
-                    )
+                    frame: Frame = MethodFrame(channel, _decode_method(buf[pos + 7 : end]))
                 elif ftype == FRAME_BODY:
                     frame = BodyFrame(channel, buf[pos + 7 : end])
                 elif ftype == FRAME_HEADER:
