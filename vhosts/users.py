@@ -30,7 +30,7 @@ class Permission:
 @functools.lru_cache(maxsize=4096)
 def _matches(pattern: str, resource: str) -> bool:
     # Checked on every publish, against the same few exchange names: remember the verdicts.
-    return bool(pattern) and re.fullmatch(pattern, resource) is not None
+    return bool(pattern) and re.search(pattern, resource) is not None
 
 
 # RabbitMQ's hashing modules, as definitions files name them, and the digest each one uses.
@@ -111,6 +111,9 @@ class Users:
     def get(self, name: str) -> User | None:
         return self._users.get(name)
 
+    def remove(self, name: str) -> User | None:
+        return self._users.pop(name, None)
+
     def authenticate(self, name: str, password: str) -> User | None:
         user = self._users.get(name)
         if user is None or not user.check_password(password):
@@ -119,3 +122,6 @@ class Users:
 
     def __iter__(self) -> Iterator[User]:
         return iter(self._users.values())
+
+    def __len__(self) -> int:
+        return len(self._users)
