@@ -13,25 +13,70 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import trio
 
+from amqp_lite.admin import Admin
 from amqp_lite.server import Server
 from amqp_lite.storage import open_store
 from vhosts import DEFAULT_VHOST, Node
 from vhosts.clock import Clock
-from vhosts.policies import Policy, validate_policy
 
 T = TypeVar("T")
 
 
-class Broker:
+class _Shortcuts:
+    """The admin operations tests use most, on the broker itself; `broker.admin` has them all."""
+
+    admin: Admin
+
+    def vhost_url(self, vhost: str) -> str:
+        raise NotImplementedError
+
+    def add_vhost(self, name: str) -> str:
+        """Create vhost `name` (guest may use it) if it is not there; returns its URL."""
+        self.admin.add_vhost(name)
+        return self.vhost_url(name)
+
+    def delete_vhost(self, name: str) -> bool:
+        """Delete vhost `name` and close its connections, as `rabbitmqctl delete_vhost` does.
+
+        Returns False when there was no such vhost.
+        """
+        return self.admin.delete_vhost(name)
+
+    def set_policy(
+        self,
+        vhost: str,
+        name: str,
+        pattern: str,
+        definition: dict[str, Any],
+        *,
+        priority: int | float = 0,
+        apply_to: str = "all",
+    ) -> None:
+        """Add or replace a policy; see `Admin.set_policy`."""
+        self.admin.set_policy(
+            vhost, name, pattern, definition, priority=priority, apply_to=apply_to
+        )
+
+    def clear_policy(self, vhost: str, name: str) -> bool:
+        """Remove a policy (`rabbitmqctl clear_policy`); False when there was none."""
+        return self.admin.clear_policy(vhost, name)
+
+    def export_definitions(self) -> dict[str, Any]:
+        """The broker's topology as RabbitMQ's `export_definitions` writes it (JSON-ready)."""
+        return self.admin.export_definitions()
+
+
+class Broker(_Shortcuts):
     """`async with Broker() as broker:` serves on `broker.url` (a free port by default).
 
-    The methods that change the broker (`add_vhost`, `delete_vhost`, `advance`) are synchronous
-    and must be called in the broker's trio loop.
+    `broker.admin` is the admin surface (vhosts, users, permissions, policies, queues,
+    connections, listings); it and the methods that change the broker (`add_vhost`,
+    `delete_vhost`, `advance`...) are synchronous and must be called in the broker's trio loop.
     """
 
     def __init__(
@@ -99,6 +144,7 @@ class Broker:
         if self.node is None or self._definitions is not None:
             self.node = await trio.to_thread.run_sync(self._prepare_node)
         self.server = Server(self.node, heartbeat=self.heartbeat)
+        self.admin = Admin(self.node, self.server)
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
         try:
@@ -136,60 +182,12 @@ class Broker:
         clock.advance(seconds)
         self.node.timers.run_due(clock.now())
 
-    def add_vhost(self, name: str) -> str:
-        """Create vhost `name` (guest may use it) if it is not there; returns its URL."""
-        assert self.node is not None
-        self.node.add_vhost(name)
-        return self.vhost_url(name)
 
-    def delete_vhost(self, name: str) -> bool:
-        """Delete vhost `name` and close its connections, as `rabbitmqctl delete_vhost` does.
-
-        Returns False when there was no such vhost.
-        """
-        assert self.node is not None
-        vhost = self.node.delete_vhost(name)
-        if vhost is None:
-            return False
-        self.server.close_vhost_connections(vhost)
-        return True
-
-    def set_policy(
-        self,
-        vhost: str,
-        name: str,
-        pattern: str,
-        definition: dict[str, Any],
-        *,
-        priority: int | float = 0,
-        apply_to: str = "all",
-    ) -> None:
-        """Add or replace a policy, as `rabbitmqctl set_policy` does; kept in the store.
-
-        Raises ValueError with RabbitMQ's validation texts for a policy it would refuse.
-        """
-        assert self.node is not None
-        policy = Policy(vhost, name, pattern, apply_to, priority, definition)
-        validate_policy(policy)
-        self.node.vhost(vhost).set_policy(policy)
-
-    def clear_policy(self, vhost: str, name: str) -> bool:
-        """Remove a policy (`rabbitmqctl clear_policy`); False when there was none."""
-        assert self.node is not None
-        return self.node.vhost(vhost).delete_policy(name)
-
-    def export_definitions(self) -> dict[str, Any]:
-        """The broker's topology as RabbitMQ's `export_definitions` writes it (JSON-ready)."""
-        from vhosts.definitions_export import export_definitions
-
-        assert self.node is not None
-        return export_definitions(self.node)
-
-
-class ThreadedBroker:
+class ThreadedBroker(_Shortcuts):
     """A broker whose trio loop runs in a background thread; see `run_in_thread`.
 
-    Safe to use from any thread: every change goes to the broker's thread through `call`.
+    Safe to use from any thread: every change goes to the broker's thread through `call`, and
+    `admin` is the broker's admin surface with each call made there.
     """
 
     def __init__(self, broker: Broker, token: trio.lowlevel.TrioToken) -> None:
@@ -200,6 +198,7 @@ class ThreadedBroker:
         self.port = broker.port
         self._token = token
         self._thread_id = threading.get_ident()
+        self.admin = cast(Admin, _InBrokerThread(broker.admin, self.call))
 
     def vhost_url(self, vhost: str) -> str:
         return self.broker.vhost_url(vhost)
@@ -227,38 +226,24 @@ class ThreadedBroker:
         """Move the broker's clock forward; what fell due has happened when this returns."""
         self.call(self.broker.advance, seconds)
 
-    def add_vhost(self, name: str) -> str:
-        """Create vhost `name` with permissions for guest; returns its URL."""
-        return self.call(self.broker.add_vhost, name)
 
-    def delete_vhost(self, name: str) -> bool:
-        """Delete vhost `name` with its queues, closing the connections open on it."""
-        return self.call(self.broker.delete_vhost, name)
+class _InBrokerThread:
+    """An object whose methods run in the broker's thread, wherever they are called from."""
 
-    def set_policy(
-        self,
-        vhost: str,
-        name: str,
-        pattern: str,
-        definition: dict[str, Any],
-        *,
-        priority: int | float = 0,
-        apply_to: str = "all",
-    ) -> None:
-        """Add or replace a policy; see `Broker.set_policy`."""
-        self.call(
-            functools.partial(self.broker.set_policy, priority=priority, apply_to=apply_to),
-            vhost,
-            name,
-            pattern,
-            definition,
-        )
+    def __init__(self, target: object, call: Callable[..., Any]) -> None:
+        self._target = target
+        self._call = call
 
-    def clear_policy(self, vhost: str, name: str) -> bool:
-        return self.call(self.broker.clear_policy, vhost, name)
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._target, name)
+        if not callable(method):
+            raise AttributeError(f"{name} is not a method: read it with call()")
 
-    def export_definitions(self) -> dict[str, Any]:
-        return self.call(self.broker.export_definitions)
+        @functools.wraps(method)
+        def in_broker_thread(*args: Any, **kwargs: Any) -> Any:
+            return self._call(functools.partial(method, *args, **kwargs))
+
+        return in_broker_thread
 
 
 @contextlib.contextmanager

@@ -83,6 +83,16 @@ class Channel:
         self._tx_publishes: list[tuple[Exchange, Message, bool]] = []
         self._tx_settlements: list[tuple[str, list[Delivery]]] = []
 
+    @property
+    def prefetch_count(self) -> int:
+        """basic.qos global=false: the limit of each consumer made from now on (0: none)."""
+        return self._consumer_prefetch
+
+    @property
+    def global_prefetch_count(self) -> int:
+        """basic.qos global=true: the limit over the whole channel (0: none)."""
+        return self._channel_prefetch
+
     # -- frames in -------------------------------------------------------------------------------
 
     def handle_method(self, method: Any) -> None:

@@ -74,8 +74,21 @@ def server_properties() -> dict[str, Any]:
 
 
 class ServerConnection:
-    def __init__(self, node: Node, *, heartbeat: int = HEARTBEAT) -> None:
+    def __init__(
+        self,
+        node: Node,
+        *,
+        heartbeat: int = HEARTBEAT,
+        peer: tuple[str, int] = ("", 0),
+        local: tuple[str, int] = ("", 0),
+    ) -> None:
         self.node = node
+        self.peer = peer  # the client's address and port, as the I/O layer knows them
+        self.local = local
+        # RabbitMQ's name for a connection, which management and rabbitmqctl show and take.
+        self.name = f"{peer[0]}:{peer[1]} -> {local[0]}:{local[1]}"
+        self.connected_at = node.clock.now()
+        self.auth_mechanism = ""
         self.state = State.AWAITING_HEADER
         self.channel_max = CHANNEL_MAX
         self.frame_max = FRAME_MAX
@@ -162,12 +175,15 @@ class ServerConnection:
         if self._released:
             return
         self._released = True
+        events = self.node.events
         for channel in self.channels.values():
             channel.release()
+            events.channel_closed.emit(channel)
         self.channels.clear()
         if self.vhost is not None:
             for queue in self.exclusive_queues:
                 self.vhost.remove_queue(queue)
+            events.connection_closed.emit(self)  # opened: it had reached its vhost
         self.exclusive_queues.clear()
 
     # -- output, for channels --------------------------------------------------------------------
@@ -292,8 +308,9 @@ class ServerConnection:
                     f"number of channels opened ({len(self.channels)}) has reached "
                     f"the negotiated channel_max ({self.channel_max})"
                 )
-            self.channels[frame.channel] = Channel(self, frame.channel)
+            channel = self.channels[frame.channel] = Channel(self, frame.channel)
             self.send_method(frame.channel, methods.ChannelOpenOk())
+            self.node.events.channel_created.emit(channel)
             return
         if not isinstance(frame, MethodFrame):
             raise UnexpectedFrame("expected method frame, got non method frame instead")
@@ -337,6 +354,7 @@ class ServerConnection:
         self._awaiting_store.discard(channel)
         channel.closing = True
         channel.release()
+        self.node.events.channel_closed.emit(channel)
 
     def _close_connection(self, error: BrokerError) -> None:
         if self.state in (State.CLOSING, State.CLOSED):
@@ -387,6 +405,7 @@ class ServerConnection:
 
     def _start_ok(self, method: methods.ConnectionStartOk) -> None:
         self.client_properties = dict(method.client_properties)
+        self.auth_mechanism = method.mechanism
         username, password = _credentials(method.mechanism, bytes(method.response))
         user = self.node.users.authenticate(username, password)
         if user is None:
@@ -422,6 +441,7 @@ class ServerConnection:
         self.vhost = vhost
         self.state = State.OPEN
         self.send_method(0, methods.ConnectionOpenOk())
+        self.node.events.connection_created.emit(self)
 
     def _connection_close(self, method: methods.ConnectionClose) -> None:
         self.send_method(0, methods.ConnectionCloseOk())

@@ -25,6 +25,7 @@ import pytest
 
 if TYPE_CHECKING:  # the broker is imported when a test first asks for it, not at plugin load
     from amqp_lite.broker import ThreadedBroker
+    from vhosts.inventory import QueueInfo
 
 _HELP = "RabbitMQ definitions file (JSON) the session's amqp-lite broker starts from"
 _numbers = itertools.count(1)
@@ -39,7 +40,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 class AmqpVhost:
-    """A virtual host that belongs to one test: its `name`, its `url`, and the broker's clock."""
+    """A virtual host that belongs to one test: its `name`, its `url`, and the broker's clock.
+
+    Its methods are the broker's admin operations (`amqp_broker.admin`) in this vhost.
+    """
 
     def __init__(self, broker: ThreadedBroker, name: str) -> None:
         self.broker = broker
@@ -63,9 +67,22 @@ class AmqpVhost:
         apply_to: str = "all",
     ) -> None:
         """A policy in this vhost, as `rabbitmqctl set_policy -p <vhost>` sets one."""
-        self.broker.set_policy(
+        self.broker.admin.set_policy(
             self.name, name, pattern, definition, priority=priority, apply_to=apply_to
         )
+
+    def clear_policy(self, name: str) -> bool:
+        return self.broker.admin.clear_policy(self.name, name)
+
+    def queues(self) -> list[QueueInfo]:
+        """This vhost's queues with their counts (messages ready and unacknowledged, consumers)."""
+        return self.broker.admin.queues(self.name)
+
+    def purge_queue(self, name: str) -> int:
+        return self.broker.admin.purge_queue(self.name, name)
+
+    def delete_queue(self, name: str) -> int:
+        return self.broker.admin.delete_queue(self.name, name)
 
 
 @pytest.fixture(scope="session")
@@ -96,11 +113,11 @@ def amqp_vhost(amqp_broker: ThreadedBroker, request: pytest.FixtureRequest) -> I
     # Numbered so that a test run twice (reruns, parametrized ids cut short) never meets itself.
     label = re.sub(r"[^\w.-]+", "-", request.node.name)[:80]
     name = f"test-{next(_numbers)}-{label}"
-    amqp_broker.add_vhost(name)
+    amqp_broker.admin.add_vhost(name)
     try:
         yield AmqpVhost(amqp_broker, name)
     finally:
-        amqp_broker.delete_vhost(name)
+        amqp_broker.admin.delete_vhost(name)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import trio
 
 from amqp_lite.connection import ServerConnection, State
 from amqp_lite.wire.frames import HEARTBEAT_FRAME
-from vhosts import Node, VirtualHost
+from vhosts import Node
 from vhosts.store import Store
 
 log = logging.getLogger("amqp_lite.server")
@@ -62,20 +62,6 @@ class Server:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
-    def close_vhost_connections(self, vhost: VirtualHost) -> int:
-        """Close the connections open on a deleted vhost; returns how many.
-
-        As RabbitMQ 3.10 does: connection.close 320 "vhost '<name>' is deleted", then the socket
-        is closed at once, without waiting for close-ok. Call it after `Node.delete_vhost`, which
-        has already cancelled the vhost's consumers (basic.cancel comes first in RabbitMQ too).
-        """
-        text = f"CONNECTION_FORCED - vhost '{vhost.name}' is deleted"
-        doomed = [c for c in self.connections if c.vhost is vhost]
-        for connection in doomed:
-            connection.close(320, text)
-            connection.connection_lost()  # hang up once the close is sent
-        return len(doomed)
-
     async def _write_store(self, store: Store) -> None:
         """Group commit: write whatever gathered while the previous batch was being fsynced."""
         wakeup = _Wakeup()
@@ -102,24 +88,33 @@ class Server:
         """
         clock, timers = self.node.clock, self.node.timers
         wakeup = _Wakeup()
-        clock.on_change = timers.on_earlier_deadline = wakeup.set
-        while True:
-            wakeup.clear()
-            try:
-                timers.run_due(clock.now())
-            except Exception:  # a bug in one timer must not stop the broker
-                log.exception("internal error running a timer")
-                continue
-            deadline = timers.next_deadline()
-            if deadline is None or clock.frozen:
-                delay = math.inf  # only an advance of the clock or a new deadline moves us
-            else:
-                delay = max(deadline - clock.now(), 0.0)
-            with trio.move_on_after(delay):
-                await wakeup.wait()
+        timers.on_earlier_deadline = wakeup.set
+        unsubscribe = clock.advanced.subscribe(wakeup.set)  # the clock may serve other nodes
+        try:
+            while True:
+                wakeup.clear()
+                try:
+                    timers.run_due(clock.now())
+                except Exception:  # a bug in one timer must not stop the broker
+                    log.exception("internal error running a timer")
+                    continue
+                deadline = timers.next_deadline()
+                if deadline is None or clock.frozen:
+                    delay = math.inf  # only an advance of the clock or a new deadline moves us
+                else:
+                    delay = max(deadline - clock.now(), 0.0)
+                with trio.move_on_after(delay):
+                    await wakeup.wait()
+        finally:
+            unsubscribe()
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
-        connection = ServerConnection(self.node, heartbeat=self.heartbeat)
+        connection = ServerConnection(
+            self.node,
+            heartbeat=self.heartbeat,
+            peer=_address(stream.socket.getpeername()),
+            local=_address(stream.socket.getsockname()),
+        )
         self.connections.add(connection)
         wakeup = _Wakeup()
         connection.on_output = wakeup.set
@@ -180,6 +175,10 @@ class Server:
                 await wakeup.wait()
                 continue
             await stream.send_all(HEARTBEAT_FRAME)
+
+
+def _address(sockname: tuple[str, int] | tuple[str, int, int, int]) -> tuple[str, int]:
+    return sockname[0], sockname[1]  # an IPv6 address has flow info and scope id too
 
 
 def _read_timeout(connection: ServerConnection) -> float:

@@ -211,3 +211,18 @@ def test_a_policy_set_through_the_vhost_fixture_governs_its_queues(amqp_vhost) -
     assert channel.basic_get("capped", auto_ack=True)[2] == b"second"  # drop-head took "first"
     assert channel.basic_get("capped", auto_ack=True)[0] is None
     connection.close()
+
+
+def test_the_vhost_fixture_lists_purges_and_deletes_its_queues(amqp_vhost) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_vhost.url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.queue_declare("jobs")
+    channel.queue_declare("done")
+    for body in (b"1", b"2"):
+        channel.basic_publish("", "jobs", body)
+    assert [(q.name, q.messages_ready) for q in amqp_vhost.queues()] == [("done", 0), ("jobs", 2)]
+    assert amqp_vhost.purge_queue("jobs") == 2
+    amqp_vhost.delete_queue("done")
+    assert [(q.name, q.messages_ready) for q in amqp_vhost.queues()] == [("jobs", 0)]
+    connection.close()

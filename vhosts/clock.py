@@ -1,14 +1,15 @@
 """The one clock the broker reads: wall time, or time a test moves by hand.
 
 Everything time-based (message and queue TTL, delayed messages, the `time` in x-death) reads
-`Clock.now()`. A test can freeze the clock or jump it forward, and the server's timer task,
-told by `on_change`, looks again at what is due.
+`Clock.now()`. A test can freeze the clock or jump it forward, and the listeners of `advanced`
+(the timer task of each server that reads this clock, the rate sampler) look again.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+
+from vhosts.events import Event
 
 
 class Clock:
@@ -22,7 +23,7 @@ class Clock:
     def __init__(self, *, frozen_at: float | None = None) -> None:
         self._frozen_at = frozen_at
         self._offset = 0.0
-        self.on_change: Callable[[], None] | None = None  # the server's timer task listens
+        self.advanced: Event[[]] = Event("clock_advanced")
 
     @property
     def frozen(self) -> bool:
@@ -40,5 +41,4 @@ class Clock:
             self._frozen_at += seconds
         else:
             self._offset += seconds
-        if self.on_change is not None:
-            self.on_change()
+        self.advanced.emit()

@@ -1,15 +1,22 @@
-"""The whole broker's domain: its virtual hosts and its users, and their recovery from the store."""
+"""The whole broker's domain: its virtual hosts and its users, and their recovery from the store.
+
+The runtime changes an operator makes (vhosts, users, permissions, policies, alarms) are methods
+here, each of which records itself in the store and emits its event; `amqp_lite.admin` puts the
+protocol-level ones (connections) beside them for the embedding API, the management API and the
+command line.
+"""
 
 from __future__ import annotations
 
 from vhosts.clock import Clock
-from vhosts.errors import NotAllowed
+from vhosts.errors import NotAllowed, NotFound
+from vhosts.events import NodeEvents
 from vhosts.message import Message, QueueEntry
 from vhosts.policies import Policy
 from vhosts.queue import Queue
 from vhosts.store import Store, stored_bcc
 from vhosts.timers import Timers
-from vhosts.users import DEFAULT_HASHING, Permission, User, Users
+from vhosts.users import DEFAULT_HASHING, Permission, User, Users, hash_password
 from vhosts.vhost import VirtualHost
 
 DEFAULT_VHOST = "/"
@@ -26,9 +33,11 @@ class Node:
     ) -> None:
         self.clock = clock if clock is not None else Clock()
         self.timers = Timers()  # the server's timer task runs what is due on `clock`
+        self.events = NodeEvents()
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
         self.store = store
+        self.alarms: set[str] = set()  # resources in alarm: "memory", "disk"
         if store is not None:
             self._recover(store)
         if guest and self.users.get("guest") is None:
@@ -39,15 +48,17 @@ class Node:
     def add_vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VirtualHost(
-                name, self.store, clock=self.clock, timers=self.timers
-            )
+            vhost = self.vhosts[name] = self._new_vhost(name, self.store)
             if self.store is not None:
                 self.store.save_vhost(name)
+            self.events.vhost_created.emit(vhost)
             guest = self.users.get("guest")
             if guest is not None and name not in guest.permissions:
                 self.set_permission(guest, name, Permission())
         return vhost
+
+    def _new_vhost(self, name: str, store: Store | None = None) -> VirtualHost:
+        return VirtualHost(name, store, clock=self.clock, timers=self.timers, events=self.events)
 
     def delete_vhost(self, name: str) -> VirtualHost | None:
         """Remove a vhost and everything in it; the caller closes connections still open on it.
@@ -60,9 +71,12 @@ class Node:
             for queue in list(vhost.queues.values()):
                 vhost.remove_queue(queue)
         for user in self.users:
-            user.permissions.pop(name, None)
+            if user.permissions.pop(name, None) is not None:
+                self.events.permission_deleted.emit(user, name)
         if self.store is not None:
             self.store.delete_vhost(name)  # exchanges, bindings and anything left of the queues
+        if vhost is not None:
+            self.events.vhost_deleted.emit(vhost)
         return vhost
 
     def vhost(self, name: str) -> VirtualHost:
@@ -80,6 +94,8 @@ class Node:
         tags: list[str] | None = None,
         hashing_algorithm: str = DEFAULT_HASHING,
     ) -> User:
+        """Add a user, or replace one of that name (keeping its permissions)."""
+        existing = self.users.get(name)
         user = self.users.add(
             name,
             password,
@@ -87,8 +103,52 @@ class Node:
             tags=tags,
             hashing_algorithm=hashing_algorithm,
         )
+        self._save_user(user)
+        if existing is None:
+            self.events.user_created.emit(user)
+        else:
+            user.permissions = existing.permissions
+            self.events.user_password_changed.emit(user)
+            self.events.user_tags_set.emit(user)
+        return user
+
+    def _save_user(self, user: User) -> None:
         if self.store is not None:
-            self.store.save_user(name, user.password_hash, user.hashing_algorithm, user.tags)
+            self.store.save_user(user.name, user.password_hash, user.hashing_algorithm, user.tags)
+
+    def user(self, name: str) -> User:
+        user = self.users.get(name)
+        if user is None:
+            raise NotFound(f"no user '{name}'")
+        return user
+
+    def delete_user(self, name: str) -> User | None:
+        """Remove a user and its permissions; None when there was none.
+
+        As in RabbitMQ, connections it opened stay open.
+        """
+        user = self.users.remove(name)
+        if user is not None:
+            if self.store is not None:
+                self.store.delete_user(name)
+            self.events.user_deleted.emit(user)
+        return user
+
+    def change_password(self, name: str, password: str | None) -> User:
+        """A new password; None clears it, so that the user cannot log in with any."""
+        user = self.user(name)
+        user.password_hash = (
+            "" if password is None else hash_password(password, algorithm=user.hashing_algorithm)
+        )
+        self._save_user(user)
+        self.events.user_password_changed.emit(user)
+        return user
+
+    def set_user_tags(self, name: str, tags: list[str]) -> User:
+        user = self.user(name)
+        user.tags = list(tags)
+        self._save_user(user)
+        self.events.user_tags_set.emit(user)
         return user
 
     def set_permission(self, user: User, vhost: str, permission: Permission) -> None:
@@ -96,6 +156,34 @@ class Node:
         if self.store is not None:
             p = permission
             self.store.save_permission(user.name, vhost, p.configure, p.write, p.read)
+        self.events.permission_created.emit(user, vhost, permission)
+
+    def clear_permission(self, user: User, vhost: str) -> bool:
+        """Take a user's permissions in a vhost away; False when it had none there."""
+        if user.permissions.pop(vhost, None) is None:
+            return False
+        if self.store is not None:
+            self.store.delete_permission(user.name, vhost)
+        self.events.permission_deleted.emit(user, vhost)
+        return True
+
+    def set_policy(self, policy: Policy) -> None:
+        """Add or replace a policy in its vhost; ValueError with RabbitMQ's text if invalid."""
+        self.vhost(policy.vhost).set_policy(policy)
+
+    def clear_policy(self, vhost: str, name: str) -> bool:
+        return self.vhost(vhost).delete_policy(name)
+
+    def set_alarm(self, resource: str) -> None:
+        """A resource ("memory", "disk") ran short: publishers are to be blocked."""
+        if resource not in self.alarms:
+            self.alarms.add(resource)
+            self.events.alarm_set.emit(resource)
+
+    def clear_alarm(self, resource: str) -> None:
+        if resource in self.alarms:
+            self.alarms.discard(resource)
+            self.events.alarm_cleared.emit(resource)
 
     def _recover(self, store: Store) -> None:
         """Rebuild vhosts, users, durable topology and persistent messages from the store."""
@@ -110,7 +198,7 @@ class Node:
         # Topology goes through the ordinary declare and bind paths with the store detached,
         # so recovery applies the same rules and records nothing twice.
         for name in store.vhosts():
-            self.vhosts[name] = VirtualHost(name, clock=self.clock, timers=self.timers)
+            self.vhosts[name] = self._new_vhost(name)
         # Policies first, so every queue and exchange below is declared under them.
         for p in store.policies():
             policy = Policy(p.vhost, p.name, p.pattern, p.apply_to, p.priority, p.definition)
@@ -148,7 +236,7 @@ class Node:
     def _recovered_vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VirtualHost(name, clock=self.clock, timers=self.timers)
+            vhost = self.vhosts[name] = self._new_vhost(name)
         return vhost
 
     def _recover_held_messages(self, store: Store) -> None:

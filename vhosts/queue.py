@@ -109,6 +109,7 @@ class Queue:
             PriorityReady() if settings.max_priority else deque()
         )
         self.ready_bytes = 0  # body bytes of ready messages, for x-max-length-bytes
+        self.unacked_count = 0  # delivered or got, and not yet acked, rejected or requeued
         self.consumers: deque[Consumer] = deque()
         # Consumers by x-priority, highest first, once any consumer has a priority other than 0.
         self._consumer_groups: list[tuple[int, deque[Consumer]]] | None = None
@@ -256,6 +257,7 @@ class Queue:
     def requeue(self, entries: Iterable[QueueEntry]) -> None:
         """Put delivered entries back at their original places, marked redelivered."""
         returning = sorted(entries, key=_by_seq)
+        self.unacked_count -= len(returning)
         if not returning or self.deleted:
             return
         for entry in returning:
@@ -301,6 +303,8 @@ class Queue:
                     if entry.expires_at <= now:
                         expired.append(entry)
                         continue
+                if not consumer.no_ack:
+                    self.unacked_count += 1
                 if entry.stored:
                     self._taken(entry, consumer.no_ack)
                 consumer.deliver(entry)
@@ -336,6 +340,8 @@ class Queue:
             return None
         entry = ready.popleft()
         self.ready_bytes -= len(entry.message.body)
+        if not no_ack:
+            self.unacked_count += 1
         if entry.stored:
             self._taken(entry, no_ack)
         self._expire_head()
@@ -349,11 +355,13 @@ class Queue:
             self._mark_delivered(entry)
 
     def ack(self, entry: QueueEntry) -> None:
+        self.unacked_count -= 1
         if entry.stored:
             self._unpersist(entry)
 
     def discard(self, entry: QueueEntry) -> None:
         """Rejected without requeue: dead-lettered when the queue has a dead-letter exchange."""
+        self.unacked_count -= 1
         self._dead_letter([entry], "rejected")
 
     def _dead_letter(self, entries: list[QueueEntry], reason: str) -> None:

@@ -77,7 +77,10 @@ _SQL = {
     "vhost-permissions-": "DELETE FROM permissions WHERE vhost = ?",
     "vhost-policies-": "DELETE FROM policies WHERE vhost = ?",
     "user": "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)",
+    "user-": "DELETE FROM users WHERE name = ?",
+    "user-permissions-": "DELETE FROM permissions WHERE user = ?",
     "permission": "INSERT OR REPLACE INTO permissions VALUES (?, ?, ?, ?, ?)",
+    "permission-": "DELETE FROM permissions WHERE user = ? AND vhost = ?",
     "policy": "INSERT OR REPLACE INTO policies VALUES (?, ?, ?, ?, ?, ?)",
     "policy-": "DELETE FROM policies WHERE vhost = ? AND name = ?",
     "exchange": "INSERT OR REPLACE INTO exchanges VALUES (?, ?, ?, ?, ?, ?)",
@@ -226,8 +229,15 @@ class Store:
     def save_user(self, name: str, password_hash: str, algorithm: str, tags: list[str]) -> None:
         self._record("user", (name, password_hash, algorithm, ",".join(tags)))
 
+    def delete_user(self, name: str) -> None:
+        self._record("user-permissions-", (name,))
+        self._record("user-", (name,))
+
     def save_permission(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
         self._record("permission", (user, vhost, configure, write, read))
+
+    def delete_permission(self, user: str, vhost: str) -> None:
+        self._record("permission-", (user, vhost))
 
     def save_policy(
         self,

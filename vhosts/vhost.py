@@ -13,6 +13,7 @@ from vhosts.arguments import check_arguments_equivalence, check_queue_equivalenc
 from vhosts.clock import Clock
 from vhosts.dead_letter import dead_lettered, is_death_cycle
 from vhosts.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed
+from vhosts.events import NodeEvents
 from vhosts.exchange import (
     DEFAULT_EXCHANGE,
     DELAYED_MESSAGE,
@@ -56,10 +57,12 @@ class VirtualHost:
         *,
         clock: Clock | None = None,
         timers: Timers | None = None,
+        events: NodeEvents | None = None,
     ) -> None:
         self.name = name
         self.clock = clock if clock is not None else Clock()
         self.timers = timers if timers is not None else Timers()
+        self.events = events if events is not None else NodeEvents()  # the node's, shared
         self.store = store  # durable exchanges, queues and bindings are recorded here
         self.queues: dict[str, Queue] = {}
         self.exchanges: dict[str, Exchange] = {}
@@ -141,6 +144,7 @@ class VirtualHost:
             self.store.save_exchange(
                 self.name, name, type_name, auto_delete, internal, exchange.arguments
             )
+        self.events.exchange_created.emit(exchange)
         return exchange
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
@@ -163,9 +167,13 @@ class VirtualHost:
         del self.exchanges[exchange.name]
         if exchange.durable and self.store is not None:
             self.store.delete_exchange(self.name, exchange.name)
-        for destination, _key, _args in list(exchange.router.bindings()):
-            self._forget_source(cast(Destination, destination), exchange)
+        binding_deleted = self.events.binding_deleted
+        for bound, key, arguments in list(exchange.router.bindings()):
+            destination = cast(Destination, bound)
+            self._forget_source(destination, exchange)
+            binding_deleted.emit(exchange, destination, key, arguments)
         self._unbind_everywhere(exchange)
+        self.events.exchange_deleted.emit(exchange)
 
     # -- queues ----------------------------------------------------------------------------------
 
@@ -234,6 +242,7 @@ class VirtualHost:
         self.queues[name] = queue
         if store is not None:
             store.save_queue(self.name, name, auto_delete, arguments)
+        self.events.queue_created.emit(queue)
         return queue
 
     def new_queue(self, name: str, **options: Any) -> Queue:
@@ -272,6 +281,7 @@ class VirtualHost:
             consumer.queue_deleted()
         queue.consumers.clear()
         self._unbind_everywhere(queue)
+        self.events.queue_deleted.emit(queue)
         return count
 
     def queue_expired(self, queue: Queue) -> None:
@@ -308,6 +318,7 @@ class VirtualHost:
                 store.save_binding(
                     self.name, source.name, _kind(destination), destination.name, key, arguments
                 )
+            self.events.binding_created.emit(source, destination, key, arguments)
 
     def unbind(
         self, source: Exchange, destination: Destination, key: str, arguments: dict[str, Any]
@@ -322,6 +333,7 @@ class VirtualHost:
                 store.delete_binding(
                     self.name, source.name, _kind(destination), destination.name, key, arguments
                 )
+            self.events.binding_deleted.emit(source, destination, key, arguments)
             if not source.router.has_bindings_to(destination):
                 self._forget_source(destination, source)
             self._auto_delete_if_unbound(source)
@@ -336,7 +348,12 @@ class VirtualHost:
         return self.store if destination.durable else None
 
     def _unbind_everywhere(self, destination: Destination) -> None:
+        binding_deleted = self.events.binding_deleted
         for source in self._sources.pop(destination, ()):
+            if binding_deleted:  # only then is it worth finding which bindings these were
+                for bound, key, arguments in list(source.router.bindings()):
+                    if bound is destination:
+                        binding_deleted.emit(source, destination, key, arguments)
             removed = source.router.remove_destination(destination)
             if isinstance(destination, Exchange):
                 source.exchange_bindings -= removed
@@ -509,23 +526,32 @@ class VirtualHost:
 
     def set_policy(self, policy: Policy) -> None:
         """Add or replace a policy, and apply the policies anew to every queue and exchange."""
-        if self.policies is None:
-            self.policies = PolicySet()
-        self.policies.set(policy)
+        policies = self.policies if self.policies is not None else PolicySet()
+        policies.set(policy)  # raises ValueError for a policy RabbitMQ refuses
+        self.policies = policies
         if self.store is not None:  # RabbitMQ keeps policies across restarts
             p = policy
             self.store.save_policy(
                 self.name, p.name, p.pattern, p.apply_to, p.priority, p.definition
             )
         self._apply_policies()
+        self.events.policy_set.emit(policy)
 
     def delete_policy(self, name: str) -> bool:
-        if self.policies is None or not self.policies.delete(name):
+        policies = self.policies
+        policy = policies.get(name) if policies is not None else None
+        if policies is None or policy is None:
             return False
+        policies.delete(name)
         if self.store is not None:
             self.store.delete_policy(self.name, name)
         self._apply_policies()
+        self.events.policy_cleared.emit(policy)
         return True
+
+    def policy_for(self, kind: str, name: str) -> Policy | None:
+        """The policy that applies to the queue or exchange `name` (`kind`), if any."""
+        return self.policies.match(kind, name) if self.policies is not None else None
 
     def _apply_policies(self) -> None:
         for queue in self.queues.values():
