@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import platform
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,6 +34,8 @@ from amqp_lite.wire.frames import (
 from amqp_lite.wire.methods import Method
 from vhosts import Node, Queue, User, VirtualHost
 from vhosts.errors import AccessRefused, BrokerError, NotAllowed
+
+log = logging.getLogger("amqp_lite.connection")
 
 CHANNEL_MAX = 2047
 FRAME_MAX = 131072
@@ -170,19 +173,30 @@ class ServerConnection:
         self.state = State.CLOSED
         self.release()
 
+    def abandon(self) -> None:
+        """Hang up without a word: even closing failed. The I/O layer closes the socket."""
+        self._output = []
+        self._output_size = 0
+        self.state = State.CLOSED
+        self.on_output()
+
     def release(self) -> None:
-        """Give back what this connection holds: consumers, unacked messages, exclusive queues."""
+        """Give back what this connection holds: consumers, unacked messages, exclusive queues.
+
+        Each channel and queue on its own: a failure in one (logged) must not leave the others'
+        consumers and unacked messages stranded on a connection that is gone.
+        """
         if self._released:
             return
         self._released = True
         events = self.node.events
         for channel in self.channels.values():
-            channel.release()
+            _logging_failures(channel.release)
             events.channel_closed.emit(channel)
         self.channels.clear()
         if self.vhost is not None:
             for queue in self.exclusive_queues:
-                self.vhost.remove_queue(queue)
+                _logging_failures(self.vhost.remove_queue, queue)
             events.connection_closed.emit(self)  # opened: it had reached its vhost
         self.exclusive_queues.clear()
 
@@ -466,6 +480,13 @@ def _credentials(mechanism: str, response: bytes) -> tuple[str, str]:
 
 def _ignore() -> None:
     pass
+
+
+def _logging_failures(action: Callable[..., object], *args: object) -> None:
+    try:
+        action(*args)
+    except Exception:
+        log.exception("internal error releasing a connection's resources")
 
 
 # (state, method class) -> its handler, which takes that class.

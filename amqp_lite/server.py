@@ -8,8 +8,11 @@ No task per message, no syscall per frame.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 import trio
 
@@ -20,9 +23,17 @@ from vhosts.store import Store
 
 log = logging.getLogger("amqp_lite.server")
 
+T = TypeVar("T")
+
 RECEIVE_SIZE = 256 * 1024
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to finish connection.open
 CLOSE_TIMEOUT = 3.0  # seconds we wait for close-ok after sending connection.close
+INTERNAL_ERROR_TEXT = "INTERNAL_ERROR - internal error"
+# accept() failing with one of these means the process or system is out of something (file
+# descriptors, most often): wait and try again, from ACCEPT_RETRY up to ACCEPT_RETRY_MAX apart.
+ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+ACCEPT_RETRY = 0.1
+ACCEPT_RETRY_MAX = 2.0
 
 
 class Server:
@@ -48,14 +59,40 @@ class Server:
             if self.node.store is not None:
                 nursery.start_soon(self._write_store, self.node.store)
             nursery.start_soon(self._run_timers)
-            await nursery.start(trio.serve_listeners, self._serve_connection, listeners)
+            for listener in listeners:
+                nursery.start_soon(self._accept, listener, nursery)
             log.info("listening on %s:%d", host, self.port)
             task_status.started(self.port)
+
+    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        """Accept connections for ever; running out of file descriptors only slows this down."""
+        retry = ACCEPT_RETRY
+        async with listener:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as error:
+                    if error.errno not in ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    if retry == ACCEPT_RETRY:  # once per episode, not every retry
+                        log.error(
+                            "cannot accept connections: %s; retrying every %.1f-%.0f s",
+                            error.strerror,
+                            ACCEPT_RETRY,
+                            ACCEPT_RETRY_MAX,
+                        )
+                    await trio.sleep(retry)
+                    retry = min(retry * 2, ACCEPT_RETRY_MAX)
+                    continue
+                if retry != ACCEPT_RETRY:
+                    log.info("accepting connections again")
+                    retry = ACCEPT_RETRY
+                nursery.start_soon(self._serve_connection, stream)
 
     async def shutdown(self) -> None:
         """Close every connection with 320 CONNECTION_FORCED and wait a little for close-ok."""
         for connection in list(self.connections):
-            connection.close()
+            _guarded(connection, connection.close)
         with trio.move_on_after(CLOSE_TIMEOUT):
             while self.connections:
                 await trio.sleep(0.01)
@@ -77,8 +114,8 @@ class Server:
                 batch, upto = store.take_batch()
                 await trio.to_thread.run_sync(store.write_batch, batch)
                 store.batch_written(upto)
-            for connection in self.connections:
-                connection.store_progressed()
+            for connection in list(self.connections):
+                _guarded(connection, connection.store_progressed)
 
     async def _run_timers(self) -> None:
         """Expire messages, delete idle queues, release delayed messages when they are due.
@@ -109,12 +146,19 @@ class Server:
             unsubscribe()
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
-        connection = ServerConnection(
-            self.node,
-            heartbeat=self.heartbeat,
-            peer=_address(stream.socket.getpeername()),
-            local=_address(stream.socket.getsockname()),
-        )
+        """One connection's life. Nothing raised here may reach the accept loop's nursery: a
+        failure costs this connection (541 and a log line), never the broker."""
+        try:
+            connection = ServerConnection(
+                self.node,
+                heartbeat=self.heartbeat,
+                peer=_address(stream.socket.getpeername()),
+                local=_address(stream.socket.getsockname()),
+            )
+        except Exception:
+            log.exception("internal error setting up a connection")
+            await trio.aclose_forcefully(stream)
+            return
         self.connections.add(connection)
         wakeup = _Wakeup()
         connection.on_output = wakeup.set
@@ -124,17 +168,18 @@ class Server:
                 await self._read(stream, connection)
                 # Nothing more will be read (EOF, close, missed heartbeats): release the
                 # connection's claims now, not when the writer's heartbeat wait ends.
-                connection.connection_lost()
+                _guarded(connection, connection.connection_lost)
                 wakeup.set()  # let the writer send what is left, then hang up
                 # ...but not for ever: a peer that reads nothing keeps send_all waiting.
                 nursery.cancel_scope.deadline = trio.current_time() + CLOSE_TIMEOUT
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away (reset, broken pipe); they arrive grouped by the nursery
+        except* Exception:
+            log.exception("internal error serving a connection; hanging up")
         finally:
-            connection.connection_lost()
+            _guarded(connection, connection.connection_lost)
             self.connections.discard(connection)
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
+            await trio.aclose_forcefully(stream)
 
     async def _read(self, stream: trio.SocketStream, connection: ServerConnection) -> None:
         while not connection.wants_socket_closed:
@@ -146,11 +191,7 @@ class Server:
                 return
             if not data:
                 return
-            try:
-                connection.receive_data(data)
-            except Exception:  # a bug must cost one connection, never the server
-                log.exception("internal error handling a connection")
-                connection.close(541, "INTERNAL_ERROR - internal error")
+            _guarded(connection, connection.receive_data, data)
 
     async def _write(
         self,
@@ -161,7 +202,9 @@ class Server:
     ) -> None:
         while True:
             wakeup.clear()
-            data = connection.data_to_send()
+            data = _guarded(connection, connection.data_to_send)
+            if data is None:  # it failed, and the connection is closing: send the close
+                data = connection.data_to_send()
             if data:
                 await stream.send_all(data)
                 continue
@@ -179,6 +222,24 @@ class Server:
 
 def _address(sockname: tuple[str, int] | tuple[str, int, int, int]) -> tuple[str, int]:
     return sockname[0], sockname[1]  # an IPv6 address has flow info and scope id too
+
+
+def _guarded(connection: ServerConnection, action: Callable[..., T], *args: object) -> T | None:
+    """Run one of the connection's own steps; if it fails, that connection alone pays.
+
+    The failure is logged and the connection closed with 541 INTERNAL_ERROR, as RabbitMQ closes
+    a connection whose channel crashed; if even the close fails, it is cut off without one.
+    """
+    try:
+        return action(*args)
+    except Exception:
+        log.exception("internal error on a connection; closing it with 541")
+    try:
+        connection.close(541, INTERNAL_ERROR_TEXT)
+    except Exception:
+        log.exception("internal error closing a connection; hanging up")
+        connection.abandon()
+    return None
 
 
 def _read_timeout(connection: ServerConnection) -> float:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import pytest
 from pika.exceptions import AMQPError
 
 from amqp_lite import Clock, run_in_thread
+from tests.processes import BrokerProcess
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
@@ -69,37 +67,6 @@ def test_transient_broker_writes_nothing(tmp_path: Path) -> None:
 
 
 # -- kill -9 -----------------------------------------------------------------------------------
-
-
-class BrokerProcess:
-    """`amqp-lite serve` in a subprocess, so it can be killed for real."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "amqp_lite", "serve", "--port", "0", "--heartbeat", "0"),
-                *("--data-dir", str(data_dir), "--log-level", "info"),
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stderr is not None
-        for line in self.process.stderr:  # the broker logs its URL once it listens
-            if "ready on " in line:
-                self.url = line.split("ready on ", 1)[1].strip()
-                # Keep reading, so a full pipe can never block the broker's logging.
-                threading.Thread(target=self.process.stderr.read, daemon=True).start()
-                break
-        else:
-            raise RuntimeError("the broker exited before it was ready")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=10)
 
 
 def publish_until_killed(url: str, publisher: str, confirmed: list[bytes]) -> None:
