@@ -290,7 +290,7 @@ class Admin:
             if vhost is not None and (connection.vhost is None or connection.vhost.name != vhost):
                 continue
             for channel in _by_number(connection):
-                for consumer in channel.consumers.values():
+                for consumer in channel.consumers.by_tag.values():
                     if not isinstance(consumer.queue, Queue):
                         continue  # direct reply-to: RabbitMQ does not list it either
                     found.append(
@@ -397,8 +397,8 @@ def _channel_info(connection: ServerConnection, channel: Channel) -> ChannelInfo
         connection.user.name if connection.user is not None else "",
         connection.vhost.name if connection.vhost is not None else "",
         state,
-        len(channel.consumers),
-        len(channel.unacked),
+        len(channel.consumers.by_tag),
+        channel.unacked_count,
         channel.prefetch_count,
         channel.global_prefetch_count,
         channel.confirming,

@@ -217,6 +217,9 @@ class ServerConnection:
     def confirms_pending(self, channel: Channel) -> None:
         self._confirming.add(channel)
 
+    def claim_exclusive(self, queue: Queue) -> None:
+        self.exclusive_queues.add(queue)
+
     def notify(self, channel: Channel, method: Any) -> None:
         """A method the server starts on `channel` (basic.cancel): after pending replies."""
         if self._held is not None:
@@ -322,7 +325,9 @@ class ServerConnection:
                     f"number of channels opened ({len(self.channels)}) has reached "
                     f"the negotiated channel_max ({self.channel_max})"
                 )
-            channel = self.channels[frame.channel] = Channel(self, frame.channel)
+            assert self.vhost is not None and self.user is not None
+            channel = Channel(self, frame.channel, self.vhost, self.user)
+            self.channels[frame.channel] = channel
             self.send_method(frame.channel, methods.ChannelOpenOk())
             self.node.events.channel_created.emit(channel)
             return

@@ -3,21 +3,43 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from vhosts import Message, Queue, QueueEntry
 
-if TYPE_CHECKING:
-    from amqp_lite.channel import Channel
+
+class DeliveryCredit(Protocol):
+    """What a consumer needs of its channel's deliveries."""
+
+    def can_deliver(self) -> bool:
+        """Within the channel's prefetch, flow and output limits."""
+        ...
+
+    def can_deliver_unlimited(self) -> bool:
+        """Within the channel's flow and output limits (for no-ack consumers)."""
+        ...
+
+    def deliver(self, consumer: ChannelConsumer, entry: QueueEntry) -> None: ...
+
+    def deliver_reply(self, consumer_tag: str, message: Message) -> None: ...
+
+
+class ConsumerOwner(Protocol):
+    """The channel's list of consumers, told when one goes away from the queue's side."""
+
+    def consumer_lost(self, consumer: ChannelConsumer) -> None: ...
+
+    def reply_consumer_gone(self, reply_queue: ReplyQueue) -> None: ...
 
 
 class ChannelConsumer:
     """Implements `vhosts.Consumer`: credit comes from prefetch, channel flow and socket backlog."""
 
     __slots__ = (
-        "channel",
+        "deliveries",
         "exclusive",
         "no_ack",
+        "owner",
         "prefetch",
         "priority",
         "queue",
@@ -27,7 +49,8 @@ class ChannelConsumer:
 
     def __init__(
         self,
-        channel: Channel,
+        deliveries: DeliveryCredit,
+        owner: ConsumerOwner,
         queue: Queue | ReplyQueue,
         tag: str,
         *,
@@ -36,7 +59,8 @@ class ChannelConsumer:
         prefetch: int,
         priority: int = 0,
     ) -> None:
-        self.channel = channel
+        self.deliveries = deliveries
+        self.owner = owner
         self.queue = queue
         self.tag = tag
         self.no_ack = no_ack
@@ -50,27 +74,16 @@ class ChannelConsumer:
 
     def has_credit(self) -> bool:
         if self.no_ack:
-            return self.channel.can_deliver_unlimited()
+            return self.deliveries.can_deliver_unlimited()
         if self.prefetch and self.unacked >= self.prefetch:
             return False
-        return self.channel.can_deliver()
+        return self.deliveries.can_deliver()
 
     def deliver(self, entry: QueueEntry) -> None:
-        self.channel.deliver(self, entry)
+        self.deliveries.deliver(self, entry)
 
     def queue_deleted(self) -> None:
-        self.channel.consumer_lost(self)
-
-
-class Delivery:
-    """A message delivered on a channel and not yet settled (acked, rejected or requeued)."""
-
-    __slots__ = ("consumer", "entry", "tag")
-
-    def __init__(self, tag: int, entry: QueueEntry, consumer: ChannelConsumer | None) -> None:
-        self.tag = tag
-        self.entry = entry
-        self.consumer = consumer  # None for basic.get
+        self.owner.consumer_lost(self)
 
 
 class ReplyQueue:
@@ -80,8 +93,9 @@ class ReplyQueue:
     once, unacknowledged and regardless of flow control, as RabbitMQ does; nothing is stored.
     """
 
-    def __init__(self, channel: Channel) -> None:
-        self.channel = channel
+    def __init__(self, deliveries: DeliveryCredit, owner: ConsumerOwner) -> None:
+        self.deliveries = deliveries
+        self.owner = owner
         self.name = "amq.rabbitmq.reply-to." + os.urandom(12).hex()
         self.consumer: ChannelConsumer | None = None
 
@@ -90,7 +104,7 @@ class ReplyQueue:
 
     def enqueue(self, message: Message) -> bool:
         if self.consumer is not None:
-            self.channel.deliver_reply(self.consumer.tag, message)
+            self.deliveries.deliver_reply(self.consumer.tag, message)
         return True  # taken: a reply is never refused as full
 
     # What a channel asks of its consumers' queues.
@@ -99,5 +113,5 @@ class ReplyQueue:
 
     def remove_consumer(self, consumer: ChannelConsumer) -> bool:
         self.consumer = None
-        self.channel.reply_consumer_gone(self)
+        self.owner.reply_consumer_gone(self)
         return False

@@ -1,0 +1,107 @@
+"""Content assembly: a basic.publish, its content header and its body frames, made whole.
+
+Nothing may come between those frames on a channel. `ContentAssembler` collects them, hands the
+complete publish on, and raises RabbitMQ's UNEXPECTED_FRAME errors (naming the basic.publish,
+as RabbitMQ does) for anything out of order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from amqp_lite.errors import UnexpectedFrame
+from amqp_lite.wire import Properties
+from amqp_lite.wire.frames import BodyFrame, HeaderFrame
+from vhosts.errors import BrokerError
+
+# RabbitMQ's text for a content frame where a method frame should be.
+NOT_A_METHOD = "expected method frame, got non method frame instead"
+
+# Called with the publish method, its properties (decoded and as received) and the whole body.
+OnContent = Callable[[Any, Properties, bytes, bytes], None]
+
+
+class ContentAssembler:
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_on_content",
+        "_properties",
+        "_raw_properties",
+        "_received",
+        "method",
+    )
+
+    def __init__(self, on_content: OnContent) -> None:
+        self._on_content = on_content
+        self.method: Any = None  # the publish whose content is on its way, if any
+        self._properties: Properties | None = None
+        self._raw_properties = b""
+        self._body_size = 0
+        self._body: list[bytes] = []
+        self._received = 0
+
+    def start(self, method: Any) -> None:
+        """A basic.publish: its content follows (and it is checked once that is whole)."""
+        self.method = method
+
+    def content_expected(self) -> BrokerError:
+        """The error for some other frame where the publish's content should continue."""
+        if self._properties is None:
+            text = "expected content header for class 60, got non content header frame instead"
+        else:
+            text = "expected content body, got non content body frame instead"
+        return blaming(UnexpectedFrame(text), self.method)
+
+    def header(self, frame: HeaderFrame) -> None:
+        method = self.method
+        if method is None:
+            raise UnexpectedFrame(NOT_A_METHOD)
+        if self._properties is not None:
+            raise self.content_expected()
+        if frame.class_id != method.CLASS_ID:
+            raise blaming(
+                UnexpectedFrame(
+                    f"expected content header for class {method.CLASS_ID}, "
+                    f"got one for class {frame.class_id} instead"
+                ),
+                method,
+            )
+        self._properties = frame.properties
+        self._raw_properties = frame.raw_properties
+        self._body_size = frame.body_size
+        if frame.body_size == 0:
+            self._complete(b"")
+
+    def body(self, frame: BodyFrame) -> None:
+        if self.method is None:
+            raise UnexpectedFrame(NOT_A_METHOD)
+        if self._properties is None:
+            raise self.content_expected()
+        self._body.append(frame.payload)
+        self._received += len(frame.payload)
+        if self._received >= self._body_size:
+            if self._received > self._body_size:
+                raise blaming(
+                    UnexpectedFrame("content body larger than its header announced"), self.method
+                )
+            body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+            self._complete(body)
+
+    def _complete(self, body: bytes) -> None:
+        method, properties, raw = self.method, self._properties, self._raw_properties
+        self.method, self._properties, self._body, self._received = None, None, [], 0
+        assert properties is not None
+        try:
+            self._on_content(method, properties, raw, body)
+        except BrokerError as error:
+            blaming(error, method)
+            raise
+
+
+def blaming(error: BrokerError, publish: Any) -> BrokerError:
+    """RabbitMQ names the basic.publish in the close for anything wrong with its content."""
+    if not error.class_id:
+        error.class_id, error.method_id = publish.CLASS_ID, publish.METHOD_ID
+    return error

@@ -1,0 +1,86 @@
+"""Publishing: a complete basic.publish becomes a routed message.
+
+Checks what RabbitMQ checks once the content is whole (the exchange, internal, write
+permission), turns the content into a `Message`, addresses direct reply-to replies, routes
+(or holds the publish for tx.commit), returns unroutable mandatory messages and counts the
+publish for confirms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from amqp_lite.confirms import Confirms
+from amqp_lite.delivery import Deliveries
+from amqp_lite.errors import NotImplementedFeature
+from amqp_lite.transaction import Transaction
+from amqp_lite.wire import Properties
+from vhosts import Exchange, Message, User, VirtualHost
+from vhosts.errors import AccessRefused, PreconditionFailed
+from vhosts.message import parse_expiration
+from vhosts.vhost import REPLY_TO
+
+NO_ROUTE = 312
+
+
+class Publisher:
+    def __init__(
+        self,
+        vhost: VirtualHost,
+        user: User,
+        *,
+        deliveries: Deliveries,
+        confirms: Confirms,
+        transaction: Transaction,
+        reply_address: Callable[[], str | None],
+    ) -> None:
+        self._vhost = vhost
+        self._user = user
+        self._deliveries = deliveries  # basic.return goes out with them
+        self._confirms = confirms
+        self._transaction = transaction
+        self._reply_address = reply_address  # the channel's direct reply-to address, if any
+
+    def publish(
+        self, method: Any, properties: Properties, raw_properties: bytes, body: bytes
+    ) -> None:
+        """The content of `method` is whole: route it."""
+        if method.immediate:
+            raise NotImplementedFeature("immediate=true")
+        vhost = self._vhost
+        exchange = vhost.exchange(method.exchange)
+        if exchange.internal:
+            raise AccessRefused(f"cannot publish to internal {exchange.describe()}")
+        self._user.check(vhost.name, "write", "exchange", method.exchange)
+        message = Message(method.exchange, method.routing_key, properties, body, raw_properties)
+        if properties.expiration is not None:
+            message.ttl = parse_expiration(properties.expiration)
+        if properties.reply_to == REPLY_TO:
+            self._address_reply(message)
+        if self._transaction.active:
+            self._transaction.hold_publish(exchange, message, method.mandatory)
+            return
+        refused = self.route(exchange, message, method.mandatory)
+        if self._confirms.active:
+            self._confirms.published(refused=refused, stored=message.store_id is not None)
+
+    def route(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
+        """Route and enqueue; True when some full queue refused the message."""
+        routed, refused = self._vhost.publish(exchange, message)
+        if mandatory and (not routed or _is_reply(exchange, message)):
+            self._deliveries.send_return(NO_ROUTE, "NO_ROUTE", message)
+        return refused
+
+    def _address_reply(self, message: Message) -> None:
+        """Direct reply-to: `reply_to` names this channel's reply consumer, so replies find it."""
+        address = self._reply_address()
+        if address is None:
+            raise PreconditionFailed("fast reply consumer does not exist")
+        message.set_property("reply_to", address)
+
+
+def _is_reply(exchange: Exchange, message: Message) -> bool:
+    """A direct reply-to reply. RabbitMQ 3.10 hands it to the reply consumer beside routing,
+    which finds no queue: a mandatory reply is delivered and returned (NO_ROUTE) both."""
+    return not exchange.name and message.routing_key.startswith(REPLY_TO + ".")

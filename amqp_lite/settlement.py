@@ -1,0 +1,81 @@
+"""Settling deliveries: basic.ack, basic.nack, basic.reject and basic.recover.
+
+The deliveries a client names leave the channel's ledger and go back to their queues: acked,
+requeued, or discarded (dead-lettered where the queue says so). In a transaction the
+settlement is held until tx.commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from amqp_lite.delivery import Deliveries, Delivery
+from amqp_lite.errors import NotImplementedFeature
+from amqp_lite.transaction import Transaction
+from amqp_lite.wire import methods
+from vhosts import Queue, QueueEntry
+
+
+class Settlements:
+    def __init__(
+        self,
+        deliveries: Deliveries,
+        transaction: Transaction,
+        *,
+        send: Callable[[Any], None],
+        credit_returned: Callable[[], None],
+    ) -> None:
+        self._deliveries = deliveries
+        self._transaction = transaction
+        self._send = send
+        self._credit_returned = credit_returned  # consumers may have room again
+
+    def basic_ack(self, method: Any) -> None:
+        self._settle("ack", self._deliveries.take(method.delivery_tag, method.multiple))
+
+    def basic_nack(self, method: Any) -> None:
+        outcome = "requeue" if method.requeue else "discard"
+        self._settle(outcome, self._deliveries.take(method.delivery_tag, method.multiple))
+
+    def basic_reject(self, method: Any) -> None:
+        outcome = "requeue" if method.requeue else "discard"
+        self._settle(outcome, self._deliveries.take(method.delivery_tag, False))
+
+    def basic_recover(self, method: Any) -> None:
+        if not method.requeue:
+            raise NotImplementedFeature("requeue=false")
+        self.requeue_all()
+        if isinstance(method, methods.BasicRecover):
+            self._send(methods.BasicRecoverOk())
+
+    def requeue_all(self) -> None:
+        settled = self._deliveries.take_all()
+        if settled:
+            self.apply("requeue", settled)
+
+    def _settle(self, outcome: str, settled: list[Delivery]) -> None:
+        if self._transaction.active:
+            self._transaction.hold_settlement(outcome, settled)
+            return
+        self.apply(outcome, settled)
+
+    def apply(self, outcome: str, settled: list[Delivery]) -> None:
+        self._deliveries.settled(settled)
+        if outcome == "requeue":
+            for queue, entries in _by_queue(settled).items():
+                queue.requeue(entries)
+        elif outcome == "ack":
+            for delivery in settled:
+                delivery.entry.queue.ack(delivery.entry)
+        else:
+            for delivery in settled:
+                delivery.entry.queue.discard(delivery.entry)
+        self._credit_returned()
+
+
+def _by_queue(settled: Iterable[Delivery]) -> dict[Queue, list[QueueEntry]]:
+    grouped: dict[Queue, list[QueueEntry]] = {}
+    for delivery in settled:
+        grouped.setdefault(delivery.entry.queue, []).append(delivery.entry)
+    return grouped
