@@ -54,21 +54,14 @@ for _key, _fields in _EXPECTED.items():
         raise ImportError(f"spec of {_key} changed ({_actual}); update amqp_lite/wire/_fast.py")
 
 
-def _methods() -> Any:
-    from amqp_lite.wire import methods
-
-    return methods
-
-
 # -- decoders: payload (class-id, method-id, arguments) -> method instance -----------------------
-# Each is made on first use (so the class exists), then replaces its stub in the dispatch table.
+# methods.py makes each on first use, from the method class and its error for an undecodable
+# payload (so this module needs nothing from methods.py, which uses it).
+
+DecodeError = Callable[[Any, BaseException], BaseException]  # (method class, cause) -> error
 
 
-def _make_publish() -> Callable[[bytes], Any]:
-    m = _methods()
-    cls = m.BasicPublish
-    cannot = m._cannot_decode
-
+def make_basic_publish(cls: Any, cannot: DecodeError) -> Callable[[bytes], Any]:
     def decode_basic_publish(p: bytes) -> Any:
         try:
             a = 7 + p[6]
@@ -85,30 +78,19 @@ def _make_publish() -> Callable[[bytes], Any]:
     return decode_basic_publish
 
 
-def _make_tag_bit(name: str) -> Callable[[], Callable[[bytes], Any]]:
+def make_tag_bit(cls: Any, cannot: DecodeError) -> Callable[[bytes], Any]:
     """basic.ack (multiple) and basic.reject (requeue): delivery-tag longlong, one bit."""
 
-    def make() -> Callable[[bytes], Any]:
-        m = _methods()
-        cls = getattr(m, name)
-        cannot = m._cannot_decode
+    def decode_tag_bit(p: bytes) -> Any:
+        if len(p) != 13:
+            raise cannot(cls, IndexError(f"{len(p) - 4} argument octets, want 9"))
+        tag, bits = _unpack_from(">QB", p, 4)
+        return cls(tag, bits & 1 != 0)
 
-        def decode_tag_bit(p: bytes) -> Any:
-            if len(p) != 13:
-                raise cannot(cls, IndexError(f"{len(p) - 4} argument octets, want 9"))
-            tag, bits = _unpack_from(">QB", p, 4)
-            return cls(tag, bits & 1 != 0)
-
-        return decode_tag_bit
-
-    return make
+    return decode_tag_bit
 
 
-def _make_nack() -> Callable[[bytes], Any]:
-    m = _methods()
-    cls = m.BasicNack
-    cannot = m._cannot_decode
-
+def make_basic_nack(cls: Any, cannot: DecodeError) -> Callable[[bytes], Any]:
     def decode_basic_nack(p: bytes) -> Any:
         if len(p) != 13:
             raise cannot(cls, IndexError(f"{len(p) - 4} argument octets, want 9"))
@@ -118,24 +100,12 @@ def _make_nack() -> Callable[[bytes], Any]:
     return decode_basic_nack
 
 
-_DECODER_MAKERS: dict[tuple[int, int], Callable[[], Callable[[bytes], Any]]] = {
-    (60, 40): _make_publish,
-    (60, 80): _make_tag_bit("BasicAck"),
-    (60, 90): _make_tag_bit("BasicReject"),
-    (60, 120): _make_nack,
+DECODERS: dict[tuple[int, int], Callable[[Any, DecodeError], Callable[[bytes], Any]]] = {
+    (60, 40): make_basic_publish,
+    (60, 80): make_tag_bit,
+    (60, 90): make_tag_bit,
+    (60, 120): make_basic_nack,
 }
-
-
-def _stub(key: tuple[int, int]) -> Callable[[bytes], Any]:
-    def first_call(payload: bytes) -> Any:
-        decoder = _DECODER_MAKERS[key]()
-        _methods()._decoders[_pack(">HH", *key)] = decoder
-        return decoder(payload)
-
-    return first_call
-
-
-DECODERS = {key: _stub(key) for key in _DECODER_MAKERS}
 
 
 # -- encoders: (channel, method) -> the whole method frame ----------------------------------------

@@ -277,5 +277,16 @@ def decode_method(payload: bytes) -> Method:
     return decoder(payload)
 
 
-for _key, _decoder in _fast.DECODERS.items():
-    _decoders[_pack(">HH", *_key)] = _decoder
+def _fast_decoder(key: tuple[int, int], make: Callable[..., _Decoder]) -> _Decoder:
+    """Stands in for a hand-written decoder until its first use makes it (and its class)."""
+
+    def first_call(payload: bytes) -> Method:
+        decoder = make(_class_for(key), _cannot_decode)
+        _decoders[payload[:4]] = decoder
+        return decoder(payload)
+
+    return first_call
+
+
+for _key, _make in _fast.DECODERS.items():
+    _decoders[_pack(">HH", *_key)] = _fast_decoder(_key, _make)
