@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from amqp_lite.version import __version__
 
 __all__ = ["Broker", "Clock", "DefinitionsError", "ThreadedBroker", "__version__", "run_in_thread"]
 

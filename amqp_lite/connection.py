@@ -15,10 +15,10 @@ import platform
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from amqp_lite import __version__
 from amqp_lite.channel import Channel
 from amqp_lite.errors import ChannelError, CommandInvalid, UnexpectedFrame
 from amqp_lite.replies import closes_connection, reply_text
+from amqp_lite.version import __version__
 from amqp_lite.wire import methods
 from amqp_lite.wire.fields import decode_table
 from amqp_lite.wire.frames import (
