@@ -26,8 +26,8 @@ from hypothesis.stateful import (
 )
 
 from vhosts.clock import Clock
-from vhosts.message import Message, QueueEntry
-from vhosts.queue import Queue
+from vhosts.message import Message
+from vhosts.queue import Queue, QueueEntry
 from vhosts.queue_settings import OVERFLOW_MODES, QueueSettings
 from vhosts.timers import Timers
 

@@ -2,9 +2,9 @@
 
 from vhosts.errors import BrokerError
 from vhosts.exchange import Exchange
-from vhosts.message import Message, QueueEntry
+from vhosts.message import Message
 from vhosts.node import DEFAULT_VHOST, Node
-from vhosts.queue import Consumer, Queue
+from vhosts.queue import Consumer, Queue, QueueEntry
 from vhosts.users import Permission, User, Users
 from vhosts.vhost import VirtualHost
 

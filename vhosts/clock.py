@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from vhosts.events import Event
+from vhosts.event import Event
 
 
 class Clock:

@@ -1,7 +1,7 @@
-"""A published message, and its place in one queue.
+"""A published message: routing data, properties, body, and how the broker rewrites it.
 
-A message routed to several queues is one `Message` shared by a `QueueEntry` in each; the entry
-holds what differs per queue (its position, whether it was delivered before).
+A message routed to several queues is one `Message` shared by a `vhosts.queue.QueueEntry` in
+each; the entry holds what differs per queue (its position, whether it was delivered before).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import attrs
 from vhosts.errors import PreconditionFailed
 
 if TYPE_CHECKING:
-    from vhosts.queue import Queue
     from vhosts.store import Store
 
 
@@ -164,29 +163,3 @@ def _invalid_expiration(text: str, reason: str, value: str | None = None) -> Pre
     if len(prefix) + len(pair) >= 79:
         pair = f"{{{reason},\n{' ' * (len(prefix) + 1)}{value}}}"
     return PreconditionFailed(prefix + pair)
-
-
-class QueueEntry:
-    """One message in one queue: ready, or delivered and waiting for its ack."""
-
-    __slots__ = ("expires_at", "message", "priority", "queue", "redelivered", "seq", "stored")
-
-    def __init__(
-        self,
-        message: Message,
-        queue: Queue,
-        seq: int,
-        redelivered: bool = False,
-        stored: bool = False,
-        expires_at: float | None = None,
-        priority: int = 0,
-    ) -> None:
-        self.message = message
-        self.queue = queue
-        self.seq = seq  # position in the queue; a requeued entry goes back to it
-        self.redelivered = redelivered
-        self.stored = stored  # in the durable store until settled
-        # Clock time after which it is never delivered (queue TTL or the message's expiration);
-        # kept across requeues, as RabbitMQ keeps it.
-        self.expires_at = expires_at
-        self.priority = priority  # within the queue's x-max-priority; 0 for ordinary queues

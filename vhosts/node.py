@@ -11,9 +11,9 @@ from __future__ import annotations
 from vhosts.clock import Clock
 from vhosts.errors import NotAllowed, NotFound
 from vhosts.events import NodeEvents
-from vhosts.message import Message, QueueEntry
+from vhosts.message import Message
 from vhosts.policies import Policy
-from vhosts.queue import Queue
+from vhosts.queue import Queue, QueueEntry
 from vhosts.store import Store, stored_bcc
 from vhosts.timers import Timers
 from vhosts.users import DEFAULT_HASHING, Permission, User, Users, hash_password

@@ -17,12 +17,38 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from vhosts.clock import Clock
 from vhosts.errors import AccessRefused, PreconditionFailed, ResourceLocked
-from vhosts.message import Message, QueueEntry
+from vhosts.message import Message
 from vhosts.queue_settings import DEFAULT_SETTINGS, QueueSettings
 from vhosts.timers import Timers
 
 if TYPE_CHECKING:
     from vhosts.store import Store
+
+
+class QueueEntry:
+    """One message in one queue: ready, or delivered and waiting for its ack."""
+
+    __slots__ = ("expires_at", "message", "priority", "queue", "redelivered", "seq", "stored")
+
+    def __init__(
+        self,
+        message: Message,
+        queue: Queue,
+        seq: int,
+        redelivered: bool = False,
+        stored: bool = False,
+        expires_at: float | None = None,
+        priority: int = 0,
+    ) -> None:
+        self.message = message
+        self.queue = queue
+        self.seq = seq  # position in the queue; a requeued entry goes back to it
+        self.redelivered = redelivered
+        self.stored = stored  # in the durable store until settled
+        # Clock time after which it is never delivered (queue TTL or the message's expiration);
+        # kept across requeues, as RabbitMQ keeps it.
+        self.expires_at = expires_at
+        self.priority = priority  # within the queue's x-max-priority; 0 for ordinary queues
 
 
 class Consumer(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Collection, Hashable, Iterable, Iterator
 from typing import Any, Protocol, cast
 
 from exchanges import ROUTERS, InvalidArguments, InvalidBinding
@@ -13,7 +13,7 @@ from vhosts.arguments import check_arguments_equivalence, check_queue_equivalenc
 from vhosts.clock import Clock
 from vhosts.dead_letter import dead_lettered, is_death_cycle
 from vhosts.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed
-from vhosts.events import NodeEvents
+from vhosts.event import Event
 from vhosts.exchange import (
     DEFAULT_EXCHANGE,
     DELAYED_MESSAGE,
@@ -22,9 +22,9 @@ from vhosts.exchange import (
     Exchange,
     delay_of,
 )
-from vhosts.message import Message, QueueEntry, evolve
+from vhosts.message import Message, evolve
 from vhosts.policies import Policy, PolicySet
-from vhosts.queue import Queue
+from vhosts.queue import Queue, QueueEntry
 from vhosts.queue_settings import (
     resolve_queue_settings,
     validate_exchange_arguments,
@@ -49,6 +49,29 @@ class ReplyQueue(Hashable, Protocol):
     def enqueue(self, message: Message) -> object: ...
 
 
+class VhostEvents:
+    """The events a vhost emits (see `vhosts.events`; a node's `NodeEvents` has these too)."""
+
+    def __init__(self) -> None:
+        self.queue_created: Event[[Queue]] = Event("queue_created")
+        self.queue_deleted: Event[[Queue]] = Event("queue_deleted")
+        self.exchange_created: Event[[Exchange]] = Event("exchange_created")
+        self.exchange_deleted: Event[[Exchange]] = Event("exchange_deleted")
+        # (source, destination, routing key, arguments)
+        self.binding_created: Event[[Exchange, Destination, str, dict[str, Any]]] = Event(
+            "binding_created"
+        )
+        self.binding_deleted: Event[[Exchange, Destination, str, dict[str, Any]]] = Event(
+            "binding_deleted"
+        )
+        self.policy_set: Event[[Policy]] = Event("policy_set")
+        self.policy_cleared: Event[[Policy]] = Event("policy_cleared")
+
+    def __iter__(self) -> Iterator[Event[...]]:
+        """Every event, in the order they are declared."""
+        return (value for value in vars(self).values() if isinstance(value, Event))
+
+
 class VirtualHost:
     def __init__(
         self,
@@ -57,12 +80,12 @@ class VirtualHost:
         *,
         clock: Clock | None = None,
         timers: Timers | None = None,
-        events: NodeEvents | None = None,
+        events: VhostEvents | None = None,
     ) -> None:
         self.name = name
         self.clock = clock if clock is not None else Clock()
         self.timers = timers if timers is not None else Timers()
-        self.events = events if events is not None else NodeEvents()  # the node's, shared
+        self.events = events if events is not None else VhostEvents()  # the node's, shared
         self.store = store  # durable exchanges, queues and bindings are recorded here
         self.queues: dict[str, Queue] = {}
         self.exchanges: dict[str, Exchange] = {}
