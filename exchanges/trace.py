@@ -1,70 +1,64 @@
-"""Why did a message go where it went?  A walk over a whole topology that records every
-router's verdicts on the way, and ``render`` to tell the story to a person.
+"""Why did a message go where it went?  ``trace_route`` records the broker's own routing walk
+(``exchanges.walk``) hop by hop, with every router's verdict on each binding, and ``render``
+tells the story to a person.
 
-The walk is RabbitMQ's (rabbit_exchange:route in 3.10):
-* The message's keys are its routing key, then the strings in its ``CC`` header, then those in
-  ``BCC`` (arrays; other element types are skipped, and a non-array refuses the publish).
-  Every exchange routes on all of them, except types that hash only the routing key
-  (x-consistent-hash).  RabbitMQ drops the ``BCC`` header before routing, so no router sees it.
-* Starting from the exchange published to, each exchange reached routes the message; its
-  matches are its destinations.  Only if its own router matched nothing and it has an
-  alternate exchange does the message go on to that alternate.
-* Exchanges are visited at most once.  An exchange counts as seen when it is first reached,
-  and a missing one is skipped.  Pending exchanges are visited newest first, as in RabbitMQ's
-  work list; this changes the order of the hops, never which queues are reached.
-* Queues are collected once each; RabbitMQ returns them sorted by name.
-* A delayed-message exchange (``hold_ms`` > 0 for this message) holds it and routes nothing
-  for now, so its alternate exchange, if any, is tried at once.  The trace goes on to show
-  where its bindings send the message when the delay ends; the released message has its
-  x-delay negated, so nothing after that holds it again.
-
-Exchanges are described through callables, so this module needs nothing from the broker.
+A delayed-message exchange on the way holds the message and routes nothing for now; when the
+hold ends the broker routes the released message (its x-delay negated, so it is not held again)
+from that exchange by a new walk.  The trace records that walk too, as the continuation of the
+hop that held the message, so its final set is every queue the message reaches, now or later.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from exchanges import erlang_text
 from exchanges.explain import BindingVerdict, quote
+from exchanges.walk import (
+    ROUTING_HEADERS,
+    Outcome,
+    Routes,
+    Walkable,
+    WalkObserver,
+    routing_keys,
+    sender_selected,
+)
 
-ROUTING_HEADERS = ("CC", "BCC")
 
-
-class Explains(Protocol):
-    """What a hop needs from a router: a Router, or anything shaped like one."""
-
-    def route(
-        self, routing_key: str, headers: Mapping[str, Any] | None
-    ) -> Collection[Hashable]: ...
+class ExplainingRouter(Routes, Protocol):
+    """A router that can say, binding by binding, why it routed as it did."""
 
     def explain(
         self, routing_key: str, headers: Mapping[str, Any] | None
     ) -> list[BindingVerdict]: ...
 
 
-@attrs.frozen
-class ExchangeView:
-    name: str
-    type_name: str
-    router: Explains
-    alternate_exchange: str | None = None
-    hold_ms: int = 0  # a delayed-message exchange holds this message that long first
+class Traceable(Walkable, Protocol):
+    """An exchange the trace can describe."""
+
+    @property
+    def type_name(self) -> str: ...
+
+    @property
+    def router(self) -> ExplainingRouter: ...
 
 
-class UnknownExchange(LookupError):
-    """The exchange published to does not exist (a publish would get 404 NOT_FOUND)."""
+T = TypeVar("T", bound=Traceable)
 
 
-class InvalidRoutingHeader(ValueError):
-    """A CC or BCC header that is not an array; RabbitMQ refuses the publish with a 406."""
+class Walker(Protocol[T]):
+    """The broker's walk with its exchanges bound in: `exchanges.walk.walk` with its lookups."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
+    def __call__(
+        self,
+        start: T,
+        keys: Sequence[str],
+        headers: Mapping[str, Any] | None,
+        *,
+        observer: WalkObserver[T] | None = None,
+    ) -> Collection[Hashable]: ...
 
 
 @attrs.frozen
@@ -115,8 +109,10 @@ class Handoff:
     """What became of one destination of a hop."""
 
     target: Target
-    outcome: str  # "queued", "already queued", "visited", "already visited" or "missing"
+    outcome: Outcome
     alternate: bool = False  # the hop's alternate exchange, tried because nothing matched
+    after_hold: bool = False  # tried when the hop's hold ended (its bindings matched nothing)
+    hop: int | None = None  # for "visited": the index in RouteTrace.hops of the hop it led to
 
 
 @attrs.frozen
@@ -130,7 +126,9 @@ class Hop:
     used_alternate: bool
     handoffs: tuple[Handoff, ...]
     untried: tuple[RouteKey, ...] = ()  # CC/BCC keys this exchange type does not look at
-    held_ms: int = 0  # held before its bindings route it (a delayed-message exchange)
+    # Held before its bindings route it (a delayed-message exchange); its trials and the
+    # handoffs after its alternate's are then those of the walk that routes it afterwards.
+    held_ms: int = 0
 
 
 @attrs.frozen
@@ -139,7 +137,8 @@ class RouteTrace:
     routing_key: str
     headers: Mapping[str, Any] | None
     keys: tuple[RouteKey, ...]
-    hops: tuple[Hop, ...]  # in the order RabbitMQ visits them
+    # In the order they are visited; a held message's later hops follow the hop that held it.
+    hops: tuple[Hop, ...]
     queues: tuple[str, ...]  # each once, sorted by name as RabbitMQ returns them
 
     @property
@@ -148,123 +147,195 @@ class RouteTrace:
 
 
 def route_keys(routing_key: str, headers: Mapping[str, Any] | None) -> tuple[RouteKey, ...]:
-    """The routing key plus the sender-selected CC and BCC keys, each key once."""
-    keys = {routing_key: RouteKey(routing_key, "routing key")}
-    for header in ROUTING_HEADERS:
-        if not headers or header not in headers:
-            continue
-        value = headers[header]
-        if not isinstance(value, list | tuple):
-            kind = erlang_text.type_name(value)
-            raise InvalidRoutingHeader(
-                f'invalid message: {{unacceptable_type_in_header,"{header}",{kind}}}'
-            )
-        for key in value:
-            if isinstance(key, str):  # only longstr elements count; RabbitMQ skips the rest
-                keys.setdefault(key, RouteKey(key, header))
-    return tuple(keys.values())
+    """The keys the broker routes by (`routing_keys`), each with where it came from."""
+    cc = set(sender_selected(headers, "CC")) if headers else set()
+    return tuple(
+        RouteKey(key, "routing key" if i == 0 else "CC" if key in cc else "BCC")
+        for i, key in enumerate(routing_keys(routing_key, headers))
+    )
 
 
 def trace_route(
-    start: str,
+    start: T,
     routing_key: str,
     headers: Mapping[str, Any] | None,
     *,
-    exchange: Callable[[str], ExchangeView | None],
+    walk: Walker[T],
     destination_name: Callable[[Hashable], tuple[str, str]],
+    released_headers: Callable[[Mapping[str, Any] | None], Mapping[str, Any] | None],
 ) -> RouteTrace:
-    """Route a message from exchange ``start`` as RabbitMQ would, recording why at each hop.
+    """Route a message from `start` with the broker's `walk`, recording why at each hop.
 
-    ``exchange`` looks an exchange up by name (None if there is none); ``destination_name``
-    names a destination held by a router as ("queue", name) or ("exchange", name).
+    `destination_name` names what a router holds as ("queue", name) or ("exchange", name);
+    `released_headers` are the headers a held message is routed with when its hold ends.
+    Raises InvalidRoutingHeader for a CC or BCC header the publish would be refused for.
     """
     keys = route_keys(routing_key, headers)
+    key_names = [key.key for key in keys]
     routed_headers = headers  # what routers see: RabbitMQ strips BCC first
     if headers and "BCC" in headers:
         routed_headers = {k: v for k, v in headers.items() if k != "BCC"}
-    first = exchange(start)
-    if first is None:
-        raise UnknownExchange(f"no exchange {quote(start)}")
-
-    def name(destination: Hashable) -> Target:
-        return Target(*destination_name(destination))
-
-    pending = [(first, Reached("published"), False)]  # (exchange, how, released from a hold)
-    seen = {start}
-    queues: dict[str, None] = {}
-    hops: list[Hop] = []
-    while pending:
-        view, reached, released = pending.pop()
-        held_ms = 0 if released else view.hold_ms
-        hop = _route_at(view, reached, keys, routed_headers, name, held_ms)
-        via = view.alternate_exchange if hop.used_alternate else None
-        onward = [(Target("exchange", via), True)] if via is not None else []
-        onward += [(target, False) for target in hop.matched]
-        handoffs: list[Handoff] = []
-        for target, alternate in onward:
-            if target.kind == "queue":
-                outcome = "already queued" if target.name in queues else "queued"
-                queues[target.name] = None
-            elif target.name in seen:
-                outcome = "already visited"
-            else:
-                seen.add(target.name)  # seen even if missing, as in RabbitMQ
-                found = exchange(target.name)
-                outcome = "missing" if found is None else "visited"
-                if found is not None:
-                    how = (
-                        Reached("alternate", view.name)
-                        if alternate
-                        else Reached("bound", view.name, _binding_keys(hop, target))
-                    )
-                    pending.append((found, how, released or (held_ms > 0 and not alternate)))
-            handoffs.append(Handoff(target, outcome, alternate))
-        hops.append(attrs.evolve(hop, handoffs=tuple(handoffs)))
+    recorder: _Recorder[T] = _Recorder(keys, destination_name)
+    recorder.arrive(start, Reached("published"))
+    queues = dict.fromkeys(walk(start, key_names, routed_headers, observer=recorder))
+    for exchange, hop in recorder.take_holds():
+        recorder.resume(exchange, hop)
+        released = released_headers(routed_headers)
+        queues.update(dict.fromkeys(walk(exchange, key_names, released, observer=recorder)))
+    names = {destination_name(queue)[1] for queue in queues}
     return RouteTrace(
-        start,
+        start.name,
         routing_key,
         headers,
         keys,
-        tuple(hops),
-        tuple(sorted(queues, key=lambda q: q.encode("utf-8", "surrogatepass"))),
+        recorder.hops(),
+        tuple(sorted(names, key=lambda q: q.encode("utf-8", "surrogatepass"))),
     )
 
 
-def _route_at(
-    view: ExchangeView,
-    reached: Reached,
-    keys: tuple[RouteKey, ...],
-    headers: Mapping[str, Any] | None,
-    name: Callable[[Hashable], Target],
-    held_ms: int,
-) -> Hop:
-    router = view.router
-    tried = keys[:1] if getattr(router, "only_first_routing_key", False) else keys
-    trials: list[KeyTrial] = []
-    matched: dict[Target, None] = {}
-    for key in tried:
-        routed = tuple(name(d) for d in router.route(key.key, headers))
-        verdicts = tuple(Checked(name(v.destination), v) for v in router.explain(key.key, headers))
-        trials.append(KeyTrial(key, verdicts, routed))
-        matched.update(dict.fromkeys(routed))
+@attrs.define(eq=False)
+class _Draft:
+    """A hop while the walk is still at it."""
+
+    exchange: str
+    type_name: str
+    reached: Reached
+    alternate_exchange: str | None
+    trials: list[KeyTrial] = attrs.Factory(list)
+    matched: dict[Target, None] = attrs.Factory(dict)
+    handoffs: list[tuple[Handoff, _Draft | None]] = attrs.Factory(list)
+    held_ms: int = 0
+    used_alternate: bool = False
+    resumed: bool = False  # its hold is over: the walk of the released message goes on here
+    later: list[_Draft] = attrs.Factory(list)  # the other hops of that walk
+
+
+class _Recorder(WalkObserver[T]):
+    """Builds the hops of a trace from what the walk reports."""
+
+    def __init__(
+        self, keys: tuple[RouteKey, ...], destination_name: Callable[[Hashable], tuple[str, str]]
+    ) -> None:
+        self._keys = {key.key: key for key in keys}
+        self._destination_name = destination_name
+        self._visits: list[_Draft] = []  # of the walk from the exchange published to
+        self._into = self._visits  # where the current walk's hops go
+        self._arrivals: dict[T, _Draft] = {}  # reached and not yet visited, in this walk
+        self._current: _Draft | None = None
+        self._resuming: _Draft | None = None
+        self._holds: list[tuple[T, _Draft]] = []
+
+    def arrive(self, exchange: T, reached: Reached) -> _Draft:
+        alternate = exchange.alternate_exchange or None  # "" names none: the walk skips it
+        draft = _Draft(exchange.name, exchange.type_name, reached, alternate)
+        self._arrivals[exchange] = draft
+        return draft
+
+    def take_holds(self) -> list[tuple[T, _Draft]]:
+        holds, self._holds = self._holds, []
+        return holds
+
+    def resume(self, exchange: T, draft: _Draft) -> None:
+        """The next walk routes the message `draft`'s exchange held, now that it is released."""
+        self._resuming = draft
+        self._into = draft.later
+        self._arrivals = {}
+
+    # -- WalkObserver ---------------------------------------------------------------------------
+
+    def visiting(self, exchange: T) -> None:
+        if self._resuming is not None:
+            self._current, self._resuming = self._resuming, None
+            self._current.resumed = True
+            return
+        self._current = self._arrivals.pop(exchange)
+        self._into.append(self._current)
+
+    def held(self, exchange: T, delay_ms: int) -> None:
+        assert self._current is not None
+        self._current.held_ms = delay_ms
+        if self._into is self._visits:  # a released message is not held again
+            self._holds.append((exchange, self._current))
+
+    def tried(
+        self,
+        exchange: T,
+        key: str,
+        headers: Mapping[str, Any] | None,
+        routed: Collection[Hashable],
+    ) -> None:
+        assert self._current is not None
+        verdicts = tuple(
+            Checked(self._name(v.destination), v) for v in exchange.router.explain(key, headers)
+        )
+        targets = tuple(self._name(destination) for destination in routed)
+        self._current.trials.append(KeyTrial(self._keys[key], verdicts, targets))
+        self._current.matched.update(dict.fromkeys(targets))
+
+    def to_alternate(self, exchange: T, name: str, alternate: T | None, outcome: Outcome) -> None:
+        draft = self._current
+        assert draft is not None
+        draft.used_alternate = True
+        onward = None
+        if alternate is not None and outcome == "visited":
+            onward = self.arrive(alternate, Reached("alternate", exchange.name))
+        handoff = Handoff(Target("exchange", name), outcome, True, after_hold=draft.resumed)
+        draft.handoffs.append((handoff, onward))
+
+    def to_destination(self, exchange: T, destination: Hashable, outcome: Outcome) -> None:
+        draft = self._current
+        assert draft is not None
+        target = self._name(destination)
+        onward = None
+        if outcome == "visited":
+            how = Reached("bound", exchange.name, _binding_keys(draft, target))
+            onward = self.arrive(destination, how)  # type: ignore[arg-type]  # an exchange
+        draft.handoffs.append((Handoff(target, outcome), onward))
+
+    # -- the result -----------------------------------------------------------------------------
+
+    def hops(self) -> tuple[Hop, ...]:
+        ordered: list[_Draft] = []
+
+        def add(draft: _Draft) -> None:
+            ordered.append(draft)
+            for later in draft.later:
+                add(later)
+
+        for draft in self._visits:
+            add(draft)
+        index = {id(draft): i for i, draft in enumerate(ordered)}
+        keys = tuple(self._keys.values())
+        return tuple(_hop(draft, index, keys) for draft in ordered)
+
+    def _name(self, destination: Hashable) -> Target:
+        return Target(*self._destination_name(destination))
+
+
+def _hop(draft: _Draft, index: dict[int, int], keys: tuple[RouteKey, ...]) -> Hop:
+    handoffs = tuple(
+        handoff if onward is None else attrs.evolve(handoff, hop=index[id(onward)])
+        for handoff, onward in draft.handoffs
+    )
     return Hop(
-        view.name,
-        view.type_name,
-        reached,
-        tuple(trials),
-        tuple(matched),
-        view.alternate_exchange,
-        used_alternate=(not matched or held_ms > 0) and view.alternate_exchange is not None,
-        handoffs=(),
-        untried=keys[len(tried) :],
-        held_ms=held_ms,
+        draft.exchange,
+        draft.type_name,
+        draft.reached,
+        tuple(draft.trials),
+        tuple(draft.matched),
+        draft.alternate_exchange,
+        draft.used_alternate,
+        handoffs,
+        # Keys after those tried: an exchange type that routes by the routing key alone.
+        untried=keys[len(draft.trials) :] if draft.trials else (),
+        held_ms=draft.held_ms,
     )
 
 
-def _binding_keys(hop: Hop, target: Target) -> tuple[str, ...]:
+def _binding_keys(draft: _Draft, target: Target) -> tuple[str, ...]:
     found = {
         checked.verdict.binding_key: None
-        for trial in hop.trials
+        for trial in draft.trials
         for checked in trial.verdicts
         if checked.target == target and checked.verdict.matched
     }
@@ -277,9 +348,8 @@ def _binding_keys(hop: Hop, target: Target) -> tuple[str, ...]:
 def render(trace: RouteTrace) -> str:
     """The trace as an indented plain-text story: hop by hop, binding by binding."""
     lines = [_describe_message(trace)]
-    by_name = {hop.exchange: hop for hop in trace.hops}
     if trace.hops:
-        _render_hop(trace.hops[0], by_name, 0, lines)
+        _render_hop(trace.hops[0], trace.hops, 0, lines)
     if trace.queues:
         noun = "queue" if len(trace.queues) == 1 else "queues"
         lines.append(f"final: {noun} " + ", ".join(quote(q) for q in trace.queues))
@@ -310,7 +380,7 @@ def _arrival(hop: Hop) -> str:
     return f"bound from {quote(reached.via or '')}" + (f" with key {keys}" if keys else "")
 
 
-def _render_hop(hop: Hop, by_name: dict[str, Hop], depth: int, lines: list[str]) -> None:
+def _render_hop(hop: Hop, hops: tuple[Hop, ...], depth: int, lines: list[str]) -> None:
     pad = "  " * depth
     arrow = "→ " if depth else ""
     lines.append(f"{pad}{arrow}{_exchange_label(hop.exchange)} ({hop.type_name}): {_arrival(hop)}")
@@ -342,7 +412,7 @@ def _render_hop(hop: Hop, by_name: dict[str, Hop], depth: int, lines: list[str])
     if not hop.matched and hop.alternate_exchange is None:
         lines.append(f"{inner}no binding matched, and there is no alternate exchange")
     for handoff in hop.handoffs:
-        _render_handoff(handoff, by_name, depth + 1, lines, held=hop.held_ms > 0)
+        _render_handoff(handoff, hops, depth + 1, lines, held=hop.held_ms > 0)
 
 
 def _same_outcome(one: KeyTrial, other: KeyTrial) -> bool:
@@ -365,12 +435,15 @@ def _render_verdicts(trial: KeyTrial, pad: str, lines: list[str]) -> None:
 
 
 def _render_handoff(
-    handoff: Handoff, by_name: dict[str, Hop], depth: int, lines: list[str], *, held: bool
+    handoff: Handoff, hops: tuple[Hop, ...], depth: int, lines: list[str], *, held: bool
 ) -> None:
     pad = "  " * depth
     target, outcome = handoff.target, handoff.outcome
     if handoff.alternate:
-        lead = f"{pad}{'held, so nothing routed yet' if held else 'no binding matched'}: "
+        if handoff.after_hold:
+            lead = f"{pad}when the hold ends, no binding matches: "
+        else:
+            lead = f"{pad}{'held, so nothing routed yet' if held else 'no binding matched'}: "
         if outcome == "visited":
             lines.append(f"{lead}falling back to alternate exchange {quote(target.name)}")
         elif outcome == "missing":
@@ -381,12 +454,11 @@ def _render_handoff(
                 "so the message goes no further from here"
             )
     if outcome == "visited":
-        _render_hop(by_name[target.name], by_name, depth, lines)
+        assert handoff.hop is not None
+        _render_hop(hops[handoff.hop], hops, depth, lines)
     elif handoff.alternate:
         return
     elif outcome == "already visited":
         lines.append(f"{pad}↺ {target} was already visited: not routed through again")
-    elif outcome == "missing":
-        lines.append(f"{pad}✗ {target} does not exist: skipped")
     elif outcome == "already queued":
         lines.append(f"{pad}= {target} already has a copy: each queue gets one")

@@ -6,7 +6,10 @@ import re
 from collections.abc import Collection, Hashable, Iterator, Mapping
 from typing import Any, NoReturn
 
+import attrs
+
 from exchanges import ROUTERS, BindingVerdict, Router
+from exchanges.explain import quote
 from vhosts.errors import CommandInvalid
 from vhosts.queue_settings import resolve_alternate_exchange
 
@@ -42,6 +45,14 @@ def delay_of(headers: Mapping[str, Any] | None) -> int:
 
 
 _ERLANG_INTEGER = re.compile(r"[+-]?[0-9]+")  # what binary_to_integer takes
+
+
+def released_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The headers a delayed message is routed with when its delay ends: x-delay is now minus
+    the delay, as the plugin marks it (so it is not held again, and consumers can tell)."""
+    released = dict(headers or {})
+    released["x-delay"] = -delay_of(headers)
+    return released
 
 
 class Exchange:
@@ -138,7 +149,19 @@ class DefaultRouter:
         return False
 
     def explain(self, routing_key: str, headers: Mapping[str, Any] | None) -> list[BindingVerdict]:
-        return []
+        routed = self.route(routing_key, headers)
+        if not routed:
+            reason = "no queue has this name (the default exchange binds each queue by its name)"
+            return [BindingVerdict(_Absent(routing_key), routing_key, {}, False, reason)]
+        reason = f"the default exchange binds every queue by its own name: {quote(routing_key)}"
+        return [BindingVerdict(queue, routing_key, {}, True, reason) for queue in routed]
 
     def __len__(self) -> int:
         return 0
+
+
+@attrs.frozen
+class _Absent:
+    """The queue a default-exchange key names when there is none, so a verdict can say so."""
+
+    name: str

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import functools
 import os
-from collections.abc import Collection, Hashable, Iterable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from exchanges import ROUTERS, InvalidArguments, InvalidBinding
-from exchanges.erlang_text import type_name as amqp_type_name
+from exchanges.walk import InvalidRoutingHeader, WalkObserver, routing_keys, sender_selected
+from exchanges.walk import walk as routing_walk
 from vhosts.arguments import check_arguments_equivalence, check_queue_equivalence
 from vhosts.clock import Clock
 from vhosts.dead_letter import dead_lettered, is_death_cycle
@@ -20,7 +22,7 @@ from vhosts.exchange import (
     STANDARD_EXCHANGES,
     DefaultRouter,
     Exchange,
-    delay_of,
+    released_headers,
 )
 from vhosts.message import Message, evolve
 from vhosts.policies import Policy, PolicySet
@@ -406,7 +408,7 @@ class VirtualHost:
             # BCC adds routing keys, but is removed before routing: no binding, and no
             # receiver, ever sees it.
             keys = _routing_keys(message.routing_key, headers)
-            message.bcc = tuple(_sender_selected(headers, "BCC"))
+            message.bcc = tuple(sender_selected(headers, "BCC"))
             message.drop_header("BCC")
             queues = self._walk(exchange, keys, message.properties.headers, message)
         else:
@@ -429,8 +431,9 @@ class VirtualHost:
         """The queues a message reaches, each once; a delayed-message exchange on the way holds
         `message` instead of routing it.
 
-        The usual case is one router lookup. Exchange-to-exchange bindings, alternate exchanges,
-        delays and the CC/BCC headers (more routing keys) take the full walk.
+        The usual case is one router lookup, with the same outcome as the walk's. Exchange-to-
+        exchange bindings, alternate exchanges, delays and the CC/BCC headers (more routing
+        keys) take the walk.
         """
         if not (headers and ("CC" in headers or "BCC" in headers)):
             destinations = exchange.router.route(routing_key, headers)
@@ -445,6 +448,27 @@ class VirtualHost:
             keys = _routing_keys(routing_key, headers)
         return self._walk(exchange, keys, headers, message)
 
+    def walk(
+        self,
+        start: Exchange,
+        keys: Sequence[str],
+        headers: Mapping[str, Any] | None,
+        *,
+        on_hold: Callable[[Exchange, int], object] | None = None,
+        observer: WalkObserver[Exchange] | None = None,
+    ) -> Collection[Queue | ReplyQueue]:
+        """RabbitMQ's routing walk (`exchanges.walk`) over this vhost's exchanges: what the
+        broker routes by, and what the explainer records."""
+        return routing_walk(  # type: ignore[return-value]  # not an exchange: a queue
+            start,
+            keys,
+            headers,
+            exchange_named=self.exchanges.get,
+            exchange_type=Exchange,
+            on_hold=on_hold,
+            observer=observer,
+        )
+
     def _walk(
         self,
         start: Exchange,
@@ -452,38 +476,10 @@ class VirtualHost:
         headers: dict[str, Any] | None,
         message: Message | None = None,
     ) -> Collection[Queue]:
-        """RabbitMQ's routing walk: each exchange once; an exchange whose own bindings match
-        nothing hands the message to its alternate exchange.
-
-        A delayed-message exchange anywhere on the way (the first, one bound to another, a
-        dead-letter exchange) holds a message with a positive x-delay and routes it nowhere for
-        now, as the plugin does; that is also when its alternate exchange gets a copy.
-        """
-        queues: dict[Queue, None] = {}
-        seen = {start}
-        pending = [start]
-        while pending:
-            exchange = pending.pop(0)
-            router = exchange.router
-            destinations: dict[Hashable, None] = {}
-            if message is None or not (exchange.delayed and self._held(exchange, message)):
-                for key in keys[:1] if router.only_first_routing_key else keys:
-                    destinations.update(dict.fromkeys(router.route(key, headers)))
-            # An alternate exchange named "" routes nothing in RabbitMQ: it is never the
-            # default exchange.
-            if not destinations and exchange.alternate_exchange:
-                alternate = self.exchanges.get(exchange.alternate_exchange)
-                if alternate is not None and alternate not in seen:
-                    seen.add(alternate)
-                    pending.append(alternate)
-            for destination in destinations:
-                if isinstance(destination, Exchange):
-                    if destination not in seen:
-                        seen.add(destination)
-                        pending.append(destination)
-                else:  # a queue, or a channel's direct reply-to consumer
-                    queues[cast(Queue, destination)] = None
-        return queues.keys()
+        """The walk, with `message` held by a delayed-message exchange anywhere on the way (the
+        first, one bound to another, a dead-letter exchange), as the plugin holds it."""
+        on_hold = None if message is None else functools.partial(self._hold_for, message)
+        return self.walk(start, keys, headers, on_hold=on_hold)  # type: ignore[return-value]
 
     # -- dead letters and delayed messages -------------------------------------------------------
 
@@ -507,7 +503,8 @@ class VirtualHost:
             headers = message.properties.headers
             targets: Iterable[Queue]
             if message.bcc:  # routed by every key it was published with, as RabbitMQ does
-                keys = [*_routing_keys(message.routing_key, headers or {}), *message.bcc]
+                keys = _routing_keys(message.routing_key, headers)
+                keys += [key for key in message.bcc if key not in keys]
                 targets = self._walk(exchange, keys, headers, message)
             else:
                 targets = self.route(exchange, message.routing_key, headers, message)
@@ -516,13 +513,8 @@ class VirtualHost:
             for target in targets:
                 target.enqueue(message)
 
-    def _held(self, exchange: Exchange, message: Message) -> bool:
-        """Whether the delayed-message `exchange` keeps `message` back (it has an x-delay)."""
-        delay = exchange.hold_ms(message.properties.headers)
-        if delay <= 0:
-            return False
-        self._hold(exchange, message, self.clock.now() + delay / 1000)
-        return True
+    def _hold_for(self, message: Message, exchange: Exchange, delay_ms: int) -> None:
+        self._hold(exchange, message, self.clock.now() + delay_ms / 1000)
 
     def _hold(
         self, exchange: Exchange, message: Message, release_at: float, held_id: int | None = None
@@ -591,28 +583,18 @@ class VirtualHost:
         return policy.definition if policy is not None else None
 
 
-def _routing_keys(routing_key: str, headers: dict[str, Any]) -> list[str]:
-    return [routing_key, *_sender_selected(headers, "CC"), *_sender_selected(headers, "BCC")]
-
-
-def _sender_selected(headers: dict[str, Any], name: str) -> list[str]:
-    """The extra routing keys of a CC or BCC header (RabbitMQ's sender-selected distribution)."""
-    value = headers.get(name)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise PreconditionFailed(
-            f'invalid message: {{unacceptable_type_in_header,"{name}",{amqp_type_name(value)}}}'
-        )
-    return [key for key in value if isinstance(key, str)]
+def _routing_keys(routing_key: str, headers: Mapping[str, Any] | None) -> list[str]:
+    try:
+        return routing_keys(routing_key, headers)
+    except InvalidRoutingHeader as error:
+        raise PreconditionFailed(error.text) from None
 
 
 def _released(message: Message) -> Message:
     """The message a delayed exchange routes when its delay is over: its x-delay is now minus
     the delay, as the plugin marks it (so it is not held again, and consumers can tell)."""
     properties = message.properties
-    headers = dict(properties.headers or {})
-    headers["x-delay"] = -delay_of(headers)
+    headers = released_headers(properties.headers)
     if message.bcc:  # stripped before routing, but its keys still count when the delay ends
         headers["BCC"] = list(message.bcc)
     copy = Message(
