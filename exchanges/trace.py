@@ -179,7 +179,7 @@ def trace_route(
     recorder.arrive(start, Reached("published"))
     queues = dict.fromkeys(walk(start, key_names, routed_headers, observer=recorder))
     for exchange, hop in recorder.take_holds():
-        recorder.resume(exchange, hop)
+        recorder.resume(hop)
         released = released_headers(routed_headers)
         queues.update(dict.fromkeys(walk(exchange, key_names, released, observer=recorder)))
     names = {destination_name(queue)[1] for queue in queues}
@@ -235,7 +235,7 @@ class _Recorder(WalkObserver[T]):
         holds, self._holds = self._holds, []
         return holds
 
-    def resume(self, exchange: T, draft: _Draft) -> None:
+    def resume(self, draft: _Draft) -> None:
         """The next walk routes the message `draft`'s exchange held, now that it is released."""
         self._resuming = draft
         self._into = draft.later

@@ -28,8 +28,8 @@ class View:
     delayed: bool = False
 
     def hold_ms(self, headers: Mapping[str, Any] | None) -> int:
-        delay = (headers or {}).get("x-delay", 0)
-        return delay if self.delayed and delay > 0 else 0
+        delay: int = (headers or {}).get("x-delay", 0)
+        return max(delay, 0)
 
 
 def released(headers: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import os
-from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from exchanges import ROUTERS, InvalidArguments, InvalidBinding
@@ -410,7 +410,7 @@ class VirtualHost:
             keys = _routing_keys(message.routing_key, headers)
             message.bcc = tuple(sender_selected(headers, "BCC"))
             message.drop_header("BCC")
-            queues = self._walk(exchange, keys, message.properties.headers, message)
+            queues = self.walk(exchange, keys, message.properties.headers, message)
         else:
             queues = self.route(exchange, message.routing_key, headers, message)
         if not queues:
@@ -446,19 +446,27 @@ class VirtualHost:
             keys = [routing_key]
         else:
             keys = _routing_keys(routing_key, headers)
-        return self._walk(exchange, keys, headers, message)
+        return self.walk(exchange, keys, headers, message)
 
     def walk(
         self,
         start: Exchange,
         keys: Sequence[str],
         headers: Mapping[str, Any] | None,
+        message: Message | None = None,
         *,
-        on_hold: Callable[[Exchange, int], object] | None = None,
         observer: WalkObserver[Exchange] | None = None,
-    ) -> Collection[Queue | ReplyQueue]:
-        """RabbitMQ's routing walk (`exchanges.walk`) over this vhost's exchanges: what the
-        broker routes by, and what the explainer records."""
+    ) -> Collection[Queue]:
+        """RabbitMQ's routing walk (`exchanges.walk`) over this vhost's exchanges: the broker
+        routes by it whatever takes more than one router lookup, and the explainer records it.
+
+        A delayed-message exchange anywhere on the way (the first, one bound to another, a
+        dead-letter exchange) holds `message`, as the plugin does; with no message (explaining),
+        what is held goes nowhere for now.
+        """
+        on_hold = None
+        if message is not None and headers and "x-delay" in headers:  # else nothing holds it
+            on_hold = functools.partial(self._hold_for, message)
         return routing_walk(  # type: ignore[return-value]  # not an exchange: a queue
             start,
             keys,
@@ -468,18 +476,6 @@ class VirtualHost:
             on_hold=on_hold,
             observer=observer,
         )
-
-    def _walk(
-        self,
-        start: Exchange,
-        keys: list[str],
-        headers: dict[str, Any] | None,
-        message: Message | None = None,
-    ) -> Collection[Queue]:
-        """The walk, with `message` held by a delayed-message exchange anywhere on the way (the
-        first, one bound to another, a dead-letter exchange), as the plugin holds it."""
-        on_hold = None if message is None else functools.partial(self._hold_for, message)
-        return self.walk(start, keys, headers, on_hold=on_hold)  # type: ignore[return-value]
 
     # -- dead letters and delayed messages -------------------------------------------------------
 
@@ -505,7 +501,7 @@ class VirtualHost:
             if message.bcc:  # routed by every key it was published with, as RabbitMQ does
                 keys = _routing_keys(message.routing_key, headers)
                 keys += [key for key in message.bcc if key not in keys]
-                targets = self._walk(exchange, keys, headers, message)
+                targets = self.walk(exchange, keys, headers, message)
             else:
                 targets = self.route(exchange, message.routing_key, headers, message)
             if reason != "rejected":  # an automatic loop back to a queue ends there
