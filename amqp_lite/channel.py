@@ -44,7 +44,6 @@ class ChannelHost(Protocol):
     """What a channel needs of its connection."""
 
     frame_max: int
-    last_queue_name: str
 
     def send(self, data: bytes) -> None: ...
 
@@ -100,7 +99,7 @@ class Channel:
             reply_address=self._reply_address,
         )
         self.content = ContentAssembler(self.publisher.publish)
-        topology = Topology(
+        self._topology = topology = Topology(
             vhost, user, host, send=send, reply_when_stored=output.reply_when_stored
         )
         self._send = send
@@ -168,6 +167,8 @@ class Channel:
         handler = self._handlers.get(type(method))
         if handler is None:
             raise CommandInvalid(f"unexpected method {method.NAME} on a channel")
+        if type(method) in _NAMING_A_QUEUE:
+            self._topology.expand_shortcuts(method)
         handler(method)
 
     def handle_header(self, frame: HeaderFrame) -> None:
@@ -264,3 +265,16 @@ class Channel:
 
     def _channel_flow_ok(self, method: Any) -> None:
         pass  # we never ask clients to stop publishing
+
+
+# Methods whose empty queue name means the channel's last declared queue.
+_NAMING_A_QUEUE = frozenset(
+    {
+        methods.BasicGet,
+        methods.BasicConsume,
+        methods.QueueDelete,
+        methods.QueuePurge,
+        methods.QueueBind,
+        methods.QueueUnbind,
+    }
+)

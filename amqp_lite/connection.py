@@ -101,7 +101,6 @@ class ServerConnection:
         self.client_properties: dict[str, Any] = {}
         self.channels: dict[int, Channel] = {}
         self.exclusive_queues: set[Queue] = set()
-        self.last_queue_name = ""
         # Called when output appears while the buffer was empty: the I/O layer's writer wakes.
         self.on_output: Callable[[], None] = _ignore
 

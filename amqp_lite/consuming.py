@@ -68,8 +68,8 @@ class Consumers:
         if method.queue == REPLY_TO:
             self._consume_replies(method)
             return
+        self._user.check(self._vhost.name, "read", "queue", method.queue)  # before looking
         queue = self._queue(method.queue)
-        self._user.check(self._vhost.name, "read", "queue", queue.name)
         tag = self._new_tag(method.consumer_tag)
         consumer = ChannelConsumer(
             self._deliveries,
@@ -139,8 +139,8 @@ class Consumers:
             self._vhost.remove_queue(queue)
 
     def basic_get(self, method: Any) -> None:
+        self._user.check(self._vhost.name, "read", "queue", method.queue)  # before looking
         queue = self._queue(method.queue)
-        self._user.check(self._vhost.name, "read", "queue", queue.name)
         entry = queue.get(no_ack=method.no_ack)
         if entry is None:
             self._send(methods.BasicGetEmpty())

@@ -1,7 +1,7 @@
 """Publishing: a complete basic.publish becomes a routed message.
 
-Checks what RabbitMQ checks once the content is whole (the exchange, internal, write
-permission), turns the content into a `Message`, addresses direct reply-to replies, routes
+Checks what RabbitMQ checks once the content is whole (write permission, the exchange,
+internal), turns the content into a `Message`, addresses direct reply-to replies, routes
 (or holds the publish for tx.commit), returns unroutable mandatory messages and counts the
 publish for confirms.
 """
@@ -49,10 +49,12 @@ class Publisher:
         if method.immediate:
             raise NotImplementedFeature("immediate=true")
         vhost = self._vhost
+        # As RabbitMQ: refused before looking, so a missing exchange is 403 to whoever may not
+        # write to it, and the default exchange is checked as amq.default.
+        self._user.check(vhost.name, "write", "exchange", method.exchange)
         exchange = vhost.exchange(method.exchange)
         if exchange.internal:
             raise AccessRefused(f"cannot publish to internal {exchange.describe()}")
-        self._user.check(vhost.name, "write", "exchange", method.exchange)
         message = Message(method.exchange, method.routing_key, properties, body, raw_properties)
         if properties.expiration is not None:
             message.ttl = parse_expiration(properties.expiration)

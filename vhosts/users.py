@@ -14,6 +14,9 @@ import attrs
 
 from vhosts.errors import AccessRefused
 
+# The name RabbitMQ checks permissions against for the default exchange, whose name is "".
+DEFAULT_EXCHANGE_PERMISSION_NAME = "amq.default"
+
 
 @attrs.define
 class Permission:
@@ -80,7 +83,13 @@ class User:
         return vhost in self.permissions
 
     def check(self, vhost: str, kind: str, resource_kind: str, name: str) -> None:
-        """Raise 403 unless this user has `kind` (configure/write/read) on the resource."""
+        """Raise 403 unless this user has `kind` (configure/write/read) on the resource.
+
+        The default exchange is checked, and named in the refusal, as `amq.default`: its own
+        name, "", would be allowed by a pattern such as `^$`, meant to allow nothing.
+        """
+        if not name and resource_kind == "exchange":
+            name = DEFAULT_EXCHANGE_PERMISSION_NAME
         permission = self.permissions.get(vhost)
         if permission is None or not permission.allows(kind, name):
             raise AccessRefused(

@@ -130,8 +130,8 @@ class VirtualHost:
     ) -> Exchange:
         if name == DEFAULT_EXCHANGE:
             raise AccessRefused("operation not permitted on the default exchange")
-        if not passive and type_name not in EXCHANGE_TYPES:
-            raise CommandInvalid(f"unknown exchange type '{type_name}'")
+        if not passive:
+            self.check_exchange_type(type_name)
         existing = self.exchanges.get(name)
         if passive:
             if existing is None:
@@ -142,8 +142,7 @@ class VirtualHost:
                 existing, type_name, durable, auto_delete, internal, arguments or {}
             )
             return existing
-        if name.startswith("amq."):
-            raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        self.check_exchange_name(name)
         validate_exchange_arguments(
             type_name,
             arguments or {},
@@ -172,14 +171,31 @@ class VirtualHost:
         self.events.exchange_created.emit(exchange)
         return exchange
 
-    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+    @staticmethod
+    def check_exchange_type(type_name: str) -> None:
+        if type_name not in EXCHANGE_TYPES:
+            raise CommandInvalid(f"unknown exchange type '{type_name}'")
+
+    @staticmethod
+    def check_exchange_name(name: str) -> None:
+        """A new exchange may not take a name of the reserved `amq.` prefix."""
+        if name.startswith("amq."):
+            raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+
+    def check_exchange_deletable(self, name: str) -> None:
+        """Neither the default exchange nor any amq.* name may be deleted.
+
+        RabbitMQ refuses by prefix, before looking: even an amq.* name that is not there.
+        """
         if name == DEFAULT_EXCHANGE:
             raise AccessRefused("operation not permitted on the default exchange")
-        # RabbitMQ refuses by prefix, before looking: even an amq.* name that is not there.
         if name.startswith("amq."):
             raise AccessRefused(
                 f"deletion of system exchange '{name}' in vhost '{self.name}' not allowed"
             )
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        self.check_exchange_deletable(name)
         exchange = self.exchanges.get(name)
         if exchange is None:
             return  # RabbitMQ answers delete-ok for an exchange that is not there
@@ -220,18 +236,19 @@ class VirtualHost:
         exclusive: bool = False,
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
+        server_named: bool = False,
     ) -> Queue:
+        """Declare queue `name`; "" makes a server-named one, as does a name from
+        `new_queue_name` given with `server_named=True`."""
         arguments = arguments or {}
         if passive:
             queue = self.queue(name, owner)
             queue.touch()
             return queue
-        generated = not name
-        if generated:
-            name = self._generate_queue_name()
-        elif name.startswith("amq."):
-            # Checked before looking, as RabbitMQ does: even a server-named queue that exists.
-            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        if not name:
+            name = self.new_queue_name()
+        elif not server_named:
+            self.check_queue_name(name)
         existing = self.queues.get(name)
         if existing is not None:
             # Another connection's queue, or the exclusive flag differs either way: 405.
@@ -276,7 +293,15 @@ class VirtualHost:
         settings = resolve_queue_settings(arguments, self._policy_definition("queue", name))
         return Queue(self.name, name, settings=settings, host=self, **options)
 
-    def _generate_queue_name(self) -> str:
+    @staticmethod
+    def check_queue_name(name: str) -> None:
+        """Names of the reserved `amq.` prefix are refused before looking, as RabbitMQ does:
+        even a server-named queue that exists."""
+        if name.startswith("amq."):
+            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+
+    def new_queue_name(self) -> str:
+        """A fresh server-made queue name, `amq.gen-` and 22 random characters."""
         while True:
             token = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
             name = f"amq.gen-{token}"
