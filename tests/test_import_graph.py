@@ -28,7 +28,9 @@ Graph = dict[str, set[str]]  # module -> what it imports, both dotted names
 def _modules(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:
     found = {}
     for package in packages:
-        for path in sorted((root / package).rglob("*.py")):
+        # A stub with no module beside it (the spec-built classes' types) is read like one.
+        stubs = [p for p in (root / package).rglob("*.pyi") if not p.with_suffix(".py").exists()]
+        for path in sorted([*(root / package).rglob("*.py"), *stubs]):
             parts = list(path.relative_to(root).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()

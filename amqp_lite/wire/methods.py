@@ -20,12 +20,13 @@ import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from io import BytesIO
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
 from amqp_lite.errors import BrokerError, FrameError, NotImplementedFeature
 from amqp_lite.wire import _fast
+from amqp_lite.wire.method_base import Method
 from amqp_lite.wire.spec import METHODS, METHODS_BY_ID, METHODS_BY_NAME, MethodSpec
 
 __all__ = ["Method", "by_id", "by_name", "decode_method", "encode_args"]
@@ -35,21 +36,6 @@ if TYPE_CHECKING:
     from amqp_lite.wire.spec_types import *  # noqa: F403
 
 _pack = struct.pack
-
-
-class Method:
-    """Base of the generated method classes."""
-
-    __slots__ = ()
-    CLASS_ID: ClassVar[int]
-    METHOD_ID: ClassVar[int]
-    NAME: ClassVar[str]
-    SYNCHRONOUS: ClassVar[bool]
-    HAS_CONTENT: ClassVar[bool]
-    RESPONSES: ClassVar[tuple[str, ...]]
-    SPEC: ClassVar[MethodSpec]
-    # (channel, method) -> whole method frame, for the few methods with a hand-written encoder
-    _FAST_ENCODE: ClassVar[staticmethod[[int, Any], bytes] | None] = None
 
 
 _DEFAULTS: dict[str, Any] = {

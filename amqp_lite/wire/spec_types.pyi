@@ -3,7 +3,7 @@
 
 from typing import Any
 
-from amqp_lite.wire.methods import Method
+from amqp_lite.wire.method_base import Method
 
 __all__ = [
     "BasicAck",

@@ -36,7 +36,7 @@ _HEADER = '''\
 
 from typing import Any
 
-from amqp_lite.wire.methods import Method
+from amqp_lite.wire.method_base import Method
 '''
 
 
