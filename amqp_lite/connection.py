@@ -4,6 +4,11 @@
 client (replies, deliveries from other connections' publishes, confirms) gathers in an output
 buffer that the I/O layer drains with `data_to_send`. This module is the one boundary where a
 `BrokerError` becomes channel.close or connection.close.
+
+The I/O layer keeps the time and asks the connection everything else: when to give up reading
+(`read_deadline`, then `read_timed_out`), how often to send a heartbeat (`heartbeat_interval`,
+then `send_heartbeat`), whether to read at all for now (`reading_paused`, and `on_reading_resumed`
+when that ends) and when to hang up (`wants_socket_closed`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import math
 import platform
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,6 +28,7 @@ from amqp_lite.version import __version__
 from amqp_lite.wire import methods
 from amqp_lite.wire.fields import decode_table
 from amqp_lite.wire.frames import (
+    HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
     BodyFrame,
     Frame,
@@ -43,6 +50,12 @@ HEARTBEAT = 60
 # Deliveries pause for a connection whose unsent output passes this, so one slow reader
 # cannot make the broker buffer without bound.
 OUTPUT_HIGH_WATER = 1 << 20
+# Reading from the client pauses while its unsent output passes this: replies, confirms and
+# returns are not held back like deliveries, so a client that sends without reading is slowed
+# (TCP pushes back on it) instead of buffered for.
+READ_PAUSE_BACKLOG = 4 * OUTPUT_HIGH_WATER
+HANDSHAKE_TIMEOUT = 10.0  # seconds a client has, in all, from connecting to connection.open
+CLOSE_TIMEOUT = 3.0  # seconds we wait for close-ok after sending connection.close
 
 SHUTDOWN_TEXT = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
 
@@ -103,6 +116,8 @@ class ServerConnection:
         self.exclusive_queues: set[Queue] = set()
         # Called when output appears while the buffer was empty: the I/O layer's writer wakes.
         self.on_output: Callable[[], None] = _ignore
+        # Called when `reading_paused` turns false: the I/O layer's reader wakes.
+        self.on_reading_resumed: Callable[[], None] = _ignore
 
         self._decoder = FrameDecoder(frame_max=FRAME_MAX)
         self._header = b""
@@ -114,6 +129,9 @@ class ServerConnection:
         # Server-started methods (basic.cancel) held while a method's reply is still to come.
         self._held: list[tuple[Channel, Any]] | None = None
         self._released = False
+        # On the I/O layer's clock, fixed when it first asks (see read_deadline).
+        self._handshake_deadline: float | None = None
+        self._close_deadline: float | None = None
 
     # -- the I/O layer's interface ---------------------------------------------------------------
 
@@ -142,9 +160,12 @@ class ServerConnection:
         if not output:
             return b""
         was_full = self._output_size >= OUTPUT_HIGH_WATER
+        was_paused = self.reading_paused
         data = output[0] if len(output) == 1 else b"".join(output)
         self._output = []
         self._output_size = 0
+        if was_paused and not self.reading_paused:
+            self.on_reading_resumed()
         if was_full and self.state is State.OPEN:
             for channel in list(self.channels.values()):
                 channel.resume_consumers()
@@ -154,6 +175,58 @@ class ServerConnection:
     def wants_socket_closed(self) -> bool:
         """Close the socket once `data_to_send` is empty."""
         return self.state is State.CLOSED
+
+    @property
+    def output_pending(self) -> int:
+        """Bytes waiting for the I/O layer to send them."""
+        return self._output_size
+
+    @property
+    def reading_paused(self) -> bool:
+        """Should the I/O layer stop reading from the client for now?
+
+        True while the client is far behind reading what we send (see READ_PAUSE_BACKLOG).
+        `on_reading_resumed` is called when it turns false again.
+        """
+        return self._output_size >= READ_PAUSE_BACKLOG
+
+    def read_deadline(self, now: float) -> float:
+        """When to stop waiting for the client's next bytes, on the I/O layer's clock (`now` is
+        its time at the call), then call `read_timed_out`. math.inf: wait for ever.
+
+        The handshake has HANDSHAKE_TIMEOUT in all, however slowly its bytes come; an open
+        connection with heartbeats, two intervals from each read; a closing one, CLOSE_TIMEOUT
+        for close-ok.
+        """
+        state = self.state
+        if state is State.OPEN:
+            return now + 2 * self.heartbeat if self.heartbeat else math.inf
+        if state is State.CLOSING:
+            if self._close_deadline is None:
+                self._close_deadline = now + CLOSE_TIMEOUT
+            return self._close_deadline
+        if self._handshake_deadline is None:
+            self._handshake_deadline = now + HANDSHAKE_TIMEOUT
+        return self._handshake_deadline
+
+    def read_timed_out(self) -> bool:
+        """The read deadline passed: the connection is over, without a word (as RabbitMQ drops
+        it). Returns True when that means the client missed its heartbeats."""
+        missed_heartbeats = self.state is State.OPEN
+        self.connection_lost()
+        return missed_heartbeats
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds the I/O layer lets pass without sending anything before it calls
+        `send_heartbeat` (math.inf: no heartbeats)."""
+        if self.state is State.OPEN and self.heartbeat:
+            return self.heartbeat / 2
+        return math.inf
+
+    def send_heartbeat(self) -> None:
+        if self.state is State.OPEN:
+            self.send(HEARTBEAT_FRAME)
 
     def close(self, reply_code: int = 320, text: str = SHUTDOWN_TEXT) -> None:
         """Begin a server-side close (shutdown, vhost deleted): connection.close, then wait."""

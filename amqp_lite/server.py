@@ -3,7 +3,8 @@
 Each connection gets two tasks: a reader that feeds whatever one `receive_some` returns to the
 sans-IO connection (so a burst of publishes is one call, and its confirms one ack), and a writer
 that sends everything buffered in one `send_all` and sends heartbeats when the line is quiet.
-No task per message, no syscall per frame.
+No task per message, no syscall per frame. What to do when (timeouts, heartbeats, pausing the
+reader, hanging up) the connection decides; this layer only keeps the time.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from typing import TypeVar
 
 import trio
 
-from amqp_lite.connection import ServerConnection, State
-from amqp_lite.wire.frames import HEARTBEAT_FRAME
+from amqp_lite.connection import CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, ServerConnection
 from vhosts import Node
 from vhosts.store import Store
 
@@ -25,9 +25,9 @@ log = logging.getLogger("amqp_lite.server")
 
 T = TypeVar("T")
 
+__all__ = ["CLOSE_TIMEOUT", "HANDSHAKE_TIMEOUT", "Server"]
+
 RECEIVE_SIZE = 256 * 1024
-HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to finish connection.open
-CLOSE_TIMEOUT = 3.0  # seconds we wait for close-ok after sending connection.close
 INTERNAL_ERROR_TEXT = "INTERNAL_ERROR - internal error"
 # accept() failing with one of these means the process or system is out of something (file
 # descriptors, most often): wait and try again, from ACCEPT_RETRY up to ACCEPT_RETRY_MAX apart.
@@ -165,7 +165,7 @@ class Server:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write, stream, connection, wakeup, nursery.cancel_scope)
-                await self._read(stream, connection)
+                await _read(stream, connection)
                 # Nothing more will be read (EOF, close, missed heartbeats): release the
                 # connection's claims now, not when the writer's heartbeat wait ends.
                 _guarded(connection, connection.connection_lost)
@@ -180,18 +180,6 @@ class Server:
             _guarded(connection, connection.connection_lost)
             self.connections.discard(connection)
             await trio.aclose_forcefully(stream)
-
-    async def _read(self, stream: trio.SocketStream, connection: ServerConnection) -> None:
-        while not connection.wants_socket_closed:
-            with trio.move_on_after(_read_timeout(connection)) as timer:
-                data = await stream.receive_some(RECEIVE_SIZE)
-            if timer.cancelled_caught:
-                if connection.state is State.OPEN:
-                    log.info("client missed heartbeats; dropping the connection")
-                return
-            if not data:
-                return
-            _guarded(connection, connection.receive_data, data)
 
     async def _write(
         self,
@@ -211,13 +199,29 @@ class Server:
             if connection.wants_socket_closed:
                 scope.cancel()  # the reader may still be waiting on a silent client
                 return
-            interval = connection.heartbeat / 2 if connection.state is State.OPEN else math.inf
-            if not interval:
-                interval = math.inf
-            with trio.move_on_after(interval):
+            with trio.move_on_after(connection.heartbeat_interval):
                 await wakeup.wait()
                 continue
-            await stream.send_all(HEARTBEAT_FRAME)
+            connection.send_heartbeat()  # the line was quiet for an interval
+
+
+async def _read(stream: trio.SocketStream, connection: ServerConnection) -> None:
+    resumed = _Wakeup()
+    connection.on_reading_resumed = resumed.set
+    while not connection.wants_socket_closed:
+        with trio.move_on_at(connection.read_deadline(trio.current_time())) as timer:
+            if connection.reading_paused:  # the writer's progress (or an unblock) resumes it
+                resumed.clear()
+                await resumed.wait()
+                continue
+            data = await stream.receive_some(RECEIVE_SIZE)
+        if timer.cancelled_caught:
+            if _guarded(connection, connection.read_timed_out):
+                log.info("client missed heartbeats; dropping the connection")
+            return
+        if not data:
+            return
+        _guarded(connection, connection.receive_data, data)
 
 
 def _address(sockname: tuple[str, int] | tuple[str, int, int, int]) -> tuple[str, int]:
@@ -240,14 +244,6 @@ def _guarded(connection: ServerConnection, action: Callable[..., T], *args: obje
         log.exception("internal error closing a connection; hanging up")
         connection.abandon()
     return None
-
-
-def _read_timeout(connection: ServerConnection) -> float:
-    if connection.state is State.OPEN:
-        return connection.heartbeat * 2 if connection.heartbeat else math.inf
-    if connection.state is State.CLOSING:
-        return CLOSE_TIMEOUT
-    return HANDSHAKE_TIMEOUT
 
 
 class _Wakeup:

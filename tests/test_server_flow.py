@@ -6,6 +6,7 @@ import trio
 import trio.testing
 
 from amqp_lite import Broker
+from amqp_lite.connection import READ_PAUSE_BACKLOG
 from amqp_lite.wire import methods
 from amqp_lite.wire.frames import encode_content, encode_method
 from tests.rawclient import RawClient, connected
@@ -71,6 +72,34 @@ async def test_a_client_that_stops_reading_stalls_no_one_else(server: Broker) ->
             assert body == MESSAGE
     await slow.close()
     await slow.aclose()
+
+
+async def test_a_client_that_sends_without_reading_is_paused_not_buffered_for(
+    server: Broker,
+) -> None:
+    """Returns are not held back like deliveries: the server stops reading from such a client
+    (TCP slows it down) rather than keep what it owes it in memory without bound."""
+    count = 300  # 300 x 100 kB of basic.return owed, far past the backlog mark
+    client = await connected(server.port)
+    [connection] = server.server.connections
+    burst = b"".join(
+        encode_method(1, methods.BasicPublish(routing_key="nowhere", mandatory=True))
+        + encode_content(1, 60, MESSAGE, client.frame_max)
+        for _ in range(count)
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.send, burst)
+        await trio.testing.wait_all_tasks_blocked()  # both sides stuck: nobody reads
+        assert connection.reading_paused
+        assert (
+            connection.output_pending < READ_PAUSE_BACKLOG + 256 * 1024 * 2
+        )  # one read's worth past the mark
+        for _ in range(count):  # reading lets the rest through, and nothing is lost
+            returned = await client.expect(methods.BasicReturn, 1)
+            assert returned.reply_code == 312
+            await client.expect_content()
+    await client.close()
+    await client.aclose()
 
 
 async def test_many_channels_on_one_connection(server: Broker) -> None:
