@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, cast, get_args
 
 from amqp_lite.channel_output import ChannelOutput
 from amqp_lite.confirms import Confirms
@@ -32,10 +32,11 @@ from amqp_lite.delivery import Deliveries
 from amqp_lite.errors import CommandInvalid
 from amqp_lite.publishing import Publisher
 from amqp_lite.settlement import Settlements
-from amqp_lite.topology import Topology
+from amqp_lite.topology import NamingAQueue, Topology
 from amqp_lite.transaction import Transaction
 from amqp_lite.wire import methods
 from amqp_lite.wire.frames import BodyFrame, HeaderFrame
+from amqp_lite.wire.methods import Method
 from vhosts import Queue, User, VirtualHost
 from vhosts.errors import PreconditionFailed
 
@@ -47,7 +48,7 @@ class ChannelHost(Protocol):
 
     def send(self, data: bytes) -> None: ...
 
-    def send_method(self, channel: int, method: Any) -> None: ...
+    def send_method(self, channel: int, method: Method) -> None: ...
 
     def has_output_room(self) -> bool: ...
 
@@ -55,7 +56,7 @@ class ChannelHost(Protocol):
         """`channel` has confirms or stored replies to flush once this read is done."""
         ...
 
-    def notify(self, channel: Channel, method: Any) -> None:
+    def notify(self, channel: Channel, method: Method) -> None:
         """A method the server starts on `channel` (basic.cancel), after any reply due."""
         ...
 
@@ -103,7 +104,7 @@ class Channel:
             vhost, user, host, send=send, reply_when_stored=output.reply_when_stored
         )
         self._send = send
-        self._handlers: dict[type, Callable[[Any], None]] = {
+        self._handlers: dict[type[Method], Callable[[Any], None]] = {
             methods.BasicPublish: self.content.start,
             methods.BasicAck: self.settlements.basic_ack,
             methods.BasicNack: self.settlements.basic_nack,
@@ -161,14 +162,14 @@ class Channel:
 
     # -- frames in -------------------------------------------------------------------------------
 
-    def handle_method(self, method: Any) -> None:
+    def handle_method(self, method: Method) -> None:
         if self.content.method is not None:
             raise self.content.content_expected()
         handler = self._handlers.get(type(method))
         if handler is None:
             raise CommandInvalid(f"unexpected method {method.NAME} on a channel")
         if type(method) in _NAMING_A_QUEUE:
-            self._topology.expand_shortcuts(method)
+            self._topology.expand_shortcuts(cast(NamingAQueue, method))
         handler(method)
 
     def handle_header(self, frame: HeaderFrame) -> None:
@@ -192,7 +193,7 @@ class Channel:
         """The client read its backlog: deliver again."""
         self.consumers.resume()
 
-    def send_after_replies(self, method: Any) -> bool:
+    def send_after_replies(self, method: Method) -> bool:
         """A method the server starts (basic.cancel, channel.close), behind waiting replies.
 
         Returns True when it waits too.
@@ -228,20 +229,20 @@ class Channel:
 
     # -- modes -----------------------------------------------------------------------------------
 
-    def _confirm_select(self, method: Any) -> None:
+    def _confirm_select(self, method: methods.ConfirmSelect) -> None:
         if self.transaction.active:
             raise PreconditionFailed("cannot switch from tx to confirm mode")
         self.confirms.active = True
         if not method.no_wait:
             self._send(methods.ConfirmSelectOk())
 
-    def _tx_select(self, method: Any) -> None:
+    def _tx_select(self, method: methods.TxSelect) -> None:
         if self.confirms.active:
             raise PreconditionFailed("cannot switch from confirm to tx mode")
         self.transaction.active = True
         self._send(methods.TxSelectOk())
 
-    def _tx_commit(self, method: Any) -> None:
+    def _tx_commit(self, method: methods.TxCommit) -> None:
         if not self.transaction.active:
             raise PreconditionFailed("channel is not transactional")
         publishes, settlements = self.transaction.take()
@@ -251,30 +252,20 @@ class Channel:
             self.settlements.apply(outcome, settled)
         self.output.reply_when_stored(methods.TxCommitOk())  # its persistent messages are on disk
 
-    def _tx_rollback(self, method: Any) -> None:
+    def _tx_rollback(self, method: methods.TxRollback) -> None:
         if not self.transaction.active:
             raise PreconditionFailed("channel is not transactional")
         self.deliveries.restore(self.transaction.discard())
         self._send(methods.TxRollbackOk())
 
-    def _channel_flow(self, method: Any) -> None:
+    def _channel_flow(self, method: methods.ChannelFlow) -> None:
         self.deliveries.flow_active = method.active
         self._send(methods.ChannelFlowOk(active=method.active))
         if method.active:
             self.consumers.resume()
 
-    def _channel_flow_ok(self, method: Any) -> None:
+    def _channel_flow_ok(self, method: methods.ChannelFlowOk) -> None:
         pass  # we never ask clients to stop publishing
 
 
-# Methods whose empty queue name means the channel's last declared queue.
-_NAMING_A_QUEUE = frozenset(
-    {
-        methods.BasicGet,
-        methods.BasicConsume,
-        methods.QueueDelete,
-        methods.QueuePurge,
-        methods.QueueBind,
-        methods.QueueUnbind,
-    }
-)
+_NAMING_A_QUEUE = frozenset(get_args(NamingAQueue))

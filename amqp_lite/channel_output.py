@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from amqp_lite.wire.frames import encode_method
+from amqp_lite.wire.methods import Method
 
 
 class ConnectionOutput(Protocol):
@@ -78,10 +79,10 @@ class ChannelOutput:
         else:
             self._connection.send(data)
 
-    def reply(self, method: Any) -> None:
+    def reply(self, method: Method) -> None:
         self.send(encode_method(self._channel, method))
 
-    def reply_when_stored(self, method: Any) -> None:
+    def reply_when_stored(self, method: Method) -> None:
         """Send `method` once everything the store has been told so far is on disk."""
         store = self._store
         if store is None or (store.durable_upto >= store.last_op and not self._waiting):
@@ -90,7 +91,7 @@ class ChannelOutput:
         self._waiting.append((store.last_op, encode_method(self._channel, method)))
         self._pending()
 
-    def send_after_replies(self, method: Any) -> bool:
+    def send_after_replies(self, method: Method) -> bool:
         """A method the server starts (basic.cancel, channel.close), behind waiting replies.
 
         Returns True when it waits too.

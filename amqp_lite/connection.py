@@ -292,7 +292,7 @@ class ServerConnection:
     def claim_exclusive(self, queue: Queue) -> None:
         self.exclusive_queues.add(queue)
 
-    def notify(self, channel: Channel, method: Any) -> None:
+    def notify(self, channel: Channel, method: Method) -> None:
         """A method the server starts on `channel` (basic.cancel): after pending replies."""
         if self._held is not None:
             self._held.append((channel, method))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
 
 from amqp_lite.consumer import ChannelConsumer, ReplyQueue
 from amqp_lite.delivery import Deliveries
 from amqp_lite.errors import NotImplementedFeature
 from amqp_lite.wire import methods
+from amqp_lite.wire.methods import Method
 from vhosts import Queue, User, VirtualHost
 from vhosts.errors import NotAllowed, PreconditionFailed
 from vhosts.queue_settings import validate_consume_arguments
@@ -31,8 +31,8 @@ class Consumers:
         deliveries: Deliveries,
         *,
         owner: object,
-        send: Callable[[Any], None],
-        notify: Callable[[Any], None],
+        send: Callable[[Method], None],
+        notify: Callable[[Method], None],
         cancel_notify: Callable[[], bool],
     ) -> None:
         self._vhost = vhost
@@ -54,7 +54,7 @@ class Consumers:
         for queue in {consumer.queue for consumer in self.by_tag.values()}:
             queue.dispatch()
 
-    def basic_qos(self, method: Any) -> None:
+    def basic_qos(self, method: methods.BasicQos) -> None:
         if method.prefetch_size:
             raise NotImplementedFeature(f"prefetch_size!=0 ({method.prefetch_size})")
         if method.global_:
@@ -64,7 +64,7 @@ class Consumers:
         self._send(methods.BasicQosOk())
         self.resume()
 
-    def basic_consume(self, method: Any) -> None:
+    def basic_consume(self, method: methods.BasicConsume) -> None:
         if method.queue == REPLY_TO:
             self._consume_replies(method)
             return
@@ -95,7 +95,7 @@ class Consumers:
             raise NotAllowed(f"attempt to reuse consumer tag '{tag}'")
         return tag
 
-    def _consume_replies(self, method: Any) -> None:
+    def _consume_replies(self, method: methods.BasicConsume) -> None:
         """Consume amq.rabbitmq.reply-to: replies come straight here, never through a queue."""
         if not method.no_ack:
             raise PreconditionFailed("reply consumer cannot acknowledge")
@@ -118,7 +118,7 @@ class Consumers:
         if self.reply_queue is reply_queue:
             self.reply_queue = None
 
-    def basic_cancel(self, method: Any) -> None:
+    def basic_cancel(self, method: methods.BasicCancel) -> None:
         consumer = self.by_tag.pop(method.consumer_tag, None)
         if consumer is not None:
             self._drop(consumer)
@@ -138,7 +138,7 @@ class Consumers:
         if queue.remove_consumer(consumer) and isinstance(queue, Queue):
             self._vhost.remove_queue(queue)
 
-    def basic_get(self, method: Any) -> None:
+    def basic_get(self, method: methods.BasicGet) -> None:
         self._user.check(self._vhost.name, "read", "queue", method.queue)  # before looking
         queue = self._queue(method.queue)
         entry = queue.get(no_ack=method.no_ack)

@@ -8,18 +8,18 @@ as RabbitMQ does) for anything out of order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from amqp_lite.errors import UnexpectedFrame
-from amqp_lite.wire import Properties
+from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import BodyFrame, HeaderFrame
+from amqp_lite.wire.methods import Method
 from vhosts.errors import BrokerError
 
 # RabbitMQ's text for a content frame where a method frame should be.
 NOT_A_METHOD = "expected method frame, got non method frame instead"
 
 # Called with the publish method, its properties (decoded and as received) and the whole body.
-OnContent = Callable[[Any, Properties, bytes, bytes], None]
+OnContent = Callable[[methods.BasicPublish, Properties, bytes, bytes], None]
 
 
 class ContentAssembler:
@@ -35,19 +35,22 @@ class ContentAssembler:
 
     def __init__(self, on_content: OnContent) -> None:
         self._on_content = on_content
-        self.method: Any = None  # the publish whose content is on its way, if any
+        self.method: methods.BasicPublish | None = (
+            None  # the publish whose content is on its way, if any
+        )
         self._properties: Properties | None = None
         self._raw_properties = b""
         self._body_size = 0
         self._body: list[bytes] = []
         self._received = 0
 
-    def start(self, method: Any) -> None:
+    def start(self, method: methods.BasicPublish) -> None:
         """A basic.publish: its content follows (and it is checked once that is whole)."""
         self.method = method
 
     def content_expected(self) -> BrokerError:
         """The error for some other frame where the publish's content should continue."""
+        assert self.method is not None, "asked only while content is on its way"
         if self._properties is None:
             text = "expected content header for class 60, got non content header frame instead"
         else:
@@ -92,7 +95,7 @@ class ContentAssembler:
     def _complete(self, body: bytes) -> None:
         method, properties, raw = self.method, self._properties, self._raw_properties
         self.method, self._properties, self._body, self._received = None, None, [], 0
-        assert properties is not None
+        assert method is not None and properties is not None
         try:
             self._on_content(method, properties, raw, body)
         except BrokerError as error:
@@ -100,7 +103,7 @@ class ContentAssembler:
             raise
 
 
-def blaming(error: BrokerError, publish: Any) -> BrokerError:
+def blaming(error: BrokerError, publish: Method) -> BrokerError:
     """RabbitMQ names the basic.publish in the close for anything wrong with its content."""
     if not error.class_id:
         error.class_id, error.method_id = publish.CLASS_ID, publish.METHOD_ID

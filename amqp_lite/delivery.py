@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import encode_delivery
+from amqp_lite.wire.methods import Method
 from amqp_lite.wire.properties import encode_properties
 from vhosts import Message, QueueEntry
 from vhosts.errors import PreconditionFailed
@@ -127,7 +128,7 @@ class Deliveries:
         )
         self._send_with_content(method, message)
 
-    def _send_with_content(self, method: Any, message: Message) -> None:
+    def _send_with_content(self, method: Method, message: Message) -> None:
         """The method, then the message's header and body."""
         output = self._output
         output.send(

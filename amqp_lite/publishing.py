@@ -9,13 +9,12 @@ publish for confirms.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from amqp_lite.confirms import Confirms
 from amqp_lite.delivery import Deliveries
 from amqp_lite.errors import NotImplementedFeature
 from amqp_lite.transaction import Transaction
-from amqp_lite.wire import Properties
+from amqp_lite.wire import Properties, methods
 from vhosts import Exchange, Message, User, VirtualHost
 from vhosts.errors import AccessRefused, PreconditionFailed
 from vhosts.message import parse_expiration
@@ -43,7 +42,11 @@ class Publisher:
         self._reply_address = reply_address  # the channel's direct reply-to address, if any
 
     def publish(
-        self, method: Any, properties: Properties, raw_properties: bytes, body: bytes
+        self,
+        method: methods.BasicPublish,
+        properties: Properties,
+        raw_properties: bytes,
+        body: bytes,
     ) -> None:
         """The content of `method` is whole: route it."""
         if method.immediate:

@@ -31,18 +31,18 @@ class Settlements:
         self._send = send
         self._credit_returned = credit_returned  # consumers may have room again
 
-    def basic_ack(self, method: Any) -> None:
+    def basic_ack(self, method: methods.BasicAck) -> None:
         self._settle("ack", self._deliveries.take(method.delivery_tag, method.multiple))
 
-    def basic_nack(self, method: Any) -> None:
+    def basic_nack(self, method: methods.BasicNack) -> None:
         outcome = "requeue" if method.requeue else "discard"
         self._settle(outcome, self._deliveries.take(method.delivery_tag, method.multiple))
 
-    def basic_reject(self, method: Any) -> None:
+    def basic_reject(self, method: methods.BasicReject) -> None:
         outcome = "requeue" if method.requeue else "discard"
         self._settle(outcome, self._deliveries.take(method.delivery_tag, False))
 
-    def basic_recover(self, method: Any) -> None:
+    def basic_recover(self, method: methods.BasicRecover | methods.BasicRecoverAsync) -> None:
         if not method.requeue:
             raise NotImplementedFeature("requeue=false")
         self.requeue_all()

@@ -13,12 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Protocol
 
 from amqp_lite.wire import methods
+from amqp_lite.wire.methods import Method
 from vhosts import Queue, User, VirtualHost
 from vhosts.errors import AccessRefused, NotFound
 from vhosts.vhost import REPLY_TO
+
+# The methods whose empty queue name means the channel's last declared queue.
+NamingAQueue = (
+    methods.BasicGet
+    | methods.BasicConsume
+    | methods.QueueDelete
+    | methods.QueuePurge
+    | methods.QueueBind
+    | methods.QueueUnbind
+)
 
 NOT_ON_DEFAULT_EXCHANGE = "operation not permitted on the default exchange"
 DEAD_LETTER_EXCHANGE = "x-dead-letter-exchange"
@@ -45,8 +56,8 @@ class Topology:
         user: User,
         session: Session,
         *,
-        send: Callable[[Any], None],
-        reply_when_stored: Callable[[Any], None],
+        send: Callable[[Method], None],
+        reply_when_stored: Callable[[Method], None],
     ) -> None:
         self._vhost = vhost
         self._user = user
@@ -59,7 +70,7 @@ class Topology:
     def _check(self, kind: str, resource_kind: str, name: str) -> None:
         self._user.check(self._vhost.name, kind, resource_kind, name)
 
-    def expand_shortcuts(self, method: Any) -> None:
+    def expand_shortcuts(self, method: NamingAQueue) -> None:
         """An empty queue name means the channel's last declared queue, and so does an empty
         routing key beside it in queue.bind and unbind. RabbitMQ expands them before anything
         else, permissions included."""
@@ -73,7 +84,7 @@ class Topology:
 
     # -- exchanges -------------------------------------------------------------------------------
 
-    def exchange_declare(self, method: Any) -> None:
+    def exchange_declare(self, method: methods.ExchangeDeclare) -> None:
         vhost = self._vhost
         name = _strip_cr_lf(method.exchange)
         arguments = dict(method.arguments)
@@ -100,7 +111,7 @@ class Topology:
         if not method.no_wait:
             self._reply_when_stored(methods.ExchangeDeclareOk())
 
-    def exchange_delete(self, method: Any) -> None:
+    def exchange_delete(self, method: methods.ExchangeDelete) -> None:
         name = _strip_cr_lf(method.exchange)
         self._vhost.check_exchange_deletable(name)
         self._check("configure", "exchange", name)
@@ -108,17 +119,19 @@ class Topology:
         if not method.no_wait:
             self._reply_when_stored(methods.ExchangeDeleteOk())
 
-    def exchange_bind(self, method: Any) -> None:
+    def exchange_bind(self, method: methods.ExchangeBind) -> None:
         self._bind_exchanges(method, bind=True)
         if not method.no_wait:
             self._reply_when_stored(methods.ExchangeBindOk())
 
-    def exchange_unbind(self, method: Any) -> None:
+    def exchange_unbind(self, method: methods.ExchangeUnbind) -> None:
         self._bind_exchanges(method, bind=False)
         if not method.no_wait:
             self._reply_when_stored(methods.ExchangeUnbindOk())
 
-    def _bind_exchanges(self, method: Any, *, bind: bool) -> None:
+    def _bind_exchanges(
+        self, method: methods.ExchangeBind | methods.ExchangeUnbind, *, bind: bool
+    ) -> None:
         source_name = _strip_cr_lf(method.source)
         destination_name = _strip_cr_lf(method.destination)
         self._check("write", "exchange", destination_name)
@@ -140,7 +153,7 @@ class Topology:
 
     # -- queues ----------------------------------------------------------------------------------
 
-    def queue_declare(self, method: Any) -> None:
+    def queue_declare(self, method: methods.QueueDeclare) -> None:
         name = _strip_cr_lf(method.queue)
         if name.startswith(REPLY_TO):
             self._declare_reply_queue(method, name)
@@ -181,7 +194,7 @@ class Topology:
                 ),
             )
 
-    def _declare_reply_queue(self, method: Any, name: str) -> None:
+    def _declare_reply_queue(self, method: methods.QueueDeclare, name: str) -> None:
         """RabbitMQ answers a declare of the reply-to pseudo-queue as if it were a queue with
         one consumer; a reply address is there while its consumer is. Any other name with the
         prefix is not found, passive or not (never the 403 of the amq. prefix)."""
@@ -191,16 +204,18 @@ class Topology:
         if not method.no_wait:
             self._send(methods.QueueDeclareOk(queue=name, message_count=0, consumer_count=1))
 
-    def queue_bind(self, method: Any) -> None:
+    def queue_bind(self, method: methods.QueueBind) -> None:
         self._queue_binding(method, bind=True)
         if not method.no_wait:
             self._reply_when_stored(methods.QueueBindOk())
 
-    def queue_unbind(self, method: Any) -> None:
+    def queue_unbind(self, method: methods.QueueUnbind) -> None:
         self._queue_binding(method, bind=False)
         self._reply_when_stored(methods.QueueUnbindOk())
 
-    def _queue_binding(self, method: Any, *, bind: bool) -> None:
+    def _queue_binding(
+        self, method: methods.QueueBind | methods.QueueUnbind, *, bind: bool
+    ) -> None:
         vhost = self._vhost
         queue_name = _strip_cr_lf(method.queue)
         exchange_name = _strip_cr_lf(method.exchange)
@@ -221,13 +236,13 @@ class Topology:
         change = vhost.bind if bind else vhost.unbind
         change(exchange, queue, method.routing_key, dict(method.arguments))
 
-    def queue_purge(self, method: Any) -> None:
+    def queue_purge(self, method: methods.QueuePurge) -> None:
         self._check("read", "queue", method.queue)
         count = self._vhost.purge_queue(method.queue, self._session)
         if not method.no_wait:
             self._reply_when_stored(methods.QueuePurgeOk(message_count=count))
 
-    def queue_delete(self, method: Any) -> None:
+    def queue_delete(self, method: methods.QueueDelete) -> None:
         queue_name = _strip_cr_lf(method.queue)
         self._check("configure", "queue", queue_name)
         # The queue's consumers hear basic.cancel after delete-ok, as from RabbitMQ: py-amqp
