@@ -25,7 +25,6 @@ import base64
 import binascii
 import bisect
 import contextlib
-import copy
 import json
 import json.decoder
 import json.scanner
@@ -39,6 +38,19 @@ import attrs
 from vhosts.errors import BrokerError
 from vhosts.node import Node
 from vhosts.policies import Policy, validate_policy
+from vhosts.topology import (
+    BindingSpec,
+    ExchangeSpec,
+    Missing,
+    PermissionSpec,
+    PolicySpec,
+    QueueSpec,
+    Rules,
+    Topology,
+    UserSpec,
+    VhostSpec,
+    apply_topology,
+)
 from vhosts.users import DEFAULT_HASHING, HASHING_ALGORITHMS, Permission, hash_password
 
 
@@ -54,185 +66,74 @@ class DefinitionsError(ValueError):
 
 @attrs.frozen
 class Where:
+    """Where an object of the file starts: the origin of its specs, named in every error."""
+
     line: int
     path: str  # "queues[3]"
-
-
-@attrs.frozen
-class VhostDef:
-    name: str
-    where: Where
-
-
-@attrs.frozen
-class UserDef:
-    name: str
-    password_hash: str  # empty: no password can log in
-    hashing_algorithm: str
-    tags: list[str]
-    where: Where
-
-
-@attrs.frozen
-class PermissionDef:
-    user: str
-    vhost: str
-    permission: Permission
-    where: Where
-
-
-@attrs.frozen
-class PolicyDef:
-    policy: Policy
-    where: Where
-
-
-@attrs.frozen
-class ExchangeDef:
-    vhost: str
-    name: str
-    type: str
-    durable: bool
-    auto_delete: bool
-    internal: bool
-    arguments: dict[str, Any]
-    where: Where
-
-
-@attrs.frozen
-class QueueDef:
-    vhost: str
-    name: str
-    durable: bool
-    auto_delete: bool
-    arguments: dict[str, Any]
-    where: Where
-
-
-@attrs.frozen
-class BindingDef:
-    vhost: str
-    source: str
-    destination: str
-    destination_type: str  # "queue" or "exchange"
-    routing_key: str
-    arguments: dict[str, Any]
-    where: Where
 
 
 @attrs.define
 class Definitions:
     source: str
-    vhosts: list[VhostDef] = attrs.Factory(list)
-    users: list[UserDef] = attrs.Factory(list)
-    permissions: list[PermissionDef] = attrs.Factory(list)
-    policies: list[PolicyDef] = attrs.Factory(list)
-    exchanges: list[ExchangeDef] = attrs.Factory(list)
-    queues: list[QueueDef] = attrs.Factory(list)
-    bindings: list[BindingDef] = attrs.Factory(list)
+    vhosts: list[VhostSpec] = attrs.Factory(list)
+    users: list[UserSpec] = attrs.Factory(list)
+    permissions: list[PermissionSpec] = attrs.Factory(list)
+    policies: list[PolicySpec] = attrs.Factory(list)
+    exchanges: list[ExchangeSpec] = attrs.Factory(list)
+    queues: list[QueueSpec] = attrs.Factory(list)
+    bindings: list[BindingSpec] = attrs.Factory(list)
     ignored: list[str] = attrs.Factory(list)  # "FILE:LINE: what was left out and why"
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(
+            tuple(self.vhosts),
+            tuple(self.users),
+            tuple(self.permissions),
+            tuple(self.policies),
+            tuple(self.exchanges),
+            tuple(self.queues),
+            tuple(self.bindings),
+        )
 
     def apply_to(self, node: Node) -> None:
         """Apply everything to `node`, or raise DefinitionsError having changed nothing."""
-        self._apply(self._rehearsal(node))
-        self._apply(node)
+        topology = self.topology
+        apply_topology(self._rehearsal(node), topology, self._rules)
+        apply_topology(node, topology, self._rules)
 
     def check(self) -> None:
         """Raise DefinitionsError unless the file applies to an empty node."""
-        self._apply(Node(vhost_names=(), guest=False))
+        apply_topology(Node(vhost_names=(), guest=False), self.topology, self._rules)
+
+    @property
+    def _rules(self) -> Rules:
+        """Anything missing is refused, and every error names the object's FILE:LINE."""
+        return Rules(missing=self._missing, reporting=self._reporting)
 
     def _rehearsal(self, node: Node) -> Node:
         """A scratch node with `node`'s versions of what the file names, to try the file on."""
         scratch = Node(vhost_names=(), guest=False)
-        for name in node.vhosts:
-            scratch.add_vhost(name)
-        for user in node.users:
-            scratch.users.add(user.name, password_hash="")
-        for e in self.exchanges:
-            now = node.vhosts[e.vhost].exchanges.get(e.name) if e.vhost in node.vhosts else None
-            if now is not None:
-                with contextlib.suppress(BrokerError):  # a default or standard exchange
-                    scratch.vhosts[e.vhost].declare_exchange(
-                        now.name,
-                        now.type_name,
-                        durable=now.durable,
-                        auto_delete=now.auto_delete,
-                        internal=now.internal,
-                        arguments=copy.deepcopy(now.arguments),
-                    )
-        for q in self.queues:
-            queue = node.vhosts[q.vhost].queues.get(q.name) if q.vhost in node.vhosts else None
-            if queue is not None:
-                with contextlib.suppress(BrokerError):  # 'amq.' names: the file's own will fail
-                    scratch.vhosts[q.vhost].declare_queue(
-                        queue.name,
-                        queue.exclusive_owner,
-                        durable=queue.durable,
-                        exclusive=queue.exclusive_owner is not None,
-                        auto_delete=queue.auto_delete,
-                        arguments=copy.deepcopy(queue.arguments),
-                    )
+        apply_topology(scratch, _current_versions(node, self), REHEARSAL_SETUP)
         return scratch
 
-    def _apply(self, node: Node) -> None:
-        for v in self.vhosts:
-            node.add_vhost(v.name)
-        for u in self.users:
-            _put_user(node, u)
-        for p in self.permissions:
-            with self._reporting(p.where):
-                user = node.users.get(p.user)
-                if user is None:
-                    raise self._fail(p.where, f"no user '{p.user}' (not in the file)")
-                node.vhost(p.vhost)
-                node.set_permission(user, p.vhost, p.permission)
-        for pd in self.policies:
-            with self._reporting(pd.where):
-                node.vhost(pd.policy.vhost).set_policy(pd.policy)
-        for e in self.exchanges:
-            with self._reporting(e.where):
-                node.vhost(e.vhost).declare_exchange(
-                    e.name,
-                    e.type,
-                    durable=e.durable,
-                    auto_delete=e.auto_delete,
-                    internal=e.internal,
-                    arguments=copy.deepcopy(e.arguments),
-                )
-        for q in self.queues:
-            with self._reporting(q.where):
-                node.vhost(q.vhost).declare_queue(
-                    q.name,
-                    None,
-                    durable=q.durable,
-                    auto_delete=q.auto_delete,
-                    arguments=copy.deepcopy(q.arguments),
-                )
-        for b in self.bindings:
-            with self._reporting(b.where):
-                vhost = node.vhost(b.vhost)
-                source = vhost.exchanges.get(b.source)
-                if source is None:
-                    raise self._fail(
-                        b.where,
-                        f"no exchange '{b.source}' in vhost '{b.vhost}': neither in the file nor "
-                        "standard (RabbitMQ's export leaves internal exchanges out: add them)",
-                    )
-                table = vhost.queues if b.destination_type == "queue" else vhost.exchanges
-                destination = table.get(b.destination)
-                if destination is None:
-                    raise self._fail(
-                        b.where,
-                        f"no {b.destination_type} '{b.destination}' in vhost '{b.vhost}' "
-                        "(not in the file)",
-                    )
-                vhost.bind(source, destination, b.routing_key, copy.deepcopy(b.arguments))
+    def _missing(self, origin: object, missing: Missing) -> None:
+        if missing.binding_source:
+            raise self._fail(
+                origin,
+                f"{missing}: neither in the file nor standard "
+                "(RabbitMQ's export leaves internal exchanges out: add them)",
+            )
+        if missing.kind == "vhost":
+            raise self._fail(origin, str(missing))
+        raise self._fail(origin, f"{missing} (not in the file)")
 
-    def _fail(self, where: Where, message: str) -> DefinitionsError:
+    def _fail(self, where: object, message: str) -> DefinitionsError:
+        assert isinstance(where, Where)
         return DefinitionsError(self.source, where.line, f"{where.path}: {message}")
 
     @contextlib.contextmanager
-    def _reporting(self, where: Where) -> Iterator[None]:
+    def _reporting(self, where: object) -> Iterator[None]:
         """The domain's refusals, reported at the object that caused them."""
         try:
             yield
@@ -244,13 +145,49 @@ class Definitions:
             raise self._fail(where, str(error)) from None
 
 
-def _put_user(node: Node, u: UserDef) -> None:
-    previous = node.users.get(u.name)
-    user = node.add_user(
-        u.name, password_hash=u.password_hash, tags=u.tags, hashing_algorithm=u.hashing_algorithm
+# The node's own versions go on the scratch node as they are; one the domain refuses there (a
+# default or standard exchange, an 'amq.' queue) is left out: the file's own will meet the
+# same refusal when it is tried.
+REHEARSAL_SETUP = Rules(reporting=lambda origin: contextlib.suppress(BrokerError))
+
+
+def _current_versions(node: Node, definitions: Definitions) -> Topology:
+    """`node`'s vhosts and users, and its versions of the exchanges and queues the file names."""
+    exchanges = []
+    for e in definitions.exchanges:
+        now = node.vhosts[e.vhost].exchanges.get(e.name) if e.vhost in node.vhosts else None
+        if now is not None:
+            exchanges.append(
+                ExchangeSpec(
+                    e.vhost,
+                    now.name,
+                    now.type_name,
+                    now.durable,
+                    now.auto_delete,
+                    now.internal,
+                    now.arguments,
+                )
+            )
+    queues = []
+    for q in definitions.queues:
+        queue = node.vhosts[q.vhost].queues.get(q.name) if q.vhost in node.vhosts else None
+        if queue is not None:
+            queues.append(
+                QueueSpec(
+                    q.vhost,
+                    queue.name,
+                    queue.durable,
+                    queue.auto_delete,
+                    queue.arguments,
+                    exclusive_owner=queue.exclusive_owner,
+                )
+            )
+    return Topology(
+        vhosts=tuple(VhostSpec(name) for name in node.vhosts),
+        users=tuple(UserSpec(user.name, password_hash="") for user in node.users),
+        exchanges=tuple(exchanges),
+        queues=tuple(queues),
     )
-    if previous is not None:  # as in RabbitMQ, permissions are not part of the user record
-        user.permissions.update(previous.permissions)
 
 
 def load(path: str | os.PathLike[str]) -> Definitions:
@@ -359,7 +296,7 @@ class _Reader:
         top = self.where(document, "top level")
         version = document.get("rabbit_version", document.get("rabbitmq_version", ""))
         readers: dict[str, Callable[[_Object, Where], Any]] = {
-            "vhosts": lambda o, w: VhostDef(self.field(o, w, "name", str), w),
+            "vhosts": lambda o, w: VhostSpec(self.field(o, w, "name", str), w),
             "users": lambda o, w: self.user(o, w, str(version)),
             "permissions": self.permission,
             "policies": self.policy,
@@ -399,7 +336,7 @@ class _Reader:
                 )
         return definitions
 
-    def user(self, obj: _Object, where: Where, version: str) -> UserDef:
+    def user(self, obj: _Object, where: Where, version: str) -> UserSpec:
         name = self.field(obj, where, "name", str)
         # Exports before 3.6 name no algorithm and hashed with MD5; RabbitMQ still assumes so.
         legacy = re.match(r"2\.|3\.[0-5]\.", version)
@@ -423,9 +360,9 @@ class _Reader:
             tags = [tag for tag in tags.split(",") if tag]
         if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
             raise self.fail(where, '"tags" must be a list of strings')
-        return UserDef(name, password_hash, algorithm, list(tags), where)
+        return UserSpec(name, password_hash, algorithm, list(tags), where)
 
-    def permission(self, obj: _Object, where: Where) -> PermissionDef:
+    def permission(self, obj: _Object, where: Where) -> PermissionSpec:
         patterns = {}
         for kind in ("configure", "write", "read"):
             patterns[kind] = pattern = self.field(obj, where, kind, str)
@@ -434,9 +371,9 @@ class _Reader:
             except re.error as error:
                 raise self.fail(where, f"{kind} is not a regular expression: {error}") from None
         user, vhost = self.field(obj, where, "user", str), self.field(obj, where, "vhost", str)
-        return PermissionDef(user, vhost, Permission(**patterns), where)
+        return PermissionSpec(user, vhost, Permission(**patterns), where)
 
-    def policy(self, obj: _Object, where: Where) -> PolicyDef:
+    def policy(self, obj: _Object, where: Where) -> PolicySpec:
         policy = Policy(
             vhost=self.field(obj, where, "vhost", str),
             name=self.field(obj, where, "name", str),
@@ -450,10 +387,10 @@ class _Reader:
         except ValueError as error:
             complaints = str(error).replace("\n", "; ")  # one per line from validate_policy
             raise self.fail(where, f"policy '{policy.name}': {complaints}") from None
-        return PolicyDef(policy, where)
+        return PolicySpec(policy, where)
 
-    def exchange(self, obj: _Object, where: Where) -> ExchangeDef:
-        return ExchangeDef(
+    def exchange(self, obj: _Object, where: Where) -> ExchangeSpec:
+        return ExchangeSpec(
             self.field(obj, where, "vhost", str),
             self.field(obj, where, "name", str),
             self.field(obj, where, "type", str),
@@ -464,12 +401,12 @@ class _Reader:
             where,
         )
 
-    def queue(self, obj: _Object, where: Where) -> QueueDef:
+    def queue(self, obj: _Object, where: Where) -> QueueSpec:
         arguments = self.field(obj, where, "arguments", dict, {})
         queue_type = self.field(obj, where, "type", str, "classic")
         if queue_type != "classic":  # exports carry it in x-queue-type too; a hand may not
             arguments.setdefault("x-queue-type", queue_type)
-        return QueueDef(
+        return QueueSpec(
             self.field(obj, where, "vhost", str),
             self.field(obj, where, "name", str),
             self.field(obj, where, "durable", bool, True),
@@ -478,11 +415,11 @@ class _Reader:
             where,
         )
 
-    def binding(self, obj: _Object, where: Where) -> BindingDef:
+    def binding(self, obj: _Object, where: Where) -> BindingSpec:
         destination_type = self.field(obj, where, "destination_type", str)
         if destination_type not in ("queue", "exchange"):
             raise self.fail(where, 'destination_type must be "queue" or "exchange"')
-        return BindingDef(
+        return BindingSpec(
             self.field(obj, where, "vhost", str),
             self.field(obj, where, "source", str),
             self.field(obj, where, "destination", str),

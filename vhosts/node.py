@@ -16,10 +16,27 @@ from vhosts.policies import Policy
 from vhosts.queue import Queue, QueueEntry
 from vhosts.store import Store, stored_bcc
 from vhosts.timers import Timers
+from vhosts.topology import (
+    BindingSpec,
+    ExchangeSpec,
+    PermissionSpec,
+    PolicySpec,
+    QueueSpec,
+    Rules,
+    Topology,
+    UserSpec,
+    VhostSpec,
+    apply_topology,
+)
 from vhosts.users import DEFAULT_HASHING, Permission, User, Users, hash_password
 from vhosts.vhost import VirtualHost
 
 DEFAULT_VHOST = "/"
+
+# How recovery applies the stored topology: queues are built by name, since a server-named one
+# ('amq.gen-...') could not be declared; what the store names but no longer has (a binding
+# whose queue is gone) is skipped; anything else the domain refuses stops the start-up.
+RESTORING = Rules(declare_queues=False)
 
 
 class Node:
@@ -187,44 +204,13 @@ class Node:
 
     def _recover(self, store: Store) -> None:
         """Rebuild vhosts, users, durable topology and persistent messages from the store."""
-        for name, password_hash, algorithm, tags in store.users():
-            self.users.add(
-                name, password_hash=password_hash, tags=tags, hashing_algorithm=algorithm
-            )
-        for user_name, vhost_name, configure, write, read in store.permissions():
-            user = self.users.get(user_name)
-            if user is not None:
-                user.permissions[vhost_name] = Permission(configure, write, read)
-        # Topology goes through the ordinary declare and bind paths with the store detached,
-        # so recovery applies the same rules and records nothing twice.
-        for name in store.vhosts():
-            self.vhosts[name] = self._new_vhost(name)
-        # Policies first, so every queue and exchange below is declared under them.
-        for p in store.policies():
-            policy = Policy(p.vhost, p.name, p.pattern, p.apply_to, p.priority, p.definition)
-            self._recovered_vhost(p.vhost).set_policy(policy)
-        for ex in store.exchanges():
-            self._recovered_vhost(ex.vhost).declare_exchange(
-                ex.name,
-                ex.type,
-                durable=True,
-                auto_delete=ex.auto_delete,
-                internal=ex.internal,
-                arguments=ex.arguments,
-            )
-        for q in store.queues():
-            # Built directly: a server-named queue ('amq.gen-...') could not be declared by name.
-            vhost = self._recovered_vhost(q.vhost)
-            vhost.queues[q.name] = vhost.new_queue(
-                q.name, durable=True, auto_delete=q.auto_delete, arguments=q.arguments
-            )
-        for b in store.bindings():
-            vhost = self._recovered_vhost(b.vhost)
-            source = vhost.exchanges.get(b.source)
-            table = vhost.queues if b.destination_kind == "queue" else vhost.exchanges
-            destination = table.get(b.destination)
-            if source is not None and destination is not None:
-                vhost.bind(source, destination, b.routing_key, b.arguments)
+        # The store is detached while its topology is applied, so that nothing is recorded
+        # twice; every vhost and queue gets it back afterwards (they are all durable).
+        self.store = None
+        try:
+            apply_topology(self, _stored_topology(store), RESTORING)
+        finally:
+            self.store = store
         for vhost in self.vhosts.values():
             vhost.store = store
             for queue in vhost.queues.values():
@@ -232,12 +218,6 @@ class Node:
         self._recover_messages(store)
         self._recover_held_messages(store)
         store.drop_orphans()
-
-    def _recovered_vhost(self, name: str) -> VirtualHost:
-        vhost = self.vhosts.get(name)
-        if vhost is None:
-            vhost = self.vhosts[name] = self._new_vhost(name)
-        return vhost
 
     def _recover_held_messages(self, store: Store) -> None:
         """Delayed messages go back on the clock; those already due are released at once."""
@@ -289,3 +269,32 @@ class Node:
             entries.append(entry)
         if queue is not None:
             queue.restore(entries)
+
+
+def _stored_topology(store: Store) -> Topology:
+    """What the store holds apart from messages: everything durable, so declared durable."""
+    return Topology(
+        vhosts=tuple(VhostSpec(name) for name in store.vhosts()),
+        users=tuple(UserSpec(*user) for user in store.users()),
+        permissions=tuple(
+            PermissionSpec(user, vhost, Permission(configure, write, read))
+            for user, vhost, configure, write, read in store.permissions()
+        ),
+        policies=tuple(
+            PolicySpec(Policy(p.vhost, p.name, p.pattern, p.apply_to, p.priority, p.definition))
+            for p in store.policies()
+        ),
+        exchanges=tuple(
+            ExchangeSpec(e.vhost, e.name, e.type, True, e.auto_delete, e.internal, e.arguments)
+            for e in store.exchanges()
+        ),
+        queues=tuple(
+            QueueSpec(q.vhost, q.name, True, q.auto_delete, q.arguments) for q in store.queues()
+        ),
+        bindings=tuple(
+            BindingSpec(
+                b.vhost, b.source, b.destination, b.destination_kind, b.routing_key, b.arguments
+            )
+            for b in store.bindings()
+        ),
+    )
