@@ -17,14 +17,13 @@ import contextlib
 import enum
 import logging
 import math
-import platform
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from amqp_lite.channel import Channel
 from amqp_lite.errors import ChannelError, CommandInvalid, UnexpectedFrame
+from amqp_lite.identity import server_properties
 from amqp_lite.replies import closes_connection, reply_text
-from amqp_lite.version import __version__
 from amqp_lite.wire import methods
 from amqp_lite.wire.fields import decode_table
 from amqp_lite.wire.frames import (
@@ -68,25 +67,6 @@ class State(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"  # we sent connection.close; only close-ok (or close) counts now
     CLOSED = "closed"  # nothing more to say: the socket should be closed once output is sent
-
-
-def server_properties() -> dict[str, Any]:
-    return {
-        "product": "amqp-lite",
-        "version": __version__,
-        "platform": f"Python {platform.python_version()}",
-        "information": "An AMQP 0-9-1 broker in Python on trio",
-        "capabilities": {
-            "publisher_confirms": True,
-            "exchange_exchange_bindings": True,
-            "basic.nack": True,
-            "consumer_cancel_notify": True,
-            "connection.blocked": True,
-            "authentication_failure_close": True,
-            "per_consumer_qos": True,
-            "direct_reply_to": True,
-        },
-    }
 
 
 class ServerConnection:
@@ -332,7 +312,7 @@ class ServerConnection:
                 methods.ConnectionStart(
                     version_major=0,
                     version_minor=9,
-                    server_properties=server_properties(),
+                    server_properties=server_properties(self.node.cluster_name),
                     mechanisms=b"PLAIN AMQPLAIN",
                     locales=b"en_US",
                 ),

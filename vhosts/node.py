@@ -8,6 +8,8 @@ command line.
 
 from __future__ import annotations
 
+import socket
+
 from vhosts.clock import Clock
 from vhosts.errors import NotAllowed, NotFound
 from vhosts.events import NodeEvents
@@ -47,7 +49,11 @@ class Node:
         guest: bool = True,
         store: Store | None = None,
         clock: Clock | None = None,
+        cluster_name: str = "",
     ) -> None:
+        """`cluster_name` is what clients are told the broker is called (server properties);
+        empty picks amqp-lite@<short hostname>, as RabbitMQ's is rabbit@<short hostname>."""
+        self.cluster_name = cluster_name or f"amqp-lite@{socket.gethostname().split('.')[0]}"
         self.clock = clock if clock is not None else Clock()
         self.timers = Timers()  # the server's timer task runs what is due on `clock`
         self.events = NodeEvents()
