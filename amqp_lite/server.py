@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import socket
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -39,6 +40,8 @@ ACCEPT_RETRY_MAX = 2.0
 class Server:
     def __init__(self, node: Node, *, heartbeat: int = 60) -> None:
         self.node = node
+        if not node.cluster_name:  # as RabbitMQ's rabbit@<short hostname>
+            node.cluster_name = f"amqp-lite@{socket.gethostname().split('.')[0]}"
         self.heartbeat = heartbeat
         self.connections: set[ServerConnection] = set()
         self.port: int = 0

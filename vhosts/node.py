@@ -8,8 +8,6 @@ command line.
 
 from __future__ import annotations
 
-import socket
-
 from vhosts.clock import Clock
 from vhosts.errors import NotAllowed, NotFound
 from vhosts.events import NodeEvents
@@ -52,8 +50,8 @@ class Node:
         cluster_name: str = "",
     ) -> None:
         """`cluster_name` is what clients are told the broker is called (server properties);
-        empty picks amqp-lite@<short hostname>, as RabbitMQ's is rabbit@<short hostname>."""
-        self.cluster_name = cluster_name or f"amqp-lite@{socket.gethostname().split('.')[0]}"
+        the server names an unnamed node after its host."""
+        self.cluster_name = cluster_name
         self.clock = clock if clock is not None else Clock()
         self.timers = Timers()  # the server's timer task runs what is due on `clock`
         self.events = NodeEvents()
