@@ -38,6 +38,7 @@ from amqp_lite.wire import methods
 from amqp_lite.wire.frames import BodyFrame, HeaderFrame
 from amqp_lite.wire.methods import Method
 from vhosts import Queue, User, VirtualHost
+from vhosts.counters import MessageCounts
 from vhosts.errors import PreconditionFailed
 
 
@@ -70,6 +71,7 @@ class ChannelHost(Protocol):
 class Channel:
     def __init__(self, host: ChannelHost, number: int, vhost: VirtualHost, user: User) -> None:
         self.number = number
+        self.vhost_name = vhost.name
         pending = partial(host.confirms_pending, self)
         self.output = output = ChannelOutput(host, number, vhost.store, pending=pending)
         send = output.reply
@@ -133,6 +135,11 @@ class Channel:
         }
 
     # -- what listings show ----------------------------------------------------------------------
+
+    @property
+    def counts(self) -> MessageCounts:
+        """What this channel published, delivered and had acked, for message_stats."""
+        return self.deliveries.counts
 
     @property
     def prefetch_count(self) -> int:

@@ -84,6 +84,8 @@ class ServerConnection:
         # RabbitMQ's name for a connection, which management and rabbitmqctl show and take.
         self.name = f"{peer[0]}:{peer[1]} -> {local[0]}:{local[1]}"
         self.connected_at = node.clock.now()
+        # Bytes and reads/writes on the socket, RabbitMQ's recv_oct/recv_cnt/send_oct/send_cnt.
+        self.recv_oct = self.recv_cnt = self.send_oct = self.send_cnt = 0
         self.auth_mechanism = ""
         self.state = State.AWAITING_HEADER
         self.channel_max = CHANNEL_MAX
@@ -119,6 +121,8 @@ class ServerConnection:
         """Run everything in `data`; replies and deliveries land in the output buffer."""
         if self.state is State.CLOSED:
             return
+        self.recv_oct += len(data)
+        self.recv_cnt += 1
         if self.state is State.AWAITING_HEADER:
             data = self._receive_header(data)
             if not data:
@@ -144,6 +148,8 @@ class ServerConnection:
         data = output[0] if len(output) == 1 else b"".join(output)
         self._output = []
         self._output_size = 0
+        self.send_oct += len(data)
+        self.send_cnt += 1
         if was_paused and not self.reading_paused:
             self.on_reading_resumed()
         if was_full and self.state is State.OPEN:

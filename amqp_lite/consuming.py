@@ -143,6 +143,7 @@ class Consumers:
         queue = self._queue(method.queue)
         entry = queue.get(no_ack=method.no_ack)
         if entry is None:
+            self._deliveries.counts.get_empty += 1
             self._send(methods.BasicGetEmpty())
             return
         self._deliveries.get_ok(entry, no_ack=method.no_ack, message_count=queue.message_count)

@@ -16,6 +16,7 @@ from amqp_lite.wire.frames import encode_delivery
 from amqp_lite.wire.methods import Method
 from amqp_lite.wire.properties import encode_properties
 from vhosts import Message, QueueEntry
+from vhosts.counters import MessageCounts
 from vhosts.errors import PreconditionFailed
 
 
@@ -64,6 +65,7 @@ class Deliveries:
         self.consumed_unacked = 0
         self.flow_active = True  # channel.flow from the client
         self.closing = False  # the channel is going: deliver nothing more
+        self.counts = MessageCounts()  # the channel's message_stats, for the management API
 
     # -- credit ----------------------------------------------------------------------------------
 
@@ -80,10 +82,16 @@ class Deliveries:
     def deliver(self, consumer: Credited, entry: QueueEntry) -> None:
         tag = self.next_tag
         self.next_tag = tag + 1
-        if not consumer.no_ack:
+        counts = self.counts
+        if consumer.no_ack:
+            counts.deliver_no_ack += 1
+        else:
+            counts.deliver += 1
             self.unacked[tag] = Delivery(tag, entry, consumer)
             consumer.unacked += 1
             self.consumed_unacked += 1
+        if entry.redelivered:
+            counts.redeliver += 1
         self._send_deliver(consumer.tag, tag, entry.redelivered, entry.message)
 
     def deliver_reply(self, consumer_tag: str, message: Message) -> None:
@@ -95,8 +103,14 @@ class Deliveries:
         """basic.get-ok of `entry`, unacked unless `no_ack`."""
         tag = self.next_tag
         self.next_tag = tag + 1
-        if not no_ack:
+        counts = self.counts
+        if no_ack:
+            counts.get_no_ack += 1
+        else:
+            counts.get += 1
             self.unacked[tag] = Delivery(tag, entry, None)
+        if entry.redelivered:
+            counts.redeliver += 1
         message = entry.message
         reply = methods.BasicGetOk(
             delivery_tag=tag,

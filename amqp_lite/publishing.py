@@ -69,12 +69,19 @@ class Publisher:
         refused = self.route(exchange, message, method.mandatory)
         if self._confirms.active:
             self._confirms.published(refused=refused, stored=message.store_id is not None)
+            if not refused:
+                self._deliveries.counts.confirm += 1
 
     def route(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
         """Route and enqueue; True when some full queue refused the message."""
         routed, refused = self._vhost.publish(exchange, message)
+        counts = self._deliveries.counts
+        counts.publish += 1
         if mandatory and (not routed or _is_reply(exchange, message)):
             self._deliveries.send_return(NO_ROUTE, "NO_ROUTE", message)
+            counts.return_unroutable += 1
+        elif not routed:
+            counts.drop_unroutable += 1
         return refused
 
     def _address_reply(self, message: Message) -> None:

@@ -66,6 +66,7 @@ class Settlements:
             for queue, entries in _by_queue(settled).items():
                 queue.requeue(entries)
         elif outcome == "ack":
+            self._deliveries.counts.ack += len(settled)
             for delivery in settled:
                 delivery.entry.queue.ack(delivery.entry)
         else:

@@ -91,6 +91,9 @@ class Exchange:
         self.exchange_bindings = (
             0  # bindings whose destination is an exchange: routing must follow them
         )
+        # RabbitMQ's message_stats of an exchange: published to it, and routed on from it.
+        self.publish_in = 0
+        self.publish_out = 0
 
     def __repr__(self) -> str:
         return f"<Exchange {self.name!r} {self.type_name}>"

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vhosts.clock import Clock
+from vhosts.counters import MessageCounts
 from vhosts.errors import AccessRefused, PreconditionFailed, ResourceLocked
 from vhosts.message import Message
 from vhosts.queue_settings import DEFAULT_SETTINGS, QueueSettings
@@ -136,6 +137,8 @@ class Queue:
         )
         self.ready_bytes = 0  # body bytes of ready messages, for x-max-length-bytes
         self.unacked_count = 0  # delivered or got, and not yet acked, rejected or requeued
+        self.unacked_bytes = 0
+        self.counts = MessageCounts()  # what went in and out, for the management API's rates
         self.consumers: deque[Consumer] = deque()
         # Consumers by x-priority, highest first, once any consumer has a priority other than 0.
         self._consumer_groups: list[tuple[int, deque[Consumer]]] | None = None
@@ -198,6 +201,7 @@ class Queue:
             return None
         entry = QueueEntry(message, self, self._next_seq)
         self._next_seq += 1
+        self.counts.publish += 1
         ttl = settings.message_ttl
         if message.ttl is not None and (ttl is None or message.ttl < ttl):
             ttl = message.ttl
@@ -284,6 +288,7 @@ class Queue:
         """Put delivered entries back at their original places, marked redelivered."""
         returning = sorted(entries, key=_by_seq)
         self.unacked_count -= len(returning)
+        self.unacked_bytes -= sum(len(entry.message.body) for entry in returning)
         if not returning or self.deleted:
             return
         for entry in returning:
@@ -329,8 +334,15 @@ class Queue:
                     if entry.expires_at <= now:
                         expired.append(entry)
                         continue
-                if not consumer.no_ack:
+                counts = self.counts
+                if consumer.no_ack:
+                    counts.deliver_no_ack += 1
+                else:
+                    counts.deliver += 1
                     self.unacked_count += 1
+                    self.unacked_bytes += len(entry.message.body)
+                if entry.redelivered:
+                    counts.redeliver += 1
                 if entry.stored:
                     self._taken(entry, consumer.no_ack)
                 consumer.deliver(entry)
@@ -363,11 +375,19 @@ class Queue:
         if ready and ready[0].expires_at is not None:
             self.expire_due(self.host.clock.now())
         if not ready:
+            self.counts.get_empty += 1
             return None
         entry = ready.popleft()
         self.ready_bytes -= len(entry.message.body)
-        if not no_ack:
+        counts = self.counts
+        if no_ack:
+            counts.get_no_ack += 1
+        else:
+            counts.get += 1
             self.unacked_count += 1
+            self.unacked_bytes += len(entry.message.body)
+        if entry.redelivered:
+            counts.redeliver += 1
         if entry.stored:
             self._taken(entry, no_ack)
         self._expire_head()
@@ -382,12 +402,15 @@ class Queue:
 
     def ack(self, entry: QueueEntry) -> None:
         self.unacked_count -= 1
+        self.unacked_bytes -= len(entry.message.body)
+        self.counts.ack += 1
         if entry.stored:
             self._unpersist(entry)
 
     def discard(self, entry: QueueEntry) -> None:
         """Rejected without requeue: dead-lettered when the queue has a dead-letter exchange."""
         self.unacked_count -= 1
+        self.unacked_bytes -= len(entry.message.body)
         self._dead_letter([entry], "rejected")
 
     def _dead_letter(self, entries: list[QueueEntry], reason: str) -> None:

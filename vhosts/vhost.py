@@ -88,6 +88,8 @@ class VirtualHost:
         self.clock = clock if clock is not None else Clock()
         self.timers = timers if timers is not None else Timers()
         self.events = events if events is not None else VhostEvents()  # the node's, shared
+        self.description = ""  # what an operator says the vhost is for (metadata, not kept)
+        self.tags: list[str] = []
         self.store = store  # durable exchanges, queues and bindings are recorded here
         self.queues: dict[str, Queue] = {}
         self.exchanges: dict[str, Exchange] = {}
@@ -428,6 +430,7 @@ class VirtualHost:
 
     def publish(self, exchange: Exchange, message: Message) -> tuple[bool, bool]:
         """Route `message` and enqueue it: (routed anywhere, refused by some full queue)."""
+        exchange.publish_in += 1
         headers = message.properties.headers
         if headers and "BCC" in headers:
             # BCC adds routing keys, but is removed before routing: no binding, and no
@@ -440,6 +443,7 @@ class VirtualHost:
             queues = self.route(exchange, message.routing_key, headers, message)
         if not queues:
             return False, False
+        exchange.publish_out += 1
         refused = False
         for queue in queues:
             if queue.enqueue(message) is None:
