@@ -36,6 +36,7 @@ from vhosts.users import DEFAULT_HASHING
 if TYPE_CHECKING:
     from amqp_lite.channel import Channel
     from amqp_lite.server import Server
+    from vhosts.definitions import Definitions
 
 # What a connection closed from the management UI is told, as RabbitMQ tells it.
 DEFAULT_CLOSE_REASON = "Closed via management plugin"
@@ -132,6 +133,14 @@ class Admin:
 
     def vhosts(self) -> list[VhostInfo]:
         return inventory.vhosts(self.node)
+
+    def vhost_metadata(self, name: str) -> dict[str, Any]:
+        vhost = self.node.vhost(self._vhost(name))
+        return {"description": vhost.description, "tags": list(vhost.tags)}
+
+    def set_vhost_metadata(self, name: str, *, description: str, tags: list[str]) -> None:
+        vhost = self.node.vhost(self._vhost(name))
+        vhost.description, vhost.tags = description, list(tags)
 
     # -- users and permissions -------------------------------------------------------------------
 
@@ -311,6 +320,10 @@ class Admin:
         return found
 
     # -- the whole topology ----------------------------------------------------------------------
+
+    def load_definitions(self, definitions: Definitions) -> None:
+        """Apply parsed definitions (`vhosts.definitions.parse`): all of them, or nothing."""
+        definitions.apply_to(self.node)
 
     def export_definitions(self) -> dict[str, Any]:
         """The broker's topology as RabbitMQ's `export_definitions` writes it (JSON-ready)."""

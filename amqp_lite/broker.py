@@ -13,7 +13,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
 
 import trio
@@ -23,6 +23,9 @@ from amqp_lite.server import Server
 from amqp_lite.storage import open_store
 from vhosts import DEFAULT_VHOST, Node
 from vhosts.clock import Clock
+
+if TYPE_CHECKING:
+    from amqp_lite.management import Management
 
 T = TypeVar("T")
 
@@ -90,6 +93,9 @@ class Broker(_Shortcuts):
         node: Node | None = None,
         clock: Clock | None = None,
         definitions: str | os.PathLike[str] | None = None,
+        management: bool = False,
+        management_host: str | None = None,
+        management_port: int = 0,
     ) -> None:
         """`data_dir=None` keeps nothing on disk; a directory makes durable things survive.
 
@@ -107,10 +113,21 @@ class Broker(_Shortcuts):
         self.heartbeat = heartbeat
         self._requested_port = port
         self._nursery_manager: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
+        # The management HTTP API: off unless asked for; on the AMQP host by default.
+        self._management = (management_host or host, management_port) if management else None
+        self.management: Management | None = None
+        self._management_scope: trio.CancelScope | None = None
 
     @property
     def port(self) -> int:
         return self.server.port
+
+    @property
+    def management_url(self) -> str:
+        """http://host:port/ of the management API (`Broker(management=True)`)."""
+        if self.management is None:
+            raise RuntimeError("the management API is off: Broker(management=True) turns it on")
+        return self.management.url
 
     @property
     def url(self) -> str:
@@ -149,14 +166,29 @@ class Broker(_Shortcuts):
         nursery = await self._nursery_manager.__aenter__()
         try:
             await nursery.start(self.server.serve, self.host, self._requested_port)
+            if self._management is not None:
+                await nursery.start(self._serve_management, *self._management)
         except BaseException:
-            # Exit the (now empty) nursery cleanly, so the caller gets the error itself (a port
-            # in use is an OSError), not an ExceptionGroup around it.
+            # Exit the nursery cleanly (stopping the AMQP listener if the management one
+            # failed), so the caller gets the error itself (a port in use is an OSError), not an
+            # ExceptionGroup around it.
+            nursery.cancel_scope.cancel()
             await self._nursery_manager.__aexit__(None, None, None)
             raise
         return self
 
+    async def _serve_management(
+        self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        from amqp_lite.management import Management  # most embedders never serve it
+
+        self.management = Management(self.admin)
+        with trio.CancelScope() as self._management_scope:
+            await self.management.serve(host, port, task_status=task_status)
+
     async def __aexit__(self, *exc_info: Any) -> bool | None:
+        if self._management_scope is not None:
+            self._management_scope.cancel()
         with trio.CancelScope(shield=True):
             await self.server.shutdown()
         assert self._nursery_manager is not None, "__aexit__ without __aenter__"
@@ -196,6 +228,7 @@ class ThreadedBroker(_Shortcuts):
         self.node = broker.node
         self.url = broker.url
         self.port = broker.port
+        self.management_url = broker.management_url if broker.management is not None else None
         self._token = token
         self._thread_id = threading.get_ident()
         self.admin = cast(Admin, _InBrokerThread(broker.admin, self.call))

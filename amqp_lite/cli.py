@@ -31,6 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--heartbeat", type=int, default=60, help="seconds; 0 turns heartbeats off")
     serve.add_argument(
+        "--management-host", default="127.0.0.1", help="where the management HTTP API listens"
+    )
+    serve.add_argument(
+        "--management-port", type=int, default=15672, help="the management HTTP API's port"
+    )
+    serve.add_argument(
+        "--no-management", action="store_true", help="do not serve the management HTTP API"
+    )
+    serve.add_argument(
         "--data-dir",
         default=None,
         help=f"where durable things are kept (default {default_data_dir()}); 'none' keeps nothing",
@@ -106,8 +115,18 @@ def main(argv: list[str] | None = None) -> int:
             if not _check_definitions(args.definitions):
                 return 1
         try:
+            management = (
+                None if args.no_management else (args.management_host, args.management_port)
+            )
             trio.run(
-                _serve, args.host, args.port, vhosts, args.heartbeat, data_dir, args.definitions
+                _serve,
+                args.host,
+                args.port,
+                vhosts,
+                args.heartbeat,
+                data_dir,
+                args.definitions,
+                management,
             )
         except refusals as error:
             logging.getLogger("amqp_lite").error("%s", error)
@@ -185,6 +204,7 @@ async def _serve(
     heartbeat: int,
     data_dir: str | Path | None,
     definitions: str | None,
+    management: tuple[str, int] | None,
 ) -> None:
     log = logging.getLogger("amqp_lite")
     log.info("data directory: %s", data_dir if data_dir is not None else "none (transient)")
@@ -195,9 +215,14 @@ async def _serve(
         heartbeat=heartbeat,
         data_dir=data_dir,
         definitions=definitions,
+        management=management is not None,
+        management_host=management[0] if management is not None else None,
+        management_port=management[1] if management is not None else 0,
     )
     async with broker:
         log.info("amqp-lite ready on %s", broker.url)
+        if management is not None:
+            log.info("management API on %s", broker.management_url)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 log.info("shutting down")

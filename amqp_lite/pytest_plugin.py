@@ -103,8 +103,18 @@ def amqp_broker(amqp_definitions: Path | None) -> Iterator[ThreadedBroker]:
     """The session's broker, in a background thread on a free port: `.url`, `.advance()`..."""
     from amqp_lite.broker import run_in_thread
 
-    with run_in_thread(definitions=amqp_definitions) as broker:
+    with run_in_thread(definitions=amqp_definitions, management=True) as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def amqp_management_url(amqp_broker: ThreadedBroker) -> str:
+    """The session broker's management HTTP API, RabbitMQ's: `http://127.0.0.1:<port>/`.
+
+    Log in as guest/guest; the per-test vhosts are there, %2F-quoted as in any RabbitMQ URL.
+    """
+    assert amqp_broker.management_url is not None
+    return amqp_broker.management_url
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ class Server:
             node.cluster_name = f"amqp-lite@{socket.gethostname().split('.')[0]}"
         self.heartbeat = heartbeat
         self.connections: set[ServerConnection] = set()
+        self.host = ""
         self.port: int = 0
         self._nursery: trio.Nursery | None = None
 
@@ -56,6 +57,7 @@ class Server:
     ) -> None:
         """Listen until cancelled; reports the bound port through `task_status`."""
         listeners = await trio.open_tcp_listeners(port, host=host)
+        self.host = host
         self.port = listeners[0].socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
             self._nursery = nursery

@@ -23,7 +23,7 @@ class BrokerProcess:
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "amqp_lite", "serve", "--port", "0", "--heartbeat", "0"),
-                *(*store, "--log-level", "info"),
+                *(*store, "--log-level", "info", "--management-port", "0"),
             ],
             stderr=subprocess.PIPE,
             text=True,

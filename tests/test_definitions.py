@@ -405,7 +405,7 @@ def _serve(definitions: Path, port: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             *(sys.executable, "-m", "amqp_lite", "serve", "--transient", "--port", str(port)),
-            *("--definitions", os.fspath(definitions)),
+            *("--definitions", os.fspath(definitions), "--no-management"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
