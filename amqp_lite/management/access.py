@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from amqp_lite.management.app import NO_CONTENT, Call, Created, Route, bad_request, not_found
+from amqp_lite.management.overview import NODE_NAME
 from amqp_lite.management.paging import listing
 from amqp_lite.management.stats import CHANNEL_STATS, message_stats, with_rates
 from vhosts.inventory import PermissionInfo, UserInfo
@@ -36,16 +37,10 @@ def _vhost(call: Call, name: str) -> dict[str, Any]:
         "metadata": {"description": meta["description"], "tags": list(meta["tags"])},
         "default_queue_type": "undefined",
         "tracing": False,
-        "cluster_state": {_node_name(): "running"},
+        "cluster_state": {NODE_NAME: "running"},
         "message_stats": message_stats(stats, key, stats.vhost_counts(name), CHANNEL_STATS),
         **with_rates(stats, key, totals, tuple(totals)),
     }
-
-
-def _node_name() -> str:
-    from amqp_lite.management.overview import NODE_NAME
-
-    return NODE_NAME
 
 
 def vhosts(call: Call) -> Any:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote
 import attrs
 
 from amqp_lite.management.http import Request, Response
-from vhosts.errors import BrokerError, NotFound
+from vhosts.errors import AccessRefused, BrokerError, NotFound
 from vhosts.users import User
 
 if TYPE_CHECKING:
@@ -62,6 +62,20 @@ def bad_request(reason: Any) -> HttpError:
 
 def not_authorised(reason: str) -> HttpError:
     return HttpError(401, "not_authorised", reason)
+
+
+def declare_error(error: BrokerError) -> HttpError:
+    """How RabbitMQ's management answers what a declare refuses."""
+    if isinstance(error, AccessRefused):
+        return not_authorised("Access refused.")
+    if isinstance(error, NotFound):
+        return not_found()
+    return bad_request(error.text)
+
+
+def exchange_name(name: str) -> str:
+    """The default exchange has no name; paths call it amq.default, as RabbitMQ's do."""
+    return "" if name == "amq.default" else name
 
 
 @attrs.frozen

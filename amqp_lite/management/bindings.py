@@ -7,8 +7,15 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from amqp_lite.management.app import Call, Created, Route, bad_request, not_found
-from amqp_lite.management.exchanges import declare_error, exchange_name
+from amqp_lite.management.app import (
+    Call,
+    Created,
+    Route,
+    bad_request,
+    declare_error,
+    exchange_name,
+    not_found,
+)
 from amqp_lite.management.paging import listing
 from vhosts.errors import BrokerError
 from vhosts.inventory import BindingInfo

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from amqp_lite import __version__
 from amqp_lite.management.app import Call, Created, Route, bad_request
 from amqp_lite.management.overview import RABBITMQ_VERSION
+from amqp_lite.version import __version__
 
 _PER_VHOST = (
     "permissions",

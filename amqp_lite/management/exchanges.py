@@ -9,18 +9,19 @@ from typing import Any
 from amqp_lite.management.app import (
     Call,
     Created,
-    HttpError,
     Route,
     bad_request,
-    not_authorised,
+    declare_error,
+    exchange_name,
     not_found,
 )
+from amqp_lite.management.bindings import binding_json
 from amqp_lite.management.paging import listing
 from amqp_lite.management.stats import EXCHANGE_STATS, with_rates
 from amqp_lite.wire import Properties
 from amqp_lite.wire.properties import encode_properties
 from vhosts import Exchange, Message
-from vhosts.errors import AccessRefused, BrokerError, NotFound
+from vhosts.errors import BrokerError
 
 _PROPERTY_NAMES = (
     "content_type",
@@ -63,15 +64,6 @@ def exchange_json(call: Call, exchange: Exchange, *, details: bool = False) -> d
     return shaped
 
 
-def declare_error(error: BrokerError) -> HttpError:
-    """How RabbitMQ's management answers what a declare refuses."""
-    if isinstance(error, AccessRefused):
-        return not_authorised("Access refused.")
-    if isinstance(error, NotFound):
-        return not_found()
-    return bad_request(error.text)
-
-
 def properties_json(properties: Any) -> dict[str, Any]:
     """The properties a message has set, as RabbitMQ's management shows them."""
     shaped = {}
@@ -94,11 +86,6 @@ def vhost_exchanges(call: Call) -> Any:
 def _sorted(call: Call, vhost: str) -> list[Exchange]:
     table = call.admin.node.vhosts[vhost].exchanges
     return [table[name] for name in sorted(table)]
-
-
-def exchange_name(name: str) -> str:
-    """The default exchange has no name; paths call it amq.default, as RabbitMQ's do."""
-    return "" if name == "amq.default" else name
 
 
 def _exchange(call: Call) -> Exchange:
@@ -193,8 +180,6 @@ def publish(call: Call) -> dict[str, Any]:
 
 
 def _bindings(call: Call, side: str) -> Any:
-    from amqp_lite.management.bindings import binding_json
-
     target = _exchange(call)
     found = [
         b

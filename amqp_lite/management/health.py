@@ -6,6 +6,7 @@ from typing import Any
 
 from amqp_lite.management.app import Call, Route, json_response
 from amqp_lite.management.overview import NODE_NAME
+from amqp_lite.wire import Properties
 from vhosts import Message
 
 ALIVENESS_QUEUE = "aliveness-test"
@@ -15,7 +16,6 @@ def aliveness(call: Call) -> Any:
     """As RabbitMQ's: declare a queue, publish to it, get the message back."""
     vhost = call.admin.node.vhost(call.vhost())
     queue = vhost.declare_queue(ALIVENESS_QUEUE, None)
-    from amqp_lite.wire import Properties
 
     vhost.publish(vhost.exchanges[""], Message("", ALIVENESS_QUEUE, Properties(), b"test_message"))
     entry = queue.get(no_ack=True)

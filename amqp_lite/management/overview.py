@@ -10,9 +10,9 @@ import socket
 import time
 from typing import Any
 
-from amqp_lite import __version__
 from amqp_lite.management.app import Call, Route, not_found
 from amqp_lite.management.stats import CHANNEL_STATS, CHURN, message_stats, with_rates
+from amqp_lite.version import __version__
 from exchanges import ROUTERS
 
 # RabbitMQ's default node name form: tools that show or pass a node name get one they expect.

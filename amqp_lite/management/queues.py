@@ -7,8 +7,10 @@ import datetime
 from typing import Any
 
 from amqp_lite.connection import ServerConnection
-from amqp_lite.management.app import Call, Created, Route, bad_request, not_found
-from amqp_lite.management.exchanges import declare_error, properties_json
+from amqp_lite.management.app import Call, Created, Route, bad_request, declare_error, not_found
+from amqp_lite.management.bindings import binding_json
+from amqp_lite.management.connections import consumer_json
+from amqp_lite.management.exchanges import properties_json
 from amqp_lite.management.overview import NODE_NAME
 from amqp_lite.management.paging import listing
 from amqp_lite.management.stats import QUEUE_STATS, message_stats, with_rates
@@ -76,8 +78,6 @@ def queue_json(call: Call, queue: Queue, *, details: bool = False) -> dict[str, 
             "peer_port": owner.peer[1],
         }
     if details:
-        from amqp_lite.management.connections import consumer_json
-
         shaped["consumer_details"] = [
             consumer_json(info)
             for info in call.admin.consumers(queue.vhost_name)
@@ -226,8 +226,6 @@ def _payload(payload: bytes, encoding: str) -> dict[str, Any]:
 
 
 def queue_bindings(call: Call) -> Any:
-    from amqp_lite.management.bindings import binding_json
-
     queue = _queue(call)
     found = [
         b
