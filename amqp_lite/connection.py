@@ -59,6 +59,11 @@ CLOSE_TIMEOUT = 3.0  # seconds we wait for close-ok after sending connection.clo
 SHUTDOWN_TEXT = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
 
 
+# 0-9-1's header, and 0-9's older form (class 1, instance 1, version 0-9) that some clients
+# still send (Perl's Net::AMQP): RabbitMQ speaks 0-9-1 to both.
+_ACCEPTED_HEADERS = (PROTOCOL_HEADER, b"AMQP\x01\x01\x00\x09")
+
+
 class State(enum.Enum):
     AWAITING_HEADER = "awaiting protocol header"
     AWAITING_START_OK = "awaiting connection.start-ok"
@@ -307,9 +312,9 @@ class ServerConnection:
     def _receive_header(self, data: bytes) -> bytes:
         self._header += data
         if len(self._header) < len(PROTOCOL_HEADER):
-            if PROTOCOL_HEADER.startswith(self._header):
+            if any(header.startswith(self._header) for header in _ACCEPTED_HEADERS):
                 return b""
-        elif self._header.startswith(PROTOCOL_HEADER):
+        elif self._header[: len(PROTOCOL_HEADER)] in _ACCEPTED_HEADERS:
             rest = self._header[len(PROTOCOL_HEADER) :]
             self._header = b""
             self.state = State.AWAITING_START_OK

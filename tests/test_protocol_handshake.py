@@ -11,6 +11,7 @@ from amqp_lite.server import HANDSHAKE_TIMEOUT
 from amqp_lite.wire import methods
 from amqp_lite.wire.fields import encode_table
 from amqp_lite.wire.frames import PROTOCOL_HEADER, BodyFrame, encode_method
+from tests.conftest import Target
 from tests.rawclient import RawClient
 
 CAPABILITIES = (
@@ -33,8 +34,9 @@ CAPABILITIES = (
     "header",
     [
         b"AMQP\x00\x00\x09\x00",  # 0-9-0
-        b"AMQP\x01\x01\x00\x09",  # 0-9 in the old form
-        b"AMQP\x01\x01\x08\x00",  # 0-8
+        b"AMQP\x00\x00\x09\x02",  # a 0-9-2 that never was
+        b"AMQP\x00\x00\x0a\x00",  # 0-10
+        b"AMQP\x01\x01\x00\x0a",  # 0-10 in the old form
         b"AMQP\x00\x01\x00\x00",  # AMQP 1.0
         b"AMQP\x03\x01\x00\x00",  # AMQP 1.0 SASL
         b"HTTP/1.1",
@@ -42,12 +44,43 @@ CAPABILITIES = (
     ],
 )
 async def test_a_foreign_header_gets_ours_back_and_the_socket_closed(
-    server: Broker, header: bytes
+    target: Target, header: bytes
 ) -> None:
-    async with await RawClient.connect(server.port) as client:
+    async with await RawClient.connect(target.port, target.host) as client:
         await client.send(header)
         # RabbitMQ sends the same 8 octets, then resets the connection; we close it cleanly.
         assert await client.read_raw_until_eof() == b"AMQP\x00\x00\x09\x01"
+
+
+@pytest.mark.parametrize("header", [b"AMQP\x01\x01\x08\x00", b"AMQP\x01\x01\x09\x01"])
+async def test_a_0_8_header_is_refused(server: Broker, header: bytes) -> None:
+    """RabbitMQ still speaks AMQP 0-8 to these; amqp-lite does not (see the README)."""
+    async with await RawClient.connect(server.port) as client:
+        await client.send(header)
+        assert await client.read_raw_until_eof() == b"AMQP\x00\x00\x09\x01"
+
+
+async def test_the_old_form_of_the_0_9_header_gets_0_9_1(target: Target) -> None:
+    """Perl's Net::AMQP sends AMQP 1 1 0 9; RabbitMQ answers it in 0-9-1, and so do we."""
+    async with await RawClient.connect(target.port, target.host) as client:
+        await client.send(b"AMQP\x01\x01\x00\x09")
+        start = await client.expect(methods.ConnectionStart, 0)
+        assert (start.version_major, start.version_minor) == (0, 9)
+        await client.send_method(
+            0,
+            methods.ConnectionStartOk(
+                client_properties={}, mechanism="PLAIN", response=b"\x00guest\x00guest"
+            ),
+        )
+        tune = await client.expect(methods.ConnectionTune, 0)
+        await client.send_method(
+            0, methods.ConnectionTuneOk(channel_max=tune.channel_max, frame_max=tune.frame_max)
+        )
+        await client.send_method(0, methods.ConnectionOpen(virtual_host="/"))
+        await client.expect(methods.ConnectionOpenOk, 0)
+        await client.open_channel(1)
+        await client.send_method(0, methods.ConnectionClose(reply_code=200, reply_text="bye"))
+        await client.expect(methods.ConnectionCloseOk, 0)
 
 
 async def test_header_and_handshake_arriving_one_byte_at_a_time(server: Broker) -> None:
