@@ -12,13 +12,14 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
 
 import trio
 
 from amqp_lite.admin import Admin
+from amqp_lite.login import DEFAULT_LOOPBACK_USERS
 from amqp_lite.server import Server
 from amqp_lite.storage import open_store
 from vhosts import DEFAULT_VHOST, Node
@@ -96,13 +97,15 @@ class Broker(_Shortcuts):
         management: bool = False,
         management_host: str | None = None,
         management_port: int = 0,
+        loopback_users: Collection[str] = DEFAULT_LOOPBACK_USERS,
     ) -> None:
         """`data_dir=None` keeps nothing on disk; a directory makes durable things survive.
 
         `clock` is the time the broker reads (TTLs, expiry): `Clock(frozen_at=...)` stands still
         until advanced; a `node` passed in brings its own. `definitions` is a RabbitMQ
         definitions file applied before serving; a bad one raises `DefinitionsError` from
-        `__aenter__`, and nothing is served.
+        `__aenter__`, and nothing is served. `loopback_users` may log in only from a loopback
+        address (RabbitMQ's default: guest); `()` lets them in from anywhere.
         """
         self.host = host
         self.data_dir = data_dir
@@ -111,6 +114,7 @@ class Broker(_Shortcuts):
         self._clock = clock
         self._definitions = definitions
         self.heartbeat = heartbeat
+        self.loopback_users = loopback_users
         self._requested_port = port
         self._nursery_manager: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
         # The management HTTP API: off unless asked for; on the AMQP host by default.
@@ -160,7 +164,9 @@ class Broker(_Shortcuts):
             self.node = Node(self._vhosts, clock=self._clock)  # nothing to read: no worker thread
         if self.node is None or self._definitions is not None:
             self.node = await trio.to_thread.run_sync(self._prepare_node)
-        self.server = Server(self.node, heartbeat=self.heartbeat)
+        self.server = Server(
+            self.node, heartbeat=self.heartbeat, loopback_users=self.loopback_users
+        )
         self.admin = Admin(self.node, self.server)
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()

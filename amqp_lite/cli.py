@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-management", action="store_true", help="do not serve the management HTTP API"
     )
     serve.add_argument(
+        "--loopback-users",
+        default="guest",
+        metavar="USER[,USER...]|none",
+        help="users who may log in only from a loopback address (default guest, as RabbitMQ)",
+    )
+    serve.add_argument(
         "--data-dir",
         default=None,
         help=f"where durable things are kept (default {default_data_dir()}); 'none' keeps nothing",
@@ -118,16 +124,19 @@ def main(argv: list[str] | None = None) -> int:
             management = (
                 None if args.no_management else (args.management_host, args.management_port)
             )
-            trio.run(
-                _serve,
-                args.host,
-                args.port,
-                vhosts,
-                args.heartbeat,
-                data_dir,
-                args.definitions,
-                management,
+            broker = Broker(
+                host=args.host,
+                port=args.port,
+                vhosts=vhosts,
+                heartbeat=args.heartbeat,
+                data_dir=data_dir,
+                definitions=args.definitions,
+                loopback_users=_user_list(args.loopback_users),
+                management=management is not None,
+                management_host=management[0] if management is not None else None,
+                management_port=management[1] if management is not None else 0,
             )
+            trio.run(_serve, broker)
         except refusals as error:
             logging.getLogger("amqp_lite").error("%s", error)
             return 1
@@ -197,31 +206,19 @@ def _check_definitions(path: str) -> bool:
     return True
 
 
-async def _serve(
-    host: str,
-    port: int,
-    vhosts: tuple[str, ...],
-    heartbeat: int,
-    data_dir: str | Path | None,
-    definitions: str | None,
-    management: tuple[str, int] | None,
-) -> None:
+def _user_list(text: str) -> tuple[str, ...]:
+    """`guest,admin` -> ("guest", "admin"); `none` (or nothing) -> ()."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    return () if names == ("none",) else names
+
+
+async def _serve(broker: Broker) -> None:
     log = logging.getLogger("amqp_lite")
+    data_dir = broker.data_dir
     log.info("data directory: %s", data_dir if data_dir is not None else "none (transient)")
-    broker = Broker(
-        host=host,
-        port=port,
-        vhosts=vhosts,
-        heartbeat=heartbeat,
-        data_dir=data_dir,
-        definitions=definitions,
-        management=management is not None,
-        management_host=management[0] if management is not None else None,
-        management_port=management[1] if management is not None else 0,
-    )
     async with broker:
         log.info("amqp-lite ready on %s", broker.url)
-        if management is not None:
+        if broker.management is not None:
             log.info("management API on %s", broker.management_url)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:

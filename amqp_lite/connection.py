@@ -17,15 +17,22 @@ import contextlib
 import enum
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from amqp_lite.channel import Channel
 from amqp_lite.errors import ChannelError, CommandInvalid, UnexpectedFrame
 from amqp_lite.identity import server_properties
+from amqp_lite.login import (
+    DEFAULT_LOOPBACK_USERS,
+    LoginInvalid,
+    LoginRefused,
+    TlsPeer,
+    log_in,
+    offered_mechanisms,
+)
 from amqp_lite.replies import closes_connection, reply_text
 from amqp_lite.wire import methods
-from amqp_lite.wire.fields import decode_table
 from amqp_lite.wire.frames import (
     HEARTBEAT_FRAME,
     PROTOCOL_HEADER,
@@ -56,6 +63,10 @@ READ_PAUSE_BACKLOG = 4 * OUTPUT_HIGH_WATER
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client has, in all, from connecting to connection.open
 CLOSE_TIMEOUT = 3.0  # seconds we wait for close-ok after sending connection.close
 
+# Seconds between a refused login that gets no reply and the socket's close: RabbitMQ's
+# SILENT_CLOSE_DELAY, which makes a client without authentication_failure_close wait.
+SILENT_CLOSE_DELAY = 3.0
+
 SHUTDOWN_TEXT = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
 
 
@@ -82,10 +93,17 @@ class ServerConnection:
         heartbeat: int = HEARTBEAT,
         peer: tuple[str, int] = ("", 0),
         local: tuple[str, int] = ("", 0),
+        tls: TlsPeer | None = None,
+        loopback_users: Collection[str] = DEFAULT_LOOPBACK_USERS,
     ) -> None:
         self.node = node
         self.peer = peer  # the client's address and port, as the I/O layer knows them
         self.local = local
+        self.tls = tls  # a TLS connection's client certificate, for EXTERNAL
+        self.loopback_users = loopback_users  # users refused unless the peer is loopback
+        # Once the socket is to be closed, the I/O layer waits this long first (a login refused
+        # without a word to the client: see SILENT_CLOSE_DELAY).
+        self.close_delay = 0.0
         # RabbitMQ's name for a connection, which management and rabbitmqctl show and take.
         self.name = f"{peer[0]}:{peer[1]} -> {local[0]}:{local[1]}"
         self.connected_at = node.clock.now()
@@ -324,7 +342,7 @@ class ServerConnection:
                     version_major=0,
                     version_minor=9,
                     server_properties=server_properties(self.node.cluster_name),
-                    mechanisms=b"PLAIN AMQPLAIN",
+                    mechanisms=" ".join(offered_mechanisms(self.tls)).encode(),
                     locales=b"en_US",
                 ),
             )
@@ -487,14 +505,30 @@ class ServerConnection:
 
     def _start_ok(self, method: methods.ConnectionStartOk) -> None:
         self.client_properties = dict(method.client_properties)
-        self.auth_mechanism = method.mechanism
-        username, password = _credentials(method.mechanism, bytes(method.response))
-        user = self.node.users.authenticate(username, password)
-        if user is None:
-            raise AccessRefused(
-                f"Login was refused using authentication mechanism {method.mechanism}. "
-                "For details see the broker logfile."
+        self.auth_mechanism = mechanism = method.mechanism
+        try:
+            user = log_in(
+                self.node.users,
+                mechanism,
+                bytes(method.response),
+                tls=self.tls,
+                peer_host=self.peer[0],
+                loopback_users=self.loopback_users,
             )
+        except LoginRefused as refused:
+            log.warning("connection %s: %s login refused: %s", self.name, mechanism, refused)
+            # Only a client that says it understands gets a reply, never the reason.
+            if self.client_supports("authentication_failure_close"):
+                raise AccessRefused(
+                    f"Login was refused using authentication mechanism {mechanism}. "
+                    "For details see the broker logfile."
+                ) from None
+            self._hang_up_silently()
+            return
+        except LoginInvalid as invalid:
+            log.warning("connection %s: login failed: %s", self.name, invalid)
+            self._hang_up_silently()
+            return
         self.user = user
         self.state = State.AWAITING_TUNE_OK
         self.send_method(
@@ -503,6 +537,14 @@ class ServerConnection:
                 channel_max=CHANNEL_MAX, frame_max=FRAME_MAX, heartbeat=self.heartbeat
             ),
         )
+
+    def _hang_up_silently(self) -> None:
+        """As RabbitMQ after a failed login: no reply, and the socket closed only after a delay,
+        so that a client guessing passwords cannot try again at once."""
+        self.state = State.CLOSED
+        self.close_delay = SILENT_CLOSE_DELAY
+        self.release()
+        self.on_output()  # nothing to say, but the writer must wake up to hang up
 
     def _tune_ok(self, method: methods.ConnectionTuneOk) -> None:
         if method.frame_max and method.frame_max < 4096:
@@ -532,18 +574,6 @@ class ServerConnection:
 
     def _update_secret(self, method: methods.ConnectionUpdateSecret) -> None:
         self.send_method(0, methods.ConnectionUpdateSecretOk())
-
-
-def _credentials(mechanism: str, response: bytes) -> tuple[str, str]:
-    if mechanism == "PLAIN":
-        parts = response.split(b"\x00")
-        if len(parts) != 3:
-            raise AccessRefused("PLAIN response is not '\\0user\\0password'")
-        return parts[1].decode(errors="replace"), parts[2].decode(errors="replace")
-    if mechanism == "AMQPLAIN":
-        fields = decode_table(len(response).to_bytes(4, "big") + response)
-        return str(fields.get("LOGIN", "")), str(fields.get("PASSWORD", ""))
-    raise AccessRefused(f"unsupported authentication mechanism '{mechanism}'")
 
 
 def _ignore() -> None:

@@ -13,12 +13,13 @@ import errno
 import logging
 import math
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TypeVar
 
 import trio
 
 from amqp_lite.connection import CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, ServerConnection
+from amqp_lite.login import DEFAULT_LOOPBACK_USERS
 from vhosts import Node
 from vhosts.store import Store
 
@@ -38,11 +39,18 @@ ACCEPT_RETRY_MAX = 2.0
 
 
 class Server:
-    def __init__(self, node: Node, *, heartbeat: int = 60) -> None:
+    def __init__(
+        self,
+        node: Node,
+        *,
+        heartbeat: int = 60,
+        loopback_users: Collection[str] = DEFAULT_LOOPBACK_USERS,
+    ) -> None:
         self.node = node
         if not node.cluster_name:  # as RabbitMQ's rabbit@<short hostname>
             node.cluster_name = f"amqp-lite@{socket.gethostname().split('.')[0]}"
         self.heartbeat = heartbeat
+        self.loopback_users = frozenset(loopback_users)  # may log in only from loopback
         self.connections: set[ServerConnection] = set()
         self.host = ""
         self.port: int = 0
@@ -159,6 +167,7 @@ class Server:
                 heartbeat=self.heartbeat,
                 peer=_address(stream.socket.getpeername()),
                 local=_address(stream.socket.getsockname()),
+                loopback_users=self.loopback_users,
             )
         except Exception:
             log.exception("internal error setting up a connection")
@@ -184,7 +193,11 @@ class Server:
         finally:
             _guarded(connection, connection.connection_lost)
             self.connections.discard(connection)
-            await trio.aclose_forcefully(stream)
+            try:
+                if connection.close_delay:  # a refused login: the client waits, nobody else
+                    await trio.sleep(connection.close_delay)
+            finally:
+                await trio.aclose_forcefully(stream)
 
     async def _write(
         self,

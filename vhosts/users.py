@@ -54,7 +54,9 @@ def hash_password(
     return base64.b64encode(salt + digest).decode()
 
 
-def password_matches(password_hash: str, password: str, algorithm: str = DEFAULT_HASHING) -> bool:
+def password_matches(
+    password_hash: str, password: str | bytes, algorithm: str = DEFAULT_HASHING
+) -> bool:
     # An empty hash is a user without a password (rabbitmqctl clear_password): no password fits.
     digest_name = HASHING_ALGORITHMS.get(algorithm)
     if not password_hash or digest_name is None:
@@ -64,7 +66,8 @@ def password_matches(password_hash: str, password: str, algorithm: str = DEFAULT
     except ValueError:
         return False
     salt, expected = raw[:4], raw[4:]
-    digest = hashlib.new(digest_name, salt + password.encode()).digest()
+    octets = password if isinstance(password, bytes) else password.encode()
+    digest = hashlib.new(digest_name, salt + octets).digest()
     return hmac.compare_digest(digest, expected)
 
 
@@ -76,7 +79,7 @@ class User:
     tags: list[str] = attrs.Factory(list)
     permissions: dict[str, Permission] = attrs.Factory(dict)  # by vhost name
 
-    def check_password(self, password: str) -> bool:
+    def check_password(self, password: str | bytes) -> bool:
         return password_matches(self.password_hash, password, self.hashing_algorithm)
 
     def may_enter(self, vhost: str) -> bool:

@@ -38,6 +38,7 @@ __all__ = [
     "encode_table",
     "read_array",
     "read_table",
+    "table_items",
 ]
 
 _unpack_from = struct.unpack_from
@@ -149,6 +150,27 @@ def read_table(buf: bytes, off: int) -> tuple[dict[str, Any], int]:
     if off != end:
         raise _Malformed("table entries overrun the table length")
     return table, end
+
+
+def table_items(data: bytes) -> list[tuple[str, str, Any]]:
+    """The entries of one whole length-prefixed table, in order and with their type tags, a
+    repeated key as often as it comes (a login reads its fields this way). Raises one of
+    DECODE_ERRORS if `data` is not exactly one table."""
+    (n,) = _unpack_from(">I", data, 0)
+    if 4 + n != len(data):
+        raise _Malformed("table length does not match the data")
+    items: list[tuple[str, str, Any]] = []
+    off = 4
+    while off < len(data):
+        klen = data[off]
+        key = data[off + 1 : off + 1 + klen].decode("utf-8")
+        off += 1 + klen
+        tag = chr(data[off])
+        value, off = _value(data, off)
+        items.append((key, tag, value))
+    if off != len(data):
+        raise _Malformed("table entries overrun the table length")
+    return items
 
 
 def read_array(buf: bytes, off: int) -> tuple[list[Any], int]:
