@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from amqp_lite.wire import Properties
 from exchanges.trace import render
+from vhosts import Message
 from vhosts.errors import NotFound, PreconditionFailed
 from vhosts.route_explain import explain_route
 from vhosts.vhost import VirtualHost
@@ -128,3 +130,32 @@ def test_delayed_exchange_holds_then_routes_and_its_alternate_gets_a_copy_now(
     ]
     assert "held, so nothing routed yet: falling back to alternate exchange 'ae'" in render(trace)
     assert explain_route(vhost, "later", "k", None).queues == ("q",)
+
+
+def test_a_held_message_its_bindings_do_not_route_goes_to_the_alternate_twice(
+    vhost: VirtualHost,
+) -> None:
+    """Once while held, and again when released and no binding matches: two copies, as the
+    broker routes them."""
+    arguments = {"x-delayed-type": "direct", "alternate-exchange": "ae"}
+    later = vhost.declare_exchange("later", "x-delayed-message", arguments=arguments)
+    ae = vhost.declare_exchange("ae", "fanout")
+    vhost.bind(later, vhost.declare_queue("elsewhere", owner=None), "other", {})
+    vhost.bind(ae, vhost.declare_queue("caught", owner=None), "", {})
+    trace = explain_route(vhost, "later", "k", {"x-delay": 10})
+    assert trace.queues == ("caught",)
+    assert [(hop.exchange, hop.held_ms) for hop in trace.hops] == [
+        ("later", 10),
+        ("ae", 0),
+        ("ae", 0),
+    ]
+    text = render(trace)
+    assert "  held, so nothing routed yet: falling back to alternate exchange 'ae'" in text
+    assert "  when the hold ends, no binding matches: falling back to alternate exchange 'ae'" in (
+        text
+    )
+    assert text.count("→ exchange 'ae' (fanout): alternate exchange of 'later'") == 2
+    vhost.publish(later, Message("later", "k", Properties(headers={"x-delay": 10}), b"m"))
+    vhost.clock.advance(1)
+    vhost.timers.run_due(vhost.clock.now())
+    assert vhost.queues["caught"].message_count == 2
