@@ -78,6 +78,17 @@ def exchange_name(name: str) -> str:
     return "" if name == "amq.default" else name
 
 
+def flag(body: dict[str, Any], key: str, default: bool) -> bool:
+    """A boolean field; RabbitMQ takes the strings "true" and "false" too (rabbitmqadmin
+    sends those)."""
+    value = body.get(key, default)
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    if not isinstance(value, bool):
+        raise bad_request(["not_boolean", value])
+    return value
+
+
 @attrs.frozen
 class Created:
     """A PUT or POST that made something: 201 (204 when it only changed something)."""

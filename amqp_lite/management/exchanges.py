@@ -13,6 +13,7 @@ from amqp_lite.management.app import (
     bad_request,
     declare_error,
     exchange_name,
+    flag,
     not_found,
 )
 from amqp_lite.management.bindings import binding_json
@@ -104,12 +105,7 @@ def put_exchange(call: Call) -> Created:
     vhost_name, name = call.vhost(), call.params["name"]
     body = call.body()
     type_name = body.get("type", "direct")
-    flags = {}
-    for key, default in (("durable", False), ("auto_delete", False), ("internal", False)):
-        value = body.get(key, default)
-        if not isinstance(value, bool):
-            raise bad_request(["not_boolean", value])
-        flags[key] = value
+    flags = {key: flag(body, key, False) for key in ("durable", "auto_delete", "internal")}
     arguments = body.get("arguments") or {}
     if not isinstance(type_name, str) or not isinstance(arguments, dict):
         raise bad_request("type must be a string and arguments an object")

@@ -15,8 +15,9 @@ from amqp_lite.management.stats import CHANNEL_STATS, CHURN, message_stats, with
 from amqp_lite.version import __version__
 from exchanges import ROUTERS
 
-# RabbitMQ's default node name form: tools that show or pass a node name get one they expect.
-NODE_NAME = f"rabbit@{socket.gethostname().split('.')[0]}"
+# The node's name, in RabbitMQ's name@host form; the same the AMQP server properties give as
+# cluster_name for an unnamed node.
+NODE_NAME = f"amqp-lite@{socket.gethostname().split('.')[0]}"
 # The version clients and tools are told, as the AMQP server properties tell it.
 RABBITMQ_VERSION = "3.10.8"
 _STARTED = time.monotonic()

@@ -7,7 +7,15 @@ import datetime
 from typing import Any
 
 from amqp_lite.connection import ServerConnection
-from amqp_lite.management.app import Call, Created, Route, bad_request, declare_error, not_found
+from amqp_lite.management.app import (
+    Call,
+    Created,
+    Route,
+    bad_request,
+    declare_error,
+    flag,
+    not_found,
+)
 from amqp_lite.management.bindings import binding_json
 from amqp_lite.management.connections import consumer_json
 from amqp_lite.management.exchanges import properties_json
@@ -121,8 +129,8 @@ def queue(call: Call) -> Any:
 def put_queue(call: Call) -> Created:
     vhost_name, name = call.vhost(), call.params["name"]
     body = call.body()
-    durable = _flag(body, "durable", False)
-    auto_delete = _flag(body, "auto_delete", False)
+    durable = flag(body, "durable", False)
+    auto_delete = flag(body, "auto_delete", False)
     arguments = body.get("arguments") or {}
     if not isinstance(arguments, dict):
         raise bad_request("arguments must be an object")
@@ -136,15 +144,6 @@ def put_queue(call: Call) -> Created:
     except BrokerError as error:
         raise declare_error(error) from None
     return Created(not existed)
-
-
-def _flag(body: dict[str, Any], key: str, default: bool) -> bool:
-    value = body.get(key, default)
-    if isinstance(value, str) and value in ("true", "false"):
-        return value == "true"
-    if not isinstance(value, bool):
-        raise bad_request(["not_boolean", value])
-    return value
 
 
 def delete_queue(call: Call) -> None:
@@ -175,15 +174,15 @@ def get_messages(call: Call) -> list[dict[str, Any]]:
     missing = [k for k in ("count", "ackmode", "encoding") if k not in body]
     if missing:
         raise bad_request("[" + ",".join(f"{{key_missing,{k}}}" for k in missing) + "]")
-    count, ackmode, encoding = body["count"], body["ackmode"], body["encoding"]
-    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+    count, ackmode, encoding = _natural(body["count"]), body["ackmode"], body["encoding"]
+    if count is None:
         raise bad_request("count must be a non-negative integer")
     if ackmode not in ACK_MODES:
         raise bad_request(f"ackmode must be one of {', '.join(ACK_MODES)}")
     if encoding not in ("auto", "base64"):
         raise bad_request("encoding must be auto or base64")
     truncate = body.get("truncate")
-    if truncate is not None and (not isinstance(truncate, int) or truncate < 0):
+    if truncate is not None and (truncate := _natural(truncate)) is None:
         raise bad_request("truncate must be a non-negative integer")
     taken = []
     results = []
@@ -214,6 +213,15 @@ def get_messages(call: Call) -> list[dict[str, Any]]:
         for entry in taken:
             queue.discard(entry)
     return results
+
+
+def _natural(value: Any) -> int | None:
+    """A count: RabbitMQ takes a number or its digits as a string (rabbitmqadmin sends those)."""
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
 
 
 def _payload(payload: bytes, encoding: str) -> dict[str, Any]:
