@@ -144,6 +144,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addoption(
         "--crash-rounds",
-        default="3",
+        default="5",
         help="kill -9 rounds in the durability test (make test runs a few; soak with more)",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 from pathlib import Path
 
 import pika
@@ -87,35 +88,146 @@ def crash_rounds(request) -> int:
     return int(request.config.getoption("--crash-rounds"))
 
 
+class Churn:
+    """Deletes a durable queue and declares it again and again, holding deliveries across the
+    deletes and settling them once the next incarnation has stored messages of its own.
+
+    What it knows of each message (by body), as the broker has answered so far:
+      live   confirmed and never settled: must come back after a crash, exactly once;
+      gone   its queue's delete-ok came (answered only once on disk): must never come back;
+      maybe  anything in flight when the broker died (a publish, an ack, a delete): either.
+    """
+
+    QUEUE = "churn"
+
+    def __init__(self, name: str, rng: random.Random) -> None:
+        self.name = name
+        self.rng = rng
+        self.live: set[bytes] = set()
+        self.maybe: set[bytes] = set()
+        self.gone: set[bytes] = set()
+        self._count = 0
+        self.cycles = 0  # deletes answered, over all rounds
+
+    def check_recovered(self, url: str) -> None:
+        """After a restart: every live message back once, nothing gone back; then start over."""
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        channel.queue_declare(self.QUEUE, durable=True)
+        recovered = [body for body, _redelivered in drain(channel, self.QUEUE)]
+        channel.queue_delete(self.QUEUE)  # delete-ok: what was drained is gone on disk too
+        connection.close()
+        assert len(recovered) == len(set(recovered)), "a message came back twice"
+        assert self.live <= set(recovered), f"lost {sorted(self.live - set(recovered))}"
+        assert not self.gone & set(recovered), (
+            f"deleted, back: {sorted(self.gone & set(recovered))}"
+        )
+        self.gone |= self.live | self.maybe
+        self.live, self.maybe = set(), set()
+
+    def run_until_killed(self, url: str) -> None:
+        try:
+            connection = pika.BlockingConnection(pika.URLParameters(url))
+            channel = connection.channel()
+            channel.confirm_delivery()
+            held: list[tuple[int, bytes]] = []  # deliveries from an earlier incarnation
+            while True:
+                channel.queue_declare(self.QUEUE, durable=True)
+                incarnation = [self._publish(channel) for _ in range(self.rng.randint(1, 3))]
+                self._settle(channel, held)  # must not touch what the new incarnation stored
+                incarnation += [self._publish(channel) for _ in range(self.rng.randint(1, 5))]
+                held = self._hold(channel, self.rng.randint(1, 3))
+                if held and self.rng.random() < 0.3:  # an ack of this incarnation's own
+                    tag, body = held.pop()
+                    self._in_flight([body])
+                    channel.basic_ack(tag)
+                self._in_flight(incarnation)
+                channel.queue_delete(self.QUEUE)
+                self.maybe -= set(incarnation)
+                self.gone |= set(incarnation)
+                self.cycles += 1
+        except (AMQPError, OSError):
+            return  # the broker died under us, as intended
+
+    def _publish(self, channel) -> bytes:
+        body = f"{self.name}-{self._count}".encode()
+        self._count += 1
+        self.maybe.add(body)
+        channel.basic_publish("", self.QUEUE, body, PERSISTENT)  # returns once confirmed
+        self.maybe.discard(body)
+        self.live.add(body)
+        return body
+
+    def _hold(self, channel, count: int) -> list[tuple[int, bytes]]:
+        """Take up to `count` deliveries and leave them unacked: (delivery tag, body) each."""
+        held = []
+        for _ in range(count):
+            method, _properties, body = channel.basic_get(self.QUEUE)
+            if method is None:
+                break
+            held.append((method.delivery_tag, body))
+        return held
+
+    def _settle(self, channel, held: list[tuple[int, bytes]]) -> None:
+        for tag, _body in held:
+            how = self.rng.choice(("ack", "reject", "nack", "requeue"))
+            if how == "ack":
+                channel.basic_ack(tag)
+            elif how == "nack":
+                channel.basic_nack(tag, requeue=False)
+            else:
+                channel.basic_reject(tag, requeue=how == "requeue")
+
+    def _in_flight(self, bodies: list[bytes]) -> None:
+        """Sent to the broker, not answered yet: whatever was live may now go either way."""
+        moving = self.live & set(bodies)
+        self.live -= moving
+        self.maybe |= moving
+
+
 def test_kill_9_never_loses_a_confirmed_message(tmp_path: Path, crash_rounds: int) -> None:
+    """Publishers fill a queue while another client deletes and declares a second one, holding
+    deliveries across the deletes; the broker is killed at a random moment, each round."""
     rng = random.Random(os.environ.get("CRASH_SEED"))
     expected: set[bytes] = set()
+    churn = Churn("churn", rng)
     for round_number in range(crash_rounds):
         broker = BrokerProcess(tmp_path)
-        setup = pika.BlockingConnection(pika.URLParameters(broker.url))
-        setup.channel().queue_declare("crash", durable=True)
-        setup.close()
+        try:
+            churn.check_recovered(broker.url)
+            setup = pika.BlockingConnection(pika.URLParameters(broker.url))
+            setup.channel().queue_declare("crash", durable=True)
+            setup.close()
 
-        confirmed: list[list[bytes]] = [[] for _ in range(3)]
-        threads = [
-            threading.Thread(
-                target=publish_until_killed,
-                args=(broker.url, f"{round_number}.{i}", confirmed[i]),
-            )
-            for i in range(3)
-        ]
-        for thread in threads:
-            thread.start()
-        kill_after = rng.randint(1, 400)
-        with _watching(threads):
-            while sum(map(len, confirmed)) < kill_after and any(t.is_alive() for t in threads):
-                threads[0].join(0.001)
-            broker.kill()
-        for bodies in confirmed:
-            expected.update(bodies)
+            confirmed: list[list[bytes]] = [[] for _ in range(3)]
+            threads = [
+                threading.Thread(
+                    target=publish_until_killed,
+                    args=(broker.url, f"{round_number}.{i}", confirmed[i]),
+                )
+                for i in range(3)
+            ]
+            churn.name = f"churn{round_number}"
+            threads.append(threading.Thread(target=churn.run_until_killed, args=(broker.url,)))
+            for thread in threads:
+                thread.start()
+            # At a random moment, not on a count of confirms: those arrive right after an fsync,
+            # and killing only then would hardly ever find a batch half-way. But not before the
+            # queue was deleted once this round.
+            kill_at = time.monotonic() + rng.uniform(0.02, 0.4)
+            cycles, churner = churn.cycles, threads[-1]
+            with _watching(threads):
+                while churner.is_alive() and (time.monotonic() < kill_at or churn.cycles == cycles):
+                    churner.join(0.001)
+                broker.kill()
+            for bodies in confirmed:
+                expected.update(bodies)
+        finally:
+            broker.kill()  # also when a check failed, so no broker outlives the test
 
     survivor = BrokerProcess(tmp_path)
     try:
+        churn.check_recovered(survivor.url)
         connection = pika.BlockingConnection(pika.URLParameters(survivor.url))
         recovered = [body for body, _redelivered in drain(connection.channel(), "crash")]
         connection.close()
@@ -123,6 +235,7 @@ def test_kill_9_never_loses_a_confirmed_message(tmp_path: Path, crash_rounds: in
         survivor.stop()
     assert len(recovered) == len(set(recovered)), "a message came back twice"
     assert expected <= set(recovered), f"lost {len(expected - set(recovered))} confirmed"
+    assert churn.cycles >= crash_rounds, "the queue was hardly ever deleted"
 
 
 class _watching:
@@ -208,4 +321,35 @@ def test_a_delayed_persistent_message_survives_a_restart(tmp_path: Path) -> None
     with run_in_thread(data_dir=tmp_path, clock=Clock(frozen_at=start + 7200)) as broker:
         connection = pika.BlockingConnection(pika.URLParameters(broker.url))
         assert drain(connection.channel(), "due") == []  # released once, not again
+        connection.close()
+
+
+@pytest.mark.parametrize("settle", ["ack", "reject", "nack", "requeue", "close"])
+def test_settling_a_delivery_of_a_deleted_queue_leaves_its_successor_alone(
+    tmp_path: Path, settle: str
+) -> None:
+    """A queue deleted and declared again is a new queue: a delivery the old one made, settled
+    later, must not touch what the new one stored (its positions start over)."""
+    with run_in_thread(data_dir=tmp_path) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = connection.channel()
+        channel.queue_declare("reborn", durable=True)
+        channel.basic_publish("", "reborn", b"old", PERSISTENT)
+        held = channel.basic_get("reborn")[0]
+        channel.queue_delete("reborn")
+        channel.queue_declare("reborn", durable=True)
+        channel.confirm_delivery()
+        channel.basic_publish("", "reborn", b"new", PERSISTENT)  # confirmed: on disk
+        if settle == "ack":
+            channel.basic_ack(held.delivery_tag)
+        elif settle == "reject":
+            channel.basic_reject(held.delivery_tag, requeue=False)
+        elif settle == "nack":
+            channel.basic_nack(held.delivery_tag, requeue=False)
+        elif settle == "requeue":
+            channel.basic_reject(held.delivery_tag, requeue=True)
+        connection.close()  # "close" settles it by requeueing on the way out
+    with run_in_thread(data_dir=tmp_path) as broker:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        assert drain(connection.channel(), "reborn") == [(b"new", False)]
         connection.close()

@@ -251,3 +251,27 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_messages(tmp_path: Path) 
     node.vhosts["/"].queues["old"].enqueue(message(b"new"))
     node = restart(tmp_path, node)
     assert bodies(node, "old") == [b"from schema 1", b"new"]
+
+
+@pytest.mark.parametrize("settle", ["ack", "discard", "requeue"])
+def test_a_deleted_queues_delivery_settled_later_touches_no_row_of_its_successor(
+    tmp_path: Path, settle: str
+) -> None:
+    node = Node(store=open_store(tmp_path))
+    vhost = node.vhosts["/"]
+    old = vhost.declare_queue("q", None, durable=True)
+    old.enqueue(message(b"old"))
+    held = old.get(no_ack=False)
+    assert held is not None
+    vhost.delete_queue("q", None)
+    vhost.declare_queue("q", None, durable=True).enqueue(message(b"new"))  # same position, 0
+    if settle == "requeue":
+        old.requeue([held])
+    else:
+        getattr(old, settle)(held)
+    # The old content goes with its last holder, not only when the next start tidies up.
+    assert node.store is not None
+    node.store.flush()
+    assert node.store._db.execute("SELECT body FROM messages").fetchall() == [(b"new",)]
+    node = restart(tmp_path, node)
+    assert bodies(node, "q") == [b"new"]

@@ -260,11 +260,16 @@ class Queue:
         store.enqueue(self.vhost_name, self.name, entry.seq, message_id, entry.expires_at)
 
     def _unpersist(self, entry: QueueEntry) -> None:
-        """The entry is settled for good: forget it, and its content once no queue holds it."""
+        """The entry is settled for good: forget it, and its content once no queue holds it.
+
+        A deleted queue's rows went with it, and its positions may be a new queue's now (a queue
+        declared again under the same name numbers from 0): only the content is let go then.
+        """
         store = self.store
         assert store is not None
         entry.stored = False
-        store.dequeue(self.vhost_name, self.name, entry.seq)
+        if not self.deleted:
+            store.dequeue(self.vhost_name, self.name, entry.seq)
         entry.message.let_go(store)
 
     def _mark_delivered(self, entry: QueueEntry) -> None:
@@ -289,7 +294,10 @@ class Queue:
         returning = sorted(entries, key=_by_seq)
         self.unacked_count -= len(returning)
         self.unacked_bytes -= sum(len(entry.message.body) for entry in returning)
-        if not returning or self.deleted:
+        if self.deleted:  # nowhere to go back to: as if acked
+            self._forget(returning)
+            return
+        if not returning:
             return
         for entry in returning:
             entry.redelivered = True
@@ -408,10 +416,21 @@ class Queue:
             self._unpersist(entry)
 
     def discard(self, entry: QueueEntry) -> None:
-        """Rejected without requeue: dead-lettered when the queue has a dead-letter exchange."""
+        """Rejected without requeue: dead-lettered when the queue has a dead-letter exchange.
+
+        Not once the queue is deleted: as in RabbitMQ, its dead-lettering went with it.
+        """
         self.unacked_count -= 1
         self.unacked_bytes -= len(entry.message.body)
-        self._dead_letter([entry], "rejected")
+        if self.deleted:
+            self._forget([entry])
+        else:
+            self._dead_letter([entry], "rejected")
+
+    def _forget(self, entries: Iterable[QueueEntry]) -> None:
+        for entry in entries:
+            if entry.stored:
+                self._unpersist(entry)
 
     def _dead_letter(self, entries: list[QueueEntry], reason: str) -> None:
         # Republished first, forgotten after: a crash in between keeps a copy, never none.
@@ -420,6 +439,15 @@ class Queue:
         for entry in entries:
             if entry.stored:
                 self._unpersist(entry)
+
+    def delete(self) -> int:
+        """The vhost removed the queue: its ready messages and its stored rows go, and what it
+        delivered is settled as nothing from now on. Returns how many ready messages went."""
+        self.deleted = True
+        count = self.purge()
+        if self.store is not None:
+            self.store.delete_queue(self.vhost_name, self.name)
+        return count
 
     def purge(self) -> int:
         count = len(self.ready)

@@ -325,10 +325,7 @@ class VirtualHost:
         if self.queues.get(queue.name) is not queue:
             return 0
         del self.queues[queue.name]
-        queue.deleted = True
-        count = queue.purge()
-        if queue.store is not None:
-            queue.store.delete_queue(self.name, queue.name)
+        count = queue.delete()
         for consumer in list(queue.consumers):
             consumer.queue_deleted()
         queue.consumers.clear()
