@@ -1,9 +1,9 @@
 """Publishing: a complete basic.publish becomes a routed message.
 
 Checks what RabbitMQ checks once the content is whole (write permission, the exchange,
-internal), turns the content into a `Message`, addresses direct reply-to replies, routes
-(or holds the publish for tx.commit), returns unroutable mandatory messages and counts the
-publish for confirms.
+internal, the user_id property), turns the content into a `Message`, addresses direct reply-to
+replies, routes (or holds the publish for tx.commit), returns unroutable mandatory messages and
+counts the publish for confirms.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ class Publisher:
         exchange = vhost.exchange(method.exchange)
         if exchange.internal:
             raise AccessRefused(f"cannot publish to internal {exchange.describe()}")
+        if properties.user_id is not None:
+            self._check_user_id(properties.user_id)
         message = Message(method.exchange, method.routing_key, properties, body, raw_properties)
         if properties.expiration is not None:
             message.ttl = parse_expiration(properties.expiration)
@@ -83,6 +85,14 @@ class Publisher:
         elif not routed:
             counts.drop_unroutable += 1
         return refused
+
+    def _check_user_id(self, user_id: str) -> None:
+        """As RabbitMQ: a message may only name its publisher, unless that is an impersonator."""
+        user = self._user
+        if user_id != user.name and "impersonator" not in user.tags:
+            raise PreconditionFailed(
+                f"user_id property set to '{user_id}' but authenticated user was '{user.name}'"
+            )
 
     def _address_reply(self, message: Message) -> None:
         """Direct reply-to: `reply_to` names this channel's reply consumer, so replies find it."""

@@ -100,6 +100,22 @@ class Target:
         else:
             self.rabbitmqctl("delete_vhost", name)
 
+    def add_user(self, name: str, password: str, tags: tuple[str, ...] = ()) -> None:
+        """A user with every permission in '/'."""
+        if self.broker is not None:
+            self.broker.admin.add_user(name, password, tags=tags)
+            self.broker.admin.set_permissions(name, "/")
+        else:
+            self.rabbitmqctl("add_user", name, password)
+            self.rabbitmqctl("set_user_tags", name, *tags)
+            self.rabbitmqctl("set_permissions", "-p", "/", name, ".*", ".*", ".*")
+
+    def delete_user(self, name: str) -> None:
+        if self.broker is not None:
+            self.broker.admin.delete_user(name)
+        else:
+            self.rabbitmqctl("delete_user", name)
+
     def rabbitmqctl(self, *args: str) -> None:
         if self._ctl is None:
             pytest.skip("needs --rabbitmqctl to change the other broker")
