@@ -102,6 +102,9 @@ class Channel:
             reply_address=self._reply_address,
         )
         self.content = ContentAssembler(self.publisher.publish)
+        # Content header and body frames go straight to the part that assembles them.
+        self.handle_header: Callable[[HeaderFrame], None] = self.content.header
+        self.handle_body: Callable[[BodyFrame], None] = self.content.body
         self._topology = topology = Topology(
             vhost, user, host, send=send, reply_when_stored=output.reply_when_stored
         )
@@ -178,12 +181,6 @@ class Channel:
         if type(method) in _NAMING_A_QUEUE:
             self._topology.expand_shortcuts(cast(NamingAQueue, method))
         handler(method)
-
-    def handle_header(self, frame: HeaderFrame) -> None:
-        self.content.header(frame)
-
-    def handle_body(self, frame: BodyFrame) -> None:
-        self.content.body(frame)
 
     # -- for the connection ----------------------------------------------------------------------
 

@@ -54,30 +54,30 @@ class ChannelOutput:
     ) -> None:
         self._connection = connection
         self._channel = channel
+        self.frame_max = connection.frame_max  # settled by tune-ok before any channel opens
         self._store = store
         self._pending = pending  # the connection flushes this channel once the read is done
         # Encoded frames waiting for the store, each with the operation it waits for (0 for
         # frames that wait only for what is before them).
         self._waiting: deque[tuple[int, bytes]] = deque()
-
-    @property
-    def frame_max(self) -> int:
-        return self._connection.frame_max
+        # `send(data)` and `has_room()` (may a delivery go out now?). While nothing waits they
+        # are the connection's own methods, so a delivery pays no extra call for the ordering;
+        # while something waits, frames queue behind it and deliveries pause.
+        self.send: Callable[[bytes], None] = connection.send
+        self.has_room: Callable[[], bool] = connection.has_output_room
 
     @property
     def waiting(self) -> bool:
         """Some reply still waits for the store, and everything sent since waits behind it."""
         return bool(self._waiting)
 
-    def has_room(self) -> bool:
-        """May a delivery go out now: nothing waits, and the client keeps up with reading."""
-        return not self._waiting and self._connection.has_output_room()
+    def _wait(self, operation: int, data: bytes) -> None:
+        if not self._waiting:
+            self.send, self.has_room = self._send_behind, _no_room
+        self._waiting.append((operation, data))
 
-    def send(self, data: bytes) -> None:
-        if self._waiting:
-            self._waiting.append((0, data))  # waits for nothing but what is before it
-        else:
-            self._connection.send(data)
+    def _send_behind(self, data: bytes) -> None:
+        self._waiting.append((0, data))  # waits for nothing but what is before it
 
     def reply(self, method: Method) -> None:
         self.send(encode_method(self._channel, method))
@@ -88,7 +88,7 @@ class ChannelOutput:
         if store is None or (store.durable_upto >= store.last_op and not self._waiting):
             self._connection.send(encode_method(self._channel, method))
             return
-        self._waiting.append((store.last_op, encode_method(self._channel, method)))
+        self._wait(store.last_op, encode_method(self._channel, method))
         self._pending()
 
     def send_after_replies(self, method: Method) -> bool:
@@ -113,4 +113,11 @@ class ChannelOutput:
             return False
         while waiting and waiting[0][0] <= durable:
             self._connection.send(waiting.popleft()[1])
-        return not waiting
+        if waiting:
+            return False
+        self.send, self.has_room = self._connection.send, self._connection.has_output_room
+        return True
+
+
+def _no_room() -> bool:
+    return False

@@ -353,6 +353,27 @@ class ServerConnection:
         return b""
 
     def _receive_frame(self, frame: Frame) -> None:
+        # The hot path first: a method or content on an open channel. (Channels exist only
+        # while the connection is open: closing it releases them.)
+        channel = self.channels.get(frame.channel)
+        if channel is not None:
+            try:
+                if type(frame) is MethodFrame:
+                    method = frame.method
+                    if type(method) in _CHANNEL_LIFECYCLE:
+                        self._on_channel_lifecycle(channel, method)
+                    else:
+                        channel.handle_method(method)
+                    return
+                if type(frame) is HeaderFrame:
+                    channel.handle_header(frame)
+                    return
+                if type(frame) is BodyFrame:
+                    channel.handle_body(frame)
+                    return
+            except BrokerError as error:
+                self._channel_error(channel, frame, error)
+                return
         channel_number = frame.channel
         if self.state is State.CLOSING:
             self._receive_while_closing(frame)
@@ -371,23 +392,23 @@ class ServerConnection:
         if channel_number in self._closing_channels:
             self._on_closing_channel_frame(frame)
             return
-        channel = self.channels.get(channel_number)
-        try:
-            if channel is None:
+        if channel is None:
+            try:
                 self._on_unopened_channel_frame(frame)
-            elif isinstance(frame, MethodFrame):
-                self._on_channel_method(channel, frame.method)
-            elif isinstance(frame, HeaderFrame):
-                channel.handle_header(frame)
-            elif isinstance(frame, BodyFrame):
-                channel.handle_body(frame)
-        except BrokerError as error:
-            if isinstance(frame, MethodFrame) and not error.class_id:
-                error.class_id, error.method_id = frame.method.CLASS_ID, frame.method.METHOD_ID
-            if closes_connection(error.reply_code) or channel is None:
+            except BrokerError as error:
+                if isinstance(frame, MethodFrame) and not error.class_id:
+                    error.class_id, error.method_id = frame.method.CLASS_ID, frame.method.METHOD_ID
                 self._close_connection(error)
-            else:
-                self._close_channel(channel, error)
+
+    def _channel_error(self, channel: Channel, frame: Frame, error: BrokerError) -> None:
+        """The one place a channel's error becomes channel.close, or connection.close when its
+        reply code is a hard error."""
+        if isinstance(frame, MethodFrame) and not error.class_id:
+            error.class_id, error.method_id = frame.method.CLASS_ID, frame.method.METHOD_ID
+        if closes_connection(error.reply_code):
+            self._close_connection(error)
+        else:
+            self._close_channel(channel, error)
 
     def _receive_while_closing(self, frame: Frame) -> None:
         """After our connection.close only close-ok (or a crossing close) counts."""
@@ -416,16 +437,15 @@ class ServerConnection:
             raise UnexpectedFrame("expected method frame, got non method frame instead")
         raise ChannelError("expected 'channel.open'")
 
-    def _on_channel_method(self, channel: Channel, method: Method) -> None:
+    def _on_channel_lifecycle(self, channel: Channel, method: Method) -> None:
+        """channel.open, close and close-ok on an open channel."""
         if isinstance(method, methods.ChannelClose):
             self._forget_channel(channel)
             self.send_method(channel.number, methods.ChannelCloseOk())
         elif isinstance(method, methods.ChannelOpen):
             raise ChannelError("second 'channel.open' seen")
-        elif isinstance(method, methods.ChannelCloseOk):
-            raise ChannelError("unexpected 'channel.close-ok'")
         else:
-            channel.handle_method(method)
+            raise ChannelError("unexpected 'channel.close-ok'")
 
     def _on_closing_channel_frame(self, frame: Frame) -> None:
         if isinstance(frame, MethodFrame):
@@ -594,3 +614,8 @@ _CONNECTION_HANDLERS: dict[tuple[State, type[Method]], Callable[[ServerConnectio
     (State.AWAITING_OPEN, methods.ConnectionOpen): ServerConnection._open,
     (State.OPEN, methods.ConnectionUpdateSecret): ServerConnection._update_secret,
 }
+
+# Methods about a channel's own life, which the connection handles rather than the channel.
+_CHANNEL_LIFECYCLE: frozenset[type[Method]] = frozenset(
+    {methods.ChannelOpen, methods.ChannelClose, methods.ChannelCloseOk}
+)

@@ -78,23 +78,30 @@ class ContentAssembler:
             self._complete(b"")
 
     def body(self, frame: BodyFrame) -> None:
-        if self.method is None:
+        method = self.method
+        if method is None:
             raise UnexpectedFrame(NOT_A_METHOD)
         if self._properties is None:
             raise self.content_expected()
-        self._body.append(frame.payload)
-        self._received += len(frame.payload)
+        payload = frame.payload
+        if not self._body and len(payload) == self._body_size:  # most bodies: one frame
+            self._complete(payload)
+            return
+        self._body.append(payload)
+        self._received += len(payload)
         if self._received >= self._body_size:
             if self._received > self._body_size:
                 raise blaming(
-                    UnexpectedFrame("content body larger than its header announced"), self.method
+                    UnexpectedFrame("content body larger than its header announced"), method
                 )
             body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
             self._complete(body)
 
     def _complete(self, body: bytes) -> None:
         method, properties, raw = self.method, self._properties, self._raw_properties
-        self.method, self._properties, self._body, self._received = None, None, [], 0
+        self.method, self._properties, self._received = None, None, 0
+        if self._body:
+            self._body = []
         assert method is not None and properties is not None
         try:
             self._on_content(method, properties, raw, body)

@@ -23,8 +23,7 @@ from vhosts.errors import PreconditionFailed
 class Output(Protocol):
     """Where the channel's frames go (a `ChannelOutput`)."""
 
-    @property
-    def frame_max(self) -> int: ...
+    frame_max: int
 
     def send(self, data: bytes) -> None: ...
 
@@ -72,7 +71,9 @@ class Deliveries:
     def can_deliver(self) -> bool:
         if self.channel_prefetch and self.consumed_unacked >= self.channel_prefetch:
             return False
-        return self.can_deliver_unlimited()
+        return (
+            self.flow_active and not self.closing and self._output.has_room()
+        )  # can_deliver_unlimited, inlined
 
     def can_deliver_unlimited(self) -> bool:
         return self.flow_active and not self.closing and self._output.has_room()
