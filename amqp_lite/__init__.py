@@ -6,10 +6,19 @@ from typing import TYPE_CHECKING, Any
 
 from amqp_lite.version import __version__
 
-__all__ = ["Broker", "Clock", "DefinitionsError", "ThreadedBroker", "__version__", "run_in_thread"]
+__all__ = [
+    "Broker",
+    "Clock",
+    "DefinitionsError",
+    "ThreadedBroker",
+    "TlsOptions",
+    "__version__",
+    "run_in_thread",
+]
 
 if TYPE_CHECKING:
     from amqp_lite.broker import Broker, ThreadedBroker, run_in_thread
+    from amqp_lite.tls import TlsOptions
     from vhosts.clock import Clock
     from vhosts.definitions import DefinitionsError
 
@@ -19,6 +28,7 @@ _LAZY = {
     "Broker": "amqp_lite.broker",
     "ThreadedBroker": "amqp_lite.broker",
     "run_in_thread": "amqp_lite.broker",
+    "TlsOptions": "amqp_lite.tls",
     "Clock": "vhosts.clock",
     "DefinitionsError": "vhosts.definitions",
 }

@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import functools
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -22,10 +23,12 @@ from amqp_lite.admin import Admin
 from amqp_lite.login import DEFAULT_LOOPBACK_USERS
 from amqp_lite.server import Server
 from amqp_lite.storage import open_store
+from amqp_lite.tls import VERIFY_PEER, TlsOptions, server_ssl_context
 from vhosts import DEFAULT_VHOST, Node
 from vhosts.clock import Clock
 
 if TYPE_CHECKING:
+    from amqp_lite.certificates import TestCertificates
     from amqp_lite.management import Management
 
 T = TypeVar("T")
@@ -87,7 +90,7 @@ class Broker(_Shortcuts):
         self,
         *,
         host: str = "127.0.0.1",
-        port: int = 0,
+        port: int | None = 0,
         vhosts: tuple[str, ...] = (DEFAULT_VHOST,),
         heartbeat: int = 60,
         data_dir: str | os.PathLike[str] | None = None,
@@ -98,6 +101,9 @@ class Broker(_Shortcuts):
         management_host: str | None = None,
         management_port: int = 0,
         loopback_users: Collection[str] = DEFAULT_LOOPBACK_USERS,
+        tls: TlsOptions | bool = False,
+        tls_port: int = 0,
+        management_tls: bool = False,
     ) -> None:
         """`data_dir=None` keeps nothing on disk; a directory makes durable things survive.
 
@@ -106,6 +112,12 @@ class Broker(_Shortcuts):
         definitions file applied before serving; a bad one raises `DefinitionsError` from
         `__aenter__`, and nothing is served. `loopback_users` may log in only from a loopback
         address (RabbitMQ's default: guest); `()` lets them in from anywhere.
+
+        `tls` adds an amqps listener on `tls_port` (0: a free one): `TlsOptions` with your
+        certificate, or `True` for a certificate made on the spot (see `certificates`), whose
+        listener verifies client certificates that are offered (for EXTERNAL) but needs none.
+        `port=None` leaves out the plain listener. `management_tls` serves the management API
+        over HTTPS with the same certificate.
         """
         self.host = host
         self.data_dir = data_dir
@@ -116,6 +128,13 @@ class Broker(_Shortcuts):
         self.heartbeat = heartbeat
         self.loopback_users = loopback_users
         self._requested_port = port
+        self._tls = tls
+        self._tls_port = tls_port
+        self._management_tls = management_tls
+        self.tls: TlsOptions | None = None  # the TLS listener's settings, once serving
+        # Made for `tls=True`: the CA a client must trust, and client certificates on request.
+        self.certificates: TestCertificates | None = None
+        self._certificates_dir: tempfile.TemporaryDirectory[str] | None = None
         self._nursery_manager: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
         # The management HTTP API: off unless asked for; on the AMQP host by default.
         self._management = (management_host or host, management_port) if management else None
@@ -124,7 +143,13 @@ class Broker(_Shortcuts):
 
     @property
     def port(self) -> int:
+        """The plain AMQP listener's port (0 with `port=None`)."""
         return self.server.port
+
+    @property
+    def tls_port(self) -> int:
+        """The amqps listener's port (0 without TLS)."""
+        return self.server.tls_port
 
     @property
     def management_url(self) -> str:
@@ -135,11 +160,38 @@ class Broker(_Shortcuts):
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@{self.host}:{self.port}/"
+        """amqps://guest:guest@host:tls_port/ when the broker has TLS, amqp://...:port/ else."""
+        return self._address() + "/"
+
+    @property
+    def plain_url(self) -> str | None:
+        """The plain listener's amqp:// URL even when `url` is the TLS one; None without it."""
+        return f"amqp://guest:guest@{self.host}:{self.port}/" if self.port else None
 
     def vhost_url(self, vhost: str) -> str:
         # The vhost is one path segment: '/' itself becomes %2F, as clients expect.
-        return f"amqp://guest:guest@{self.host}:{self.port}/{quote(vhost, safe='')}"
+        return f"{self._address()}/{quote(vhost, safe='')}"
+
+    def _address(self) -> str:
+        if self.tls_port:
+            return f"amqps://guest:guest@{self.host}:{self.tls_port}"
+        return f"amqp://guest:guest@{self.host}:{self.port}"
+
+    def _tls_options(self) -> TlsOptions | None:
+        if isinstance(self._tls, TlsOptions):
+            return self._tls
+        if not self._tls:
+            return None
+        from amqp_lite.certificates import TestCertificates  # needs `cryptography`
+
+        self._certificates_dir = tempfile.TemporaryDirectory(prefix="amqp-lite-tls-")
+        self.certificates = certificates = TestCertificates(self._certificates_dir.name)
+        return TlsOptions(
+            certificates.server_cert,
+            certificates.server_key,
+            certificates.ca,
+            verify=VERIFY_PEER,
+        )
 
     def _prepare_node(self) -> Node:
         """Recover from the store and apply definitions: file I/O, so run in a worker thread."""
@@ -164,14 +216,17 @@ class Broker(_Shortcuts):
             self.node = Node(self._vhosts, clock=self._clock)  # nothing to read: no worker thread
         if self.node is None or self._definitions is not None:
             self.node = await trio.to_thread.run_sync(self._prepare_node)
+        self.tls = self._tls_options()
         self.server = Server(
-            self.node, heartbeat=self.heartbeat, loopback_users=self.loopback_users
+            self.node, heartbeat=self.heartbeat, loopback_users=self.loopback_users, tls=self.tls
         )
         self.admin = Admin(self.node, self.server)
         self._nursery_manager = trio.open_nursery()
         nursery = await self._nursery_manager.__aenter__()
         try:
-            await nursery.start(self.server.serve, self.host, self._requested_port)
+            tls_port = self._tls_port if self.tls is not None else None
+            serve = functools.partial(self.server.serve, tls_port=tls_port)
+            await nursery.start(serve, self.host, self._requested_port)
             if self._management is not None:
                 await nursery.start(self._serve_management, *self._management)
         except BaseException:
@@ -180,6 +235,8 @@ class Broker(_Shortcuts):
             # ExceptionGroup around it.
             nursery.cancel_scope.cancel()
             await self._nursery_manager.__aexit__(None, None, None)
+            if self._certificates_dir is not None:
+                self._certificates_dir.cleanup()
             raise
         return self
 
@@ -189,8 +246,13 @@ class Broker(_Shortcuts):
         from amqp_lite.management import Management  # most embedders never serve it
 
         self.management = Management(self.admin)
+        context = None
+        if self._management_tls:
+            if self.tls is None:
+                raise ValueError("management_tls needs the broker's TLS certificate: give tls")
+            context = server_ssl_context(self.tls.certfile, self.tls.keyfile)
         with trio.CancelScope() as self._management_scope:
-            await self.management.serve(host, port, task_status=task_status)
+            await self.management.serve(host, port, ssl_context=context, task_status=task_status)
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         if self._management_scope is not None:
@@ -206,6 +268,8 @@ class Broker(_Shortcuts):
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(store.flush)
                 store.close()
+            if self._certificates_dir is not None:
+                self._certificates_dir.cleanup()
 
     # -- driving the broker from a test (in its trio loop) ---------------------------------------
 
@@ -233,7 +297,10 @@ class ThreadedBroker(_Shortcuts):
         self.broker = broker
         self.node = broker.node
         self.url = broker.url
+        self.plain_url = broker.plain_url
         self.port = broker.port
+        self.tls_port = broker.tls_port
+        self.certificates = broker.certificates
         self.management_url = broker.management_url if broker.management is not None else None
         self._token = token
         self._thread_id = threading.get_ident()

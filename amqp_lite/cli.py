@@ -13,7 +13,15 @@ from pathlib import Path
 import trio
 
 from amqp_lite.broker import Broker
+from amqp_lite.login import CERT_LOGIN_FROM, LOGIN_FROM_DN
 from amqp_lite.storage import default_data_dir, open_store
+from amqp_lite.tls import (
+    DEFAULT_TLS_PORT,
+    VERIFY_NONE,
+    VERIFY_PEER,
+    TlsConfigError,
+    TlsOptions,
+)
 from vhosts import DEFAULT_VHOST
 from vhosts.store import StoreError
 
@@ -24,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
 
     serve = commands.add_parser("serve", help="run the broker")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=5672)
+    serve.add_argument(
+        "--port", type=_port_or_none, default=5672, help="plain AMQP; 'none' for no such listener"
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
         "--vhost", action="append", default=[], help="a virtual host besides '/' (repeatable)"
@@ -44,6 +54,42 @@ def main(argv: list[str] | None = None) -> int:
         default="guest",
         metavar="USER[,USER...]|none",
         help="users who may log in only from a loopback address (default guest, as RabbitMQ)",
+    )
+    tls = serve.add_argument_group(
+        "TLS", "amqps beside (or, with --port none, instead of) plain AMQP; TLS 1.2 and 1.3 only"
+    )
+    tls.add_argument(
+        "--tls-port",
+        type=int,
+        default=None,
+        help=f"the amqps port (default {DEFAULT_TLS_PORT} when a certificate is given)",
+    )
+    tls.add_argument("--tls-cert", metavar="FILE", help="the server certificate chain (PEM)")
+    tls.add_argument("--tls-key", metavar="FILE", help="its private key (default: in the cert)")
+    tls.add_argument(
+        "--tls-ca", metavar="FILE", help="the CA certificates client certificates must chain to"
+    )
+    tls.add_argument(
+        "--tls-verify",
+        choices=[VERIFY_NONE, VERIFY_PEER],
+        default=VERIFY_NONE,
+        help="ask clients for a certificate and refuse a bad one (RabbitMQ's ssl_options.verify)",
+    )
+    tls.add_argument(
+        "--tls-fail-if-no-peer-cert",
+        action="store_true",
+        help="with verify_peer, refuse clients without a certificate",
+    )
+    tls.add_argument(
+        "--ssl-cert-login-from",
+        choices=list(CERT_LOGIN_FROM),
+        default=LOGIN_FROM_DN,
+        help="what of a client certificate EXTERNAL takes as the user name",
+    )
+    tls.add_argument(
+        "--management-tls",
+        action="store_true",
+        help="serve the management API over HTTPS with the same certificate",
     )
     serve.add_argument(
         "--data-dir",
@@ -112,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = None if args.transient else (args.data_dir or default_data_dir())
         if str(data_dir).lower() == "none":
             data_dir = None
-        refusals: tuple[type[Exception], ...] = (StoreError,)
+        refusals: tuple[type[Exception], ...] = (StoreError, TlsConfigError)
         if args.definitions is not None:
             # Imported only when asked for, as the broker does.
             from vhosts.definitions import DefinitionsError
@@ -124,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             management = (
                 None if args.no_management else (args.management_host, args.management_port)
             )
+            tls_options = _tls_options(args)
             broker = Broker(
                 host=args.host,
                 port=args.port,
@@ -135,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
                 management=management is not None,
                 management_host=management[0] if management is not None else None,
                 management_port=management[1] if management is not None else 0,
+                tls=tls_options or False,
+                tls_port=DEFAULT_TLS_PORT if args.tls_port is None else args.tls_port,
+                management_tls=args.management_tls,
             )
             trio.run(_serve, broker)
         except refusals as error:
@@ -204,6 +254,28 @@ def _check_definitions(path: str) -> bool:
     for note in ignored:
         log.warning("%s", note)
     return True
+
+
+def _port_or_none(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
+
+
+def _tls_options(args: argparse.Namespace) -> TlsOptions | None:
+    """The TLS listener's settings from the command line; TlsConfigError if they do not fit."""
+    if args.tls_cert is None:
+        if args.tls_port is not None or args.port is None or args.management_tls:
+            raise TlsConfigError("TLS needs a certificate: give --tls-cert (and --tls-key)")
+        return None
+    options = TlsOptions(
+        args.tls_cert,
+        args.tls_key,
+        args.tls_ca,
+        verify=args.tls_verify,
+        fail_if_no_peer_cert=args.tls_fail_if_no_peer_cert,
+        login_from=args.ssl_cert_login_from,
+    )
+    options.context()  # refuse bad files now, with a sentence, before anything starts
+    return options
 
 
 def _user_list(text: str) -> tuple[str, ...]:

@@ -9,6 +9,10 @@ The session broker keeps nothing on disk. Its clock follows wall time, so real T
 `amqp_vhost.advance(seconds)` jumps it forward: a 60-second TTL expires without a wait. The clock
 is the broker's, so an advance counts for the whole session (time only moves forward anyway).
 
+`amqps_url` and `amqps_vhost` are the same on a second session broker that speaks only TLS,
+with a certificate made for the session (and client certificates on request, for EXTERNAL); it
+starts only when a test asks for it.
+
 To start the broker from a RabbitMQ definitions file: `--amqp-definitions PATH`, or the ini
 setting `amqp_definitions`, or override the `amqp_definitions` fixture in a conftest.py.
 """
@@ -16,7 +20,9 @@ setting `amqp_definitions`, or override the `amqp_definitions` fixture in a conf
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,6 +91,42 @@ class AmqpVhost:
         return self.broker.admin.delete_queue(self.name, name)
 
 
+class AmqpsVhost(AmqpVhost):
+    """A test's vhost on the TLS broker: `url` is amqps://, and certificates come with it.
+
+    The broker's certificate was made for this session, for 127.0.0.1, ::1 and localhost, by a
+    CA that `ca` (a PEM file) holds and `ssl_context()` trusts.
+    """
+
+    @property
+    def ca(self) -> Path:
+        certificates = self.broker.certificates
+        assert certificates is not None
+        return certificates.ca
+
+    def ssl_context(
+        self, cert: str | os.PathLike[str] | None = None, key: str | os.PathLike[str] | None = None
+    ) -> ssl.SSLContext:
+        """A client context that trusts the broker's certificate (and presents `cert`)."""
+        certificates = self.broker.certificates
+        assert certificates is not None
+        return certificates.client_context(cert, key)
+
+    def client_certificate(self, common_name: str) -> tuple[Path, Path]:
+        """A client certificate (subject CN=`common_name`) and its key, as PEM files, for a
+        user of that name, made without a password and allowed everything in this vhost:
+        with the EXTERNAL mechanism the certificate is the login. The broker's EXTERNAL takes
+        the name from the subject's distinguished name, which for it is `CN=<common_name>`."""
+        certificates = self.broker.certificates
+        assert certificates is not None
+        user = f"CN={common_name}"
+        admin = self.broker.admin
+        if user not in {info.name for info in admin.users()}:
+            admin.add_user(user)
+        admin.set_permissions(user, self.name)
+        return certificates.issue_client(common_name)
+
+
 @pytest.fixture(scope="session")
 def amqp_definitions(pytestconfig: pytest.Config) -> Path | None:
     """The definitions file for the session broker, or None; override it to pick one in code."""
@@ -120,9 +162,7 @@ def amqp_management_url(amqp_broker: ThreadedBroker) -> str:
 @pytest.fixture
 def amqp_vhost(amqp_broker: ThreadedBroker, request: pytest.FixtureRequest) -> Iterator[AmqpVhost]:
     """A fresh, empty vhost for this test; deleted afterwards, closing connections left open."""
-    # Numbered so that a test run twice (reruns, parametrized ids cut short) never meets itself.
-    label = re.sub(r"[^\w.-]+", "-", request.node.name)[:80]
-    name = f"test-{next(_numbers)}-{label}"
+    name = _vhost_name(request)
     amqp_broker.admin.add_vhost(name)
     try:
         yield AmqpVhost(amqp_broker, name)
@@ -134,3 +174,40 @@ def amqp_vhost(amqp_broker: ThreadedBroker, request: pytest.FixtureRequest) -> I
 def amqp_url(amqp_vhost: AmqpVhost) -> str:
     """The URL of this test's own vhost: `amqp://guest:guest@127.0.0.1:<port>/test-...`."""
     return amqp_vhost.url
+
+
+@pytest.fixture(scope="session")
+def amqps_broker(amqp_definitions: Path | None) -> Iterator[ThreadedBroker]:
+    """A session broker that speaks only TLS, with a certificate made for the session (needs
+    the `cryptography` package: amqp-lite[tls]); started only if a test asks for it."""
+    pytest.importorskip("cryptography", reason="generated certificates need amqp-lite[tls]")
+    from amqp_lite.broker import run_in_thread
+
+    with run_in_thread(definitions=amqp_definitions, port=None, tls=True) as broker:
+        yield broker
+
+
+@pytest.fixture
+def amqps_vhost(
+    amqps_broker: ThreadedBroker, request: pytest.FixtureRequest
+) -> Iterator[AmqpsVhost]:
+    """A fresh vhost on the TLS broker for this test: `.url` (amqps://), `.ssl_context()`,
+    `.ca`, `.client_certificate(name)`; deleted afterwards."""
+    name = _vhost_name(request)
+    amqps_broker.admin.add_vhost(name)
+    try:
+        yield AmqpsVhost(amqps_broker, name)
+    finally:
+        amqps_broker.admin.delete_vhost(name)
+
+
+@pytest.fixture
+def amqps_url(amqps_vhost: AmqpsVhost) -> str:
+    """`amqps://guest:guest@127.0.0.1:<port>/test-...`: connect with `amqps_vhost.ssl_context()`."""
+    return amqps_vhost.url
+
+
+def _vhost_name(request: pytest.FixtureRequest) -> str:
+    # Numbered so that a test run twice (reruns, parametrized ids cut short) never meets itself.
+    label = re.sub(r"[^\w.-]+", "-", request.node.name)[:80]
+    return f"test-{next(_numbers)}-{label}"

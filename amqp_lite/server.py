@@ -19,7 +19,8 @@ from typing import TypeVar
 import trio
 
 from amqp_lite.connection import CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, ServerConnection
-from amqp_lite.login import DEFAULT_LOOPBACK_USERS
+from amqp_lite.login import DEFAULT_LOOPBACK_USERS, TlsPeer
+from amqp_lite.tls import TlsOptions
 from vhosts import Node
 from vhosts.store import Store
 
@@ -45,39 +46,60 @@ class Server:
         *,
         heartbeat: int = 60,
         loopback_users: Collection[str] = DEFAULT_LOOPBACK_USERS,
+        tls: TlsOptions | None = None,
     ) -> None:
+        """`tls` makes the TLS listener's context at once, so bad settings fail here."""
         self.node = node
         if not node.cluster_name:  # as RabbitMQ's rabbit@<short hostname>
             node.cluster_name = f"amqp-lite@{socket.gethostname().split('.')[0]}"
         self.heartbeat = heartbeat
         self.loopback_users = frozenset(loopback_users)  # may log in only from loopback
         self.connections: set[ServerConnection] = set()
+        self.tls = tls
+        self._tls_context = tls.context() if tls is not None else None
         self.host = ""
-        self.port: int = 0
+        self.port: int = 0  # the plain AMQP listener's, 0 when there is none
+        self.tls_port: int = 0  # the amqps listener's, 0 when there is none
         self._nursery: trio.Nursery | None = None
 
     async def serve(
         self,
         host: str = "127.0.0.1",
-        port: int = 5672,
+        port: int | None = 5672,
         *,
+        tls_port: int | None = None,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen until cancelled; reports the bound port through `task_status`."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        """Listen until cancelled: plain AMQP on `port`, amqps on `tls_port` (0: a free port,
+        None: no such listener). Reports the plain port, or else the TLS one, through
+        `task_status`."""
+        if tls_port is not None and self._tls_context is None:
+            raise ValueError("a TLS port needs the server's TLS options")
+        if port is None and tls_port is None:
+            raise ValueError("no listener: give a port, a TLS port, or both")
+        plain = await trio.open_tcp_listeners(port, host=host) if port is not None else []
+        secure = await trio.open_tcp_listeners(tls_port, host=host) if tls_port is not None else []
         self.host = host
-        self.port = listeners[0].socket.getsockname()[1]
+        self.port = plain[0].socket.getsockname()[1] if plain else 0
+        self.tls_port = secure[0].socket.getsockname()[1] if secure else 0
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self.node.store is not None:
                 nursery.start_soon(self._write_store, self.node.store)
             nursery.start_soon(self._run_timers)
-            for listener in listeners:
-                nursery.start_soon(self._accept, listener, nursery)
-            log.info("listening on %s:%d", host, self.port)
-            task_status.started(self.port)
+            for listener in plain:
+                nursery.start_soon(self._accept, listener, nursery, False)
+            for listener in secure:
+                nursery.start_soon(self._accept, listener, nursery, True)
+            if plain:
+                log.info("listening on %s:%d", host, self.port)
+            if secure:
+                log.info("listening for TLS on %s:%d", host, self.tls_port)
+            task_status.started(self.port or self.tls_port)
 
-    async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+    async def _accept(
+        self, listener: trio.SocketListener, nursery: trio.Nursery, tls: bool
+    ) -> None:
         """Accept connections for ever; running out of file descriptors only slows this down."""
         retry = ACCEPT_RETRY
         async with listener:
@@ -100,7 +122,7 @@ class Server:
                 if retry != ACCEPT_RETRY:
                     log.info("accepting connections again")
                     retry = ACCEPT_RETRY
-                nursery.start_soon(self._serve_connection, stream)
+                nursery.start_soon(self._serve_connection, stream, tls)
 
     async def shutdown(self) -> None:
         """Close every connection with 320 CONNECTION_FORCED and wait a little for close-ok."""
@@ -158,20 +180,30 @@ class Server:
         finally:
             unsubscribe()
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _serve_connection(self, socket_stream: trio.SocketStream, tls: bool) -> None:
         """One connection's life. Nothing raised here may reach the accept loop's nursery: a
         failure costs this connection (541 and a log line), never the broker."""
+        stream: trio.abc.Stream = socket_stream
+        tls_peer = None
         try:
+            peer = _address(socket_stream.socket.getpeername())
+            local = _address(socket_stream.socket.getsockname())
+            if tls:
+                secured = await self._tls_handshake(socket_stream, peer)
+                if secured is None:
+                    return
+                stream, tls_peer = secured
             connection = ServerConnection(
                 self.node,
                 heartbeat=self.heartbeat,
-                peer=_address(stream.socket.getpeername()),
-                local=_address(stream.socket.getsockname()),
+                peer=peer,
+                local=local,
+                tls=tls_peer,
                 loopback_users=self.loopback_users,
             )
         except Exception:
             log.exception("internal error setting up a connection")
-            await trio.aclose_forcefully(stream)
+            await trio.aclose_forcefully(socket_stream)
             return
         self.connections.add(connection)
         wakeup = _Wakeup()
@@ -199,9 +231,28 @@ class Server:
             finally:
                 await trio.aclose_forcefully(stream)
 
+    async def _tls_handshake(
+        self, stream: trio.SocketStream, peer: tuple[str, int]
+    ) -> tuple[trio.SSLStream[trio.SocketStream], TlsPeer] | None:
+        """The TLS handshake, within the time a client has for the AMQP one; None if it failed
+        (and the socket is closed)."""
+        assert self.tls is not None and self._tls_context is not None
+        secured = trio.SSLStream(stream, self._tls_context, server_side=True)
+        reason: object = "timed out"
+        with trio.move_on_after(HANDSHAKE_TIMEOUT):
+            try:
+                await secured.do_handshake()
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                reason = error.__cause__ or error
+            else:
+                return secured, self.tls.peer(secured.getpeercert())
+        log.info("TLS handshake with %s:%d failed: %s", *peer, reason)
+        await trio.aclose_forcefully(stream)
+        return None
+
     async def _write(
         self,
-        stream: trio.SocketStream,
+        stream: trio.abc.Stream,
         connection: ServerConnection,
         wakeup: _Wakeup,
         scope: trio.CancelScope,
@@ -223,7 +274,7 @@ class Server:
             connection.send_heartbeat()  # the line was quiet for an interval
 
 
-async def _read(stream: trio.SocketStream, connection: ServerConnection) -> None:
+async def _read(stream: trio.abc.Stream, connection: ServerConnection) -> None:
     resumed = _Wakeup()
     connection.on_reading_resumed = resumed.set
     while not connection.wants_socket_closed:

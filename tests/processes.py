@@ -18,12 +18,13 @@ class BrokerProcess:
     Its log lines are kept in `log` (the pipe is always drained, so logging never blocks).
     """
 
-    def __init__(self, data_dir: Path | None) -> None:
+    def __init__(self, data_dir: Path | None, *options: str) -> None:
+        """`options` are more `amqp-lite serve` options."""
         store = ("--data-dir", str(data_dir)) if data_dir is not None else ("--transient",)
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "amqp_lite", "serve", "--port", "0", "--heartbeat", "0"),
-                *(*store, "--log-level", "info", "--management-port", "0"),
+                *(*store, "--log-level", "info", "--management-port", "0", *options),
             ],
             stderr=subprocess.PIPE,
             text=True,

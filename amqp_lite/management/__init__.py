@@ -36,6 +36,8 @@ Extension points, for what is built on top (dashboard, `amqp-lite ctl`, metrics,
 
 from __future__ import annotations
 
+import functools
+import ssl
 from typing import TYPE_CHECKING
 
 import trio
@@ -87,22 +89,27 @@ class Management:
         self.http = HttpServer(self.router)
         self.host = ""
         self.port = 0
+        self.scheme = "http"
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        return f"{self.scheme}://{self.host}:{self.port}/"
 
     async def serve(
         self,
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         *,
+        ssl_context: ssl.SSLContext | None = None,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve until cancelled; reports the bound port through `task_status`."""
+        """Serve until cancelled, over HTTPS with `ssl_context` (see
+        `amqp_lite.tls.server_ssl_context`); reports the bound port through `task_status`."""
+        self.scheme = "http" if ssl_context is None else "https"
+        serve = functools.partial(self.http.serve, ssl_context=ssl_context)
         try:
             async with trio.open_nursery() as nursery:
-                self.port = await nursery.start(self.http.serve, host, port)
+                self.port = await nursery.start(serve, host, port)
                 self.host = host
                 self.router.listening = (host, self.port)
                 nursery.start_soon(self._sample)

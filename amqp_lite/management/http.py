@@ -10,6 +10,7 @@ A malformed request gets 400 and costs only its own connection.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable
 
 import attrs
@@ -61,17 +62,26 @@ class HttpServer:
         host: str,
         port: int,
         *,
+        ssl_context: ssl.SSLContext | None = None,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Listen until cancelled; reports the bound port through `task_status`."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        self.port = listeners[0].socket.getsockname()[1]
+        """Listen until cancelled (HTTPS with `ssl_context`); reports the bound port through
+        `task_status`."""
+        tcp_listeners = await trio.open_tcp_listeners(port, host=host)
+        self.port = tcp_listeners[0].socket.getsockname()[1]
+        listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(tcp_listeners)
+        if ssl_context is not None:
+            listeners = [
+                trio.SSLListener(listener, ssl_context, https_compatible=True)
+                for listener in tcp_listeners
+            ]
+        scheme = "http" if ssl_context is None else "https"
         async with trio.open_nursery() as nursery:
             await nursery.start(trio.serve_listeners, self._serve_connection, listeners)
-            log.info("management API listening on http://%s:%d/", host, self.port)
+            log.info("management API listening on %s://%s:%d/", scheme, host, self.port)
             task_status.started(self.port)
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _serve_connection(self, stream: trio.abc.Stream) -> None:
         if self._open >= MAX_CONNECTIONS:
             await stream.aclose()  # memory stays bounded whatever clients do
             return
@@ -87,7 +97,7 @@ class HttpServer:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def _converse(self, stream: trio.SocketStream) -> None:
+    async def _converse(self, stream: trio.abc.Stream) -> None:
         connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         while True:
             try:
@@ -108,9 +118,7 @@ class HttpServer:
             except h11.LocalProtocolError:
                 return
 
-    async def _receive(
-        self, stream: trio.SocketStream, connection: h11.Connection
-    ) -> Request | None:
+    async def _receive(self, stream: trio.abc.Stream, connection: h11.Connection) -> Request | None:
         """The next whole request; None when the client closed or stayed idle too long."""
         head: h11.Request | None = None
         body: list[bytes] = []
@@ -125,7 +133,7 @@ class HttpServer:
                 with trio.move_on_at(deadline):
                     data = await stream.receive_some(RECEIVE_SIZE)
                     try:
-                        connection.receive_data(data)
+                        connection.receive_data(bytes(data))
                     except h11.RemoteProtocolError as error:
                         raise _BadRequest(400, f"bad request: {error}") from None
                     continue
@@ -160,7 +168,7 @@ class HttpServer:
                 raise _BadRequest(400, "bad request")
 
     async def _send(
-        self, stream: trio.SocketStream, connection: h11.Connection, method: str, response: Response
+        self, stream: trio.abc.Stream, connection: h11.Connection, method: str, response: Response
     ) -> None:
         headers = [
             *response.headers,
