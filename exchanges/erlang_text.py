@@ -60,12 +60,28 @@ def erlang_float(value: float) -> str:
     return ("-" if sign else "") + (plain if len(plain) <= len(scientific) else scientific)
 
 
+# The type names of values that remember the tag they were sent with (`amqp_type`).
+_TAGGED_TYPE_NAMES = {
+    "b": "byte",
+    "B": "unsignedbyte",
+    "s": "short",
+    "u": "unsignedshort",
+    "i": "unsignedint",
+    "l": "long",
+    "T": "timestamp",
+    "f": "float",
+}
+
+
 def type_name(value: Any) -> str:
     """The AMQP field type RabbitMQ would name for a value decoded into Python."""
     if value is None:
         return "void"
     if isinstance(value, bool):
         return "bool"
+    tagged = _TAGGED_TYPE_NAMES.get(getattr(value, "amqp_type", ""))
+    if tagged is not None:
+        return tagged
     if isinstance(value, int):
         return "signedint" if -(2**31) <= value < 2**31 else "long"
     if isinstance(value, float):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import struct
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amqp_lite.errors import BrokerError, FrameError
-from amqp_lite.wire.fields import decode_array, decode_table, encode_array, encode_table
+from amqp_lite.wire.fields import (
+    MAX_DEPTH,
+    decode_array,
+    decode_table,
+    encode_array,
+    encode_table,
+)
 
 UTC = dt.UTC
 
@@ -71,6 +78,75 @@ def test_table_round_trip(table: dict[str, Any]) -> None:
 @given(st.lists(field_values, max_size=6))
 def test_array_round_trip(items: list[Any]) -> None:
     assert same(decode_array(encode_array(items)), items)
+
+
+# The other way round: octets as any peer may send them, of every type tag.
+def _prefixed(body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + body
+
+
+def _fixed(tag: bytes, size: int) -> st.SearchStrategy[tuple[bytes, bytes]]:
+    return st.binary(min_size=size, max_size=size).map(lambda v: (tag + v, tag + v))
+
+
+wire_scalars = st.one_of(
+    st.sampled_from([b"t\x00", b"t\x01", b"V"]).map(lambda v: (v, v)),
+    *(_fixed(tag, size) for tag, size in [(b"b", 1), (b"B", 1), (b"s", 2), (b"u", 2)]),
+    *(_fixed(tag, size) for tag, size in [(b"I", 4), (b"i", 4), (b"l", 8), (b"f", 4)]),
+    *(_fixed(tag, size) for tag, size in [(b"d", 8), (b"D", 5), (b"T", 8)]),
+    # L is read signed and sent back as l, as RabbitMQ 3.10.8 does.
+    st.binary(min_size=8, max_size=8).map(lambda v: (b"L" + v, b"l" + v)),
+    st.text(max_size=8).map(lambda v: (b"S" + _prefixed(v.encode()),) * 2),
+    st.binary(max_size=8).map(lambda v: (b"x" + _prefixed(v),) * 2),
+)
+
+
+def _wire_array(items: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+    return (
+        b"A" + _prefixed(b"".join(sent for sent, _ in items)),
+        b"A" + _prefixed(b"".join(back for _, back in items)),
+    )
+
+
+def _wire_table(entries: dict[str, tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+    def body(index: int) -> bytes:
+        return b"".join(
+            bytes((len(k.encode()),)) + k.encode() + pair[index] for k, pair in entries.items()
+        )
+
+    return b"F" + _prefixed(body(0)), b"F" + _prefixed(body(1))
+
+
+wire_values = st.recursive(
+    wire_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3).map(_wire_array)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=3).map(_wire_table)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=5), wire_values, max_size=5).map(_wire_table))
+def test_whatever_decodes_encodes_back_to_the_same_octets(wire: tuple[bytes, bytes]) -> None:
+    """A header the broker must send on after rewriting another one goes as it came."""
+    sent, expected = wire[0][1:], wire[1][1:]  # without the F tag
+    assert encode_table(decode_table(sent)) == expected
+
+
+def test_nesting_as_deep_as_decoding_allows_encodes_from_deep_in_a_call_stack() -> None:
+    data = b"V"
+    for _ in range(MAX_DEPTH):
+        data = b"A" + _prefixed(data)
+    value = decode_array(data[1:])  # MAX_DEPTH arrays, the outermost being the whole value
+
+    def deep(n: int) -> bytes:
+        return deep(n - 1) if n else encode_array(value)
+
+    assert deep(sys.getrecursionlimit() - 2 * MAX_DEPTH - 100) == data[1:]
+    with pytest.raises(FrameError):
+        decode_array(_prefixed(b"A" + data[1:]))  # one level more
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,25 @@
 """Field tables and field arrays: AMQP's typed dictionaries (decoded to dict) and lists.
 
-Decoding accepts every type tag RabbitMQ uses:
+Decoding accepts every type tag RabbitMQ uses, and gives values that encode back to the very
+octets they came from (a broker that rewrites a header, to add x-death or drop BCC, must send
+the rest on unchanged):
 
-    t bool   b B s u I i l L int   f d float   D decimal.Decimal   V None
-    (L is signed 64-bit like l: RabbitMQ reads it so, see rabbitmq-common#166)
-    S str when the octets are valid UTF-8, else bytes   x bytes   A list   F dict
-    T datetime.datetime in UTC (tz-aware); a value outside datetime's range stays an int
+    t bool   I int   l int, or Int64 when it would fit I   L as l (RabbitMQ reads it signed and
+    sends it back as l, see rabbitmq-common#166)   b B s u i: Int8 UInt8 Int16 UInt16 UInt32
+    d float   f Float32   D decimal.Decimal   V None   x bytes   A list   F dict
+    S str when the octets are valid UTF-8, else bytes
+    T datetime.datetime in UTC (tz-aware); a value outside datetime's range is a Timestamp
 
-Encoding picks the tag from the Python type: bool t, int I (or l beyond 32 bits), float d,
-Decimal D, str S, bytes/bytearray/memoryview x, datetime T (naive means UTC, fractions of a
-second dropped), dict F, list/tuple A, None V.  Table keys are shortstrs.
+Int8 ... Int64 and Timestamp are ints, Float32 a float: they compare, hash and compute as
+such, and only remember their wire type (arithmetic on them gives plain numbers).
+
+Encoding picks the tag from the Python type: bool t, int I (or l beyond 32 bits), the typed
+ints their own tag, float d, Float32 f, Decimal D, str S, bytes/bytearray/memoryview x,
+datetime T (naive means UTC, fractions of a second dropped), dict F, list/tuple A, None V.
+Table keys are shortstrs.
+
+Tables and arrays nest at most MAX_DEPTH deep: deeper is refused (501) when decoding, so that
+whatever decoded can always be encoded again, from however deep a call it happens.
 
 These are hand-written with `struct` (they sit on the publish path through the headers
 property); `TableConstruct` wraps them for the construct-built method codecs.
@@ -26,12 +36,21 @@ import datetime as _dt
 import struct
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from amqp_lite.errors import BrokerError, FrameError
 
 __all__ = [
     "DECODE_ERRORS",
+    "MAX_DEPTH",
+    "Float32",
+    "Int8",
+    "Int16",
+    "Int64",
+    "Timestamp",
+    "UInt8",
+    "UInt16",
+    "UInt32",
     "decode_array",
     "decode_table",
     "encode_array",
@@ -46,6 +65,8 @@ _pack = struct.pack
 _UTC = _dt.UTC
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_UTC)
 _T = TypeVar("_T")
+_I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 
 class _Malformed(Exception):
@@ -71,15 +92,101 @@ def _decode_longstr(raw: bytes) -> str | bytes:
         return raw
 
 
+MAX_DEPTH = 100  # tables and arrays within tables and arrays; RabbitMQ sets no limit
+
+
+class TypedInt(int):
+    """An int that goes back on the wire with the type it came with, not the I or l a plain
+    int gets. `amqp_type` is its tag; arithmetic gives plain ints."""
+
+    __slots__ = ()
+    amqp_type: ClassVar[str]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({int(self)})"
+
+
+class Int8(TypedInt):
+    __slots__ = ()
+    amqp_type = "b"
+
+
+class UInt8(TypedInt):
+    __slots__ = ()
+    amqp_type = "B"
+
+
+class Int16(TypedInt):
+    __slots__ = ()
+    amqp_type = "s"
+
+
+class UInt16(TypedInt):
+    __slots__ = ()
+    amqp_type = "u"
+
+
+class UInt32(TypedInt):
+    __slots__ = ()
+    amqp_type = "i"
+
+
+class Int64(TypedInt):
+    __slots__ = ()
+    amqp_type = "l"
+
+
+class Timestamp(TypedInt):
+    """Seconds since the epoch, for a timestamp beyond what datetime holds (past year 9999)."""
+
+    __slots__ = ()
+    amqp_type = "T"
+
+
+class Float32(float):
+    """A single-precision float; one decoded from the wire keeps its four octets, so even a NaN's
+    payload goes back as it came."""
+
+    __slots__ = ("wire",)
+    amqp_type = "f"
+    wire: bytes
+
+    def __new__(cls, value: float, wire: bytes | None = None) -> Float32:
+        self = super().__new__(cls, value)
+        self.wire = wire if wire is not None else _pack(">f", value)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Float32({float(self)!r})"
+
+
+# tag -> struct format of a typed value (tag octet, then the value)
+_TYPED_FORMATS = {
+    "b": ">cb",
+    "B": ">cB",
+    "s": ">ch",
+    "u": ">cH",
+    "i": ">cI",
+    "l": ">cq",
+    "T": ">cQ",
+}
+
+
 def _timestamp(seconds: int) -> _dt.datetime | int:
     try:
         return _EPOCH + _dt.timedelta(seconds=seconds)
     except OverflowError:
-        return seconds
+        return Timestamp(seconds)
 
 
-def _value(buf: bytes, off: int) -> tuple[Any, int]:
-    """Decode one tagged value at `off`; return it and the offset after it."""
+def _long(value: int) -> int:
+    """An l (or L): a plain int where encoding would pick l again, else one that remembers."""
+    return Int64(value) if _I32_MIN <= value <= _I32_MAX else value
+
+
+def _value(buf: bytes, off: int, depth: int) -> tuple[Any, int]:
+    """Decode one tagged value at `off`, inside `depth` tables or arrays; return it and the
+    offset after it."""
     tag = buf[off]
     off += 1
     if tag == 0x53:  # S
@@ -94,11 +201,11 @@ def _value(buf: bytes, off: int) -> tuple[Any, int]:
     if tag == 0x74:  # t
         return buf[off] != 0, off + 1
     if tag == 0x46:  # F
-        return read_table(buf, off)
+        return read_table(buf, off, depth + 1)
     if tag == 0x6C:  # l
-        return _unpack_from(">q", buf, off)[0], off + 8
+        return _long(_unpack_from(">q", buf, off)[0]), off + 8
     if tag == 0x41:  # A
-        return read_array(buf, off)
+        return read_array(buf, off, depth + 1)
     if tag == 0x64:  # d
         return _unpack_from(">d", buf, off)[0], off + 8
     if tag == 0x54:  # T
@@ -113,19 +220,20 @@ def _value(buf: bytes, off: int) -> tuple[Any, int]:
             raise _Malformed("byte array overruns")
         return buf[off:end], end
     if tag == 0x62:  # b
-        return _unpack_from(">b", buf, off)[0], off + 1
+        return Int8(_unpack_from(">b", buf, off)[0]), off + 1
     if tag == 0x42:  # B
-        return buf[off], off + 1
+        return UInt8(buf[off]), off + 1
     if tag == 0x73:  # s
-        return _unpack_from(">h", buf, off)[0], off + 2
+        return Int16(_unpack_from(">h", buf, off)[0]), off + 2
     if tag == 0x75:  # u
-        return _unpack_from(">H", buf, off)[0], off + 2
+        return UInt16(_unpack_from(">H", buf, off)[0]), off + 2
     if tag == 0x69:  # i
-        return _unpack_from(">I", buf, off)[0], off + 4
+        return UInt32(_unpack_from(">I", buf, off)[0]), off + 4
     if tag == 0x4C:  # L: signed, as RabbitMQ reads it (same as l; rabbitmq-common#166)
-        return _unpack_from(">q", buf, off)[0], off + 8
+        return _long(_unpack_from(">q", buf, off)[0]), off + 8
     if tag == 0x66:  # f
-        return _unpack_from(">f", buf, off)[0], off + 4
+        wire = buf[off : off + 4]
+        return Float32(_unpack_from(">f", wire)[0], wire), off + 4
     if tag == 0x44:  # D
         scale = buf[off]
         (unscaled,) = _unpack_from(">i", buf, off + 1)
@@ -133,8 +241,12 @@ def _value(buf: bytes, off: int) -> tuple[Any, int]:
     raise _Malformed(f"unknown field type {chr(tag)!r}")
 
 
-def read_table(buf: bytes, off: int) -> tuple[dict[str, Any], int]:
-    """Decode the length-prefixed table at `off` of `buf`; return it and the offset after it."""
+def read_table(buf: bytes, off: int, depth: int = 0) -> tuple[dict[str, Any], int]:
+    """Decode the length-prefixed table at `off` of `buf`; return it and the offset after it.
+
+    `depth`: how many tables or arrays it is inside of (0 for a whole headers table)."""
+    if depth >= MAX_DEPTH:
+        raise _Malformed(f"tables and arrays nested more than {MAX_DEPTH} deep")
     (n,) = _unpack_from(">I", buf, off)
     off += 4
     end = off + n
@@ -146,7 +258,7 @@ def read_table(buf: bytes, off: int) -> tuple[dict[str, Any], int]:
         off += 1
         key = buf[off : off + klen].decode("utf-8")
         off += klen
-        table[key], off = _value(buf, off)
+        table[key], off = _value(buf, off, depth)
     if off != end:
         raise _Malformed("table entries overrun the table length")
     return table, end
@@ -166,14 +278,16 @@ def table_items(data: bytes) -> list[tuple[str, str, Any]]:
         key = data[off + 1 : off + 1 + klen].decode("utf-8")
         off += 1 + klen
         tag = chr(data[off])
-        value, off = _value(data, off)
+        value, off = _value(data, off, 0)
         items.append((key, tag, value))
     if off != len(data):
         raise _Malformed("table entries overrun the table length")
     return items
 
 
-def read_array(buf: bytes, off: int) -> tuple[list[Any], int]:
+def read_array(buf: bytes, off: int, depth: int = 0) -> tuple[list[Any], int]:
+    if depth >= MAX_DEPTH:
+        raise _Malformed(f"tables and arrays nested more than {MAX_DEPTH} deep")
     (n,) = _unpack_from(">I", buf, off)
     off += 4
     end = off + n
@@ -181,7 +295,7 @@ def read_array(buf: bytes, off: int) -> tuple[list[Any], int]:
         raise _Malformed("array overruns")
     items: list[Any] = []
     while off < end:
-        v, off = _value(buf, off)
+        v, off = _value(buf, off, depth)
         items.append(v)
     if off != end:
         raise _Malformed("array items overrun the array length")
@@ -209,10 +323,6 @@ def decode_array(data: bytes) -> list[Any]:
 
 
 # -- encoding -----------------------------------------------------------------------------------
-
-_I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
-_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
-
 
 def _encode_value(v: Any, out: list[bytes]) -> None:
     t = type(v)
@@ -253,8 +363,10 @@ def _encode_value(v: Any, out: list[bytes]) -> None:
         out.append(_encode_decimal(v))
     elif isinstance(v, bool):
         out.append(b"t\x01" if v else b"t\x00")
-    elif getattr(v, "amqp_type", None) == "l":  # an int the domain wants sent as 64 bits
-        out.append(_pack(">cq", b"l", v))
+    elif (tag := getattr(v, "amqp_type", None)) in _TYPED_FORMATS and isinstance(v, int):
+        out.append(_pack(_TYPED_FORMATS[tag], tag.encode(), v))  # typed ints, the domain's too
+    elif t is Float32:
+        out.append(b"f" + v.wire)
     elif isinstance(v, int):
         _encode_value(int(v), out)
     elif isinstance(v, str):
