@@ -324,6 +324,7 @@ def decode_array(data: bytes) -> list[Any]:
 
 # -- encoding -----------------------------------------------------------------------------------
 
+
 def _encode_value(v: Any, out: list[bytes]) -> None:
     t = type(v)
     if t is str:
