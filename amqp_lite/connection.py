@@ -134,6 +134,10 @@ class ServerConnection:
         # Server-started methods (basic.cancel) held while a method's reply is still to come.
         self._held: list[tuple[Channel, Any]] | None = None
         self._released = False
+        # Resource alarms (RabbitMQ's flow control): while the node has one, a connection that
+        # publishes is blocked, and nothing more is read from it until the alarms clear.
+        self._blocking = False  # an alarm is on: the next publish blocks
+        self._blocked = False
         # On the I/O layer's clock, fixed when it first asks (see read_deadline).
         self._handshake_deadline: float | None = None
         self._close_deadline: float | None = None
@@ -194,10 +198,38 @@ class ServerConnection:
     def reading_paused(self) -> bool:
         """Should the I/O layer stop reading from the client for now?
 
-        True while the client is far behind reading what we send (see READ_PAUSE_BACKLOG).
+        True while the connection is blocked by a resource alarm (see `alarms_changed`), and
+        while the client is far behind reading what we send (see READ_PAUSE_BACKLOG).
         `on_reading_resumed` is called when it turns false again.
         """
-        return self._output_size >= READ_PAUSE_BACKLOG
+        return self._blocked or self._output_size >= READ_PAUSE_BACKLOG
+
+    def alarms_changed(self) -> None:
+        """The node's resource alarms went on or off (the I/O layer tells every connection).
+
+        As RabbitMQ: while an alarm is on, an open connection is blocked once it publishes
+        (consumers carry on, so queues can drain). A client with the `connection.blocked`
+        capability hears connection.blocked ("low on memory", "low on disk", or both) then,
+        and connection.unblocked when the last alarm clears.
+        """
+        alarmed = bool(self.node.alarms) and self.state is State.OPEN
+        if alarmed:
+            self._blocking = True
+        elif self._blocking:
+            self._blocking = False
+            if self._blocked:
+                self._blocked = False
+                if self.client_supports("connection.blocked"):
+                    self.send_method(0, methods.ConnectionUnblocked())
+                if not self.reading_paused:
+                    self.on_reading_resumed()
+
+    def _block(self) -> None:
+        """A publish while an alarm is on: read nothing more until the alarms clear."""
+        self._blocked = True
+        if self.client_supports("connection.blocked"):
+            resources = " & ".join(sorted(self.node.alarms))
+            self.send_method(0, methods.ConnectionBlocked(reason=f"low on {resources}"))
 
     def read_deadline(self, now: float) -> float:
         """When to stop waiting for the client's next bytes, on the I/O layer's clock (`now` is
@@ -209,7 +241,9 @@ class ServerConnection:
         """
         state = self.state
         if state is State.OPEN:
-            return now + 2 * self.heartbeat if self.heartbeat else math.inf
+            if self.heartbeat and not self._blocked:  # blocked, it is we who do not read
+                return now + 2 * self.heartbeat
+            return math.inf
         if state is State.CLOSING:
             if self._close_deadline is None:
                 self._close_deadline = now + CLOSE_TIMEOUT
@@ -367,6 +401,8 @@ class ServerConnection:
                     return
                 if type(frame) is HeaderFrame:
                     channel.handle_header(frame)
+                    if self._blocking and not self._blocked:
+                        self._block()
                     return
                 if type(frame) is BodyFrame:
                     channel.handle_body(frame)
@@ -585,6 +621,7 @@ class ServerConnection:
         self.vhost = vhost
         self.state = State.OPEN
         self.send_method(0, methods.ConnectionOpenOk())
+        self._blocking = bool(self.node.alarms)
         self.node.events.connection_created.emit(self)
 
     def _connection_close(self, method: methods.ConnectionClose) -> None:

@@ -82,20 +82,34 @@ class Server:
         self.host = host
         self.port = plain[0].socket.getsockname()[1] if plain else 0
         self.tls_port = secure[0].socket.getsockname()[1] if secure else 0
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            if self.node.store is not None:
-                nursery.start_soon(self._write_store, self.node.store)
-            nursery.start_soon(self._run_timers)
-            for listener in plain:
-                nursery.start_soon(self._accept, listener, nursery, False)
-            for listener in secure:
-                nursery.start_soon(self._accept, listener, nursery, True)
-            if plain:
-                log.info("listening on %s:%d", host, self.port)
-            if secure:
-                log.info("listening for TLS on %s:%d", host, self.tls_port)
-            task_status.started(self.port or self.tls_port)
+        events = self.node.events
+        unsubscribe = [
+            events.alarm_set.subscribe(self._alarms_changed),
+            events.alarm_cleared.subscribe(self._alarms_changed),
+        ]
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                if self.node.store is not None:
+                    nursery.start_soon(self._write_store, self.node.store)
+                nursery.start_soon(self._run_timers)
+                for listener in plain:
+                    nursery.start_soon(self._accept, listener, nursery, False)
+                for listener in secure:
+                    nursery.start_soon(self._accept, listener, nursery, True)
+                if plain:
+                    log.info("listening on %s:%d", host, self.port)
+                if secure:
+                    log.info("listening for TLS on %s:%d", host, self.tls_port)
+                task_status.started(self.port or self.tls_port)
+        finally:
+            for undo in unsubscribe:
+                undo()
+
+    def _alarms_changed(self, resource: str) -> None:
+        """A resource alarm went on or off: each connection decides what that means for it."""
+        for connection in list(self.connections):
+            _guarded(connection, connection.alarms_changed)
 
     async def _accept(
         self, listener: trio.SocketListener, nursery: trio.Nursery, tls: bool

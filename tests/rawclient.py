@@ -215,7 +215,7 @@ class RawClient:
         assert await self.frames_until_eof() == []
 
 
-async def connected(port: int, **handshake: int) -> RawClient:
+async def connected(port: int, **handshake: Any) -> RawClient:
     """A client past the handshake with channel 1 open."""
     client = await RawClient.connect(port)
     await client.handshake(**handshake)

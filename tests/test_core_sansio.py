@@ -20,6 +20,7 @@ from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import PROTOCOL_HEADER, encode_header, encode_method
 from amqp_lite.wire.properties import EMPTY_RAW_PROPERTIES
 from tests.sansio import Message, Method, Peer, opened
+from vhosts import Node
 
 # -- the handshake -------------------------------------------------------------------------------
 
@@ -415,3 +416,63 @@ def test_deleting_the_consumed_queue_answers_delete_ok_before_the_cancel() -> No
         methods.QueueDeleteOk(message_count=0),
         methods.BasicCancel(consumer_tag="q", no_wait=True),
     ]
+
+
+# -- resource alarms -----------------------------------------------------------------------------
+
+
+def test_an_alarm_blocks_a_connection_once_it_publishes_and_reading_pauses() -> None:
+    peer = opened(heartbeat=10)
+    peer.declare_queue(1, "q")
+    peer.node.set_alarm("memory")
+    peer.connection.alarms_changed()
+    assert not peer.connection.reading_paused  # nothing published yet: not blocked
+    peer.declare_queue(1, "still-served")
+    peer.publish(1, "q", b"m")
+    assert peer.receive() == [Method(0, methods.ConnectionBlocked(reason="low on memory"))]
+    assert peer.connection.reading_paused
+    assert peer.node.vhost("/").queues["q"].message_count == 1  # the publish itself went
+    # We stop reading, so the client's heartbeats cannot count against it.
+    assert peer.connection.read_deadline(0.0) == math.inf
+
+    peer.node.set_alarm("disk")
+    peer.connection.alarms_changed()
+    peer.node.clear_alarm("memory")
+    peer.connection.alarms_changed()
+    assert peer.connection.reading_paused  # disk is still low
+    resumed = []
+    peer.connection.on_reading_resumed = lambda: resumed.append(True)
+    peer.node.clear_alarm("disk")
+    peer.connection.alarms_changed()
+    assert peer.receive() == [Method(0, methods.ConnectionUnblocked())]
+    assert not peer.connection.reading_paused and resumed == [True]
+    assert peer.connection.read_deadline(0.0) == 20.0
+
+
+def test_both_resources_are_named_and_a_client_without_the_capability_hears_nothing() -> None:
+    node = Node()
+    node.set_alarm("memory")
+    node.set_alarm("disk")
+    aware = opened(node)
+    aware.publish(1, "", b"m")
+    assert aware.methods() == [methods.ConnectionBlocked(reason="low on disk & memory")]
+    unaware = opened(node, capabilities={})
+    unaware.publish(1, "", b"m")
+    assert unaware.receive() == []
+    assert unaware.connection.reading_paused
+    node.clear_alarm("memory")
+    node.clear_alarm("disk")
+    unaware.connection.alarms_changed()
+    assert unaware.receive() == [] and not unaware.connection.reading_paused
+
+
+def test_a_connection_that_only_consumes_is_never_blocked() -> None:
+    peer = opened()
+    _queue_with(peer, "q", 2)
+    peer.node.set_alarm("memory")
+    peer.connection.alarms_changed()
+    assert len(_consume(peer, "q", no_ack=True)) == 2
+    assert not peer.connection.reading_paused
+    peer.node.clear_alarm("memory")
+    peer.connection.alarms_changed()
+    assert peer.receive() == []  # never blocked, so no unblocked either

@@ -152,3 +152,28 @@ async def test_a_dead_peer_with_a_full_window_is_dropped_on_missed_heartbeats(
         await trio.sleep(60)  # thirty heartbeat intervals of silence
         assert not broker.server.connections
         await dead.aclose()
+
+
+async def test_an_alarm_blocks_publishers_until_it_clears(server: Broker) -> None:
+    """RabbitMQ's resource-alarm flow control: a connection that publishes while an alarm is on
+    hears connection.blocked and is not read from until connection.unblocked; consumers are
+    not blocked, so queues can drain."""
+    capabilities = {"capabilities": {"connection.blocked": True}}
+    publisher = await connected(server.port, client_properties=capabilities)
+    consumer = await connected(server.port)
+    await publisher.declare_queue(1, "q")
+    server.node.set_alarm("memory")
+    await publisher.publish(1, "q", b"first")
+    blocked = await publisher.expect(methods.ConnectionBlocked, 0)
+    assert blocked.reason == "low on memory"
+    await publisher.publish(1, "q", b"second")  # sent, but not read while blocked
+    await trio.testing.wait_all_tasks_blocked()
+    assert await consumer.get(1, "q") == b"first"  # consuming goes on
+    assert await consumer.get(1, "q") is None
+    server.node.clear_alarm("memory")
+    await publisher.expect(methods.ConnectionUnblocked, 0)
+    await publisher.declare_queue(1, "q", passive=True)  # a round trip: "second" was read
+    assert await consumer.get(1, "q") == b"second"
+    for client in (publisher, consumer):
+        await client.close()
+        await client.aclose()
