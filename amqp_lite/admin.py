@@ -14,6 +14,7 @@ takes care of that).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +28,12 @@ from vhosts.inventory import (
     ExchangeInfo,
     PermissionInfo,
     QueueInfo,
+    TopicPermissionInfo,
     UserInfo,
     VhostInfo,
 )
 from vhosts.policies import Policy
-from vhosts.users import DEFAULT_HASHING
+from vhosts.users import DEFAULT_HASHING, TopicPermission
 
 if TYPE_CHECKING:
     from amqp_lite.channel import Channel
@@ -214,6 +216,35 @@ class Admin:
         if user is not None:
             self.node.user(user)
         return inventory.permissions(self.node, vhost=vhost, user=user)
+
+    def set_topic_permissions(
+        self, user: str, vhost: str, exchange: str, write: str = ".*", read: str = ".*"
+    ) -> None:
+        """As `rabbitmqctl set_topic_permissions`: the routing keys `user` may publish with
+        (write) and bind with (read) on topic exchange `exchange` in `vhost`. `{username}` and
+        `{vhost}` in a pattern stand for the user's and the vhost's names. ValueError for a
+        pattern that is not a regular expression."""
+        found = self.node.user(user)
+        self._vhost(vhost)
+        for kind, pattern in (("write", write), ("read", read)):
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"{kind} is not a regular expression: {error}") from None
+        self.node.set_topic_permission(found, vhost, TopicPermission(exchange, write, read))
+
+    def clear_topic_permissions(self, user: str, vhost: str, exchange: str | None = None) -> bool:
+        """Remove `user`'s topic permissions in `vhost` (on one exchange, or all)."""
+        return self.node.clear_topic_permissions(self.node.user(user), vhost, exchange)
+
+    def topic_permissions(
+        self, *, vhost: str | None = None, user: str | None = None
+    ) -> list[TopicPermissionInfo]:
+        if vhost is not None:
+            self._vhost(vhost)
+        if user is not None:
+            self.node.user(user)
+        return inventory.topic_permissions(self.node, vhost=vhost, user=user)
 
     # -- policies --------------------------------------------------------------------------------
 

@@ -58,6 +58,9 @@ class Publisher:
         exchange = vhost.exchange(method.exchange)
         if exchange.internal:
             raise AccessRefused(f"cannot publish to internal {exchange.describe()}")
+        user = self._user
+        if user.topic_permissions and exchange.type_name == "topic":
+            user.check_topic(vhost.name, exchange.name, "write", method.routing_key)
         if properties.user_id is not None:
             self._check_user_id(properties.user_id)
         message = Message(method.exchange, method.routing_key, properties, body, raw_properties)

@@ -150,6 +150,9 @@ class Topology:
     def _check_binding_read(self, source_name: str, routing_key: str) -> None:
         """Read on the source exchange; on a topic exchange, the topic read permission too."""
         self._check("read", "exchange", source_name)
+        source = self._vhost.exchanges.get(source_name)
+        if source is not None and source.type_name == "topic" and self._user.topic_permissions:
+            self._user.check_topic(self._vhost.name, source_name, "read", routing_key)
 
     # -- queues ----------------------------------------------------------------------------------
 

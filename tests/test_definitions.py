@@ -248,7 +248,6 @@ def test_what_amqp_lite_has_no_feature_for_is_listed_as_ignored() -> None:
     source = os.fspath(FIXTURE)
     assert ignored == [
         f"{source}:1: parameters: 1 ignored (vhost-limits): amqp-lite has no runtime parameters",
-        f"{source}:1: topic_permissions: 1 ignored: amqp-lite has no topic permissions",
         f"{source}:1: vhosts[1]: limits ignored (amqp-lite has no limits)",
     ]
 
@@ -432,7 +431,7 @@ def test_serve_loads_a_definitions_file() -> None:
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=10)
-    assert "topic_permissions: 1 ignored" in stderr
+    assert "parameters: 1 ignored" in stderr
 
 
 def test_serve_refuses_a_bad_file_with_its_line(tmp_path: Path) -> None:

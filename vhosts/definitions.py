@@ -15,8 +15,8 @@ vhosts the file creates). RabbitMQ loading definitions into a blank node at boot
 the default vhost nor guest; `Node(vhost_names=(), guest=False)` and then `apply_to` does that.
 
 Unlike RabbitMQ, which silently skips a binding whose exchange or queue is missing, this refuses
-it: a typo should not lose routes. Sections amqp-lite has no feature for (topic permissions,
-runtime and global parameters, limits) are accepted and described in `Definitions.ignored`.
+it: a typo should not lose routes. Sections amqp-lite has no feature for (runtime and global
+parameters, limits) are accepted and described in `Definitions.ignored`.
 """
 
 from __future__ import annotations
@@ -46,12 +46,19 @@ from vhosts.topology import (
     PolicySpec,
     QueueSpec,
     Rules,
+    TopicPermissionSpec,
     Topology,
     UserSpec,
     VhostSpec,
     apply_topology,
 )
-from vhosts.users import DEFAULT_HASHING, HASHING_ALGORITHMS, Permission, hash_password
+from vhosts.users import (
+    DEFAULT_HASHING,
+    HASHING_ALGORITHMS,
+    Permission,
+    TopicPermission,
+    hash_password,
+)
 
 
 class DefinitionsError(ValueError):
@@ -78,6 +85,7 @@ class Definitions:
     vhosts: list[VhostSpec] = attrs.Factory(list)
     users: list[UserSpec] = attrs.Factory(list)
     permissions: list[PermissionSpec] = attrs.Factory(list)
+    topic_permissions: list[TopicPermissionSpec] = attrs.Factory(list)
     policies: list[PolicySpec] = attrs.Factory(list)
     exchanges: list[ExchangeSpec] = attrs.Factory(list)
     queues: list[QueueSpec] = attrs.Factory(list)
@@ -87,13 +95,14 @@ class Definitions:
     @property
     def topology(self) -> Topology:
         return Topology(
-            tuple(self.vhosts),
-            tuple(self.users),
-            tuple(self.permissions),
-            tuple(self.policies),
-            tuple(self.exchanges),
-            tuple(self.queues),
-            tuple(self.bindings),
+            vhosts=tuple(self.vhosts),
+            users=tuple(self.users),
+            permissions=tuple(self.permissions),
+            topic_permissions=tuple(self.topic_permissions),
+            policies=tuple(self.policies),
+            exchanges=tuple(self.exchanges),
+            queues=tuple(self.queues),
+            bindings=tuple(self.bindings),
         )
 
     def apply_to(self, node: Node) -> None:
@@ -261,7 +270,6 @@ _KINDS: dict[Any, str] = {
 }
 # Sections we accept and do not apply, with why.
 _UNSUPPORTED = {
-    "topic_permissions": "amqp-lite has no topic permissions",
     "parameters": "amqp-lite has no runtime parameters",
     "global_parameters": "amqp-lite has no global parameters",
 }
@@ -299,6 +307,7 @@ class _Reader:
             "vhosts": lambda o, w: VhostSpec(self.field(o, w, "name", str), w),
             "users": lambda o, w: self.user(o, w, str(version)),
             "permissions": self.permission,
+            "topic_permissions": self.topic_permission,
             "policies": self.policy,
             "exchanges": self.exchange,
             "queues": self.queue,
@@ -363,15 +372,25 @@ class _Reader:
         return UserSpec(name, password_hash, algorithm, list(tags), where)
 
     def permission(self, obj: _Object, where: Where) -> PermissionSpec:
+        patterns = self.patterns(obj, where, ("configure", "write", "read"))
+        user, vhost = self.field(obj, where, "user", str), self.field(obj, where, "vhost", str)
+        return PermissionSpec(user, vhost, Permission(**patterns), where)
+
+    def topic_permission(self, obj: _Object, where: Where) -> TopicPermissionSpec:
+        patterns = self.patterns(obj, where, ("write", "read"))
+        user, vhost = self.field(obj, where, "user", str), self.field(obj, where, "vhost", str)
+        exchange = self.field(obj, where, "exchange", str)
+        return TopicPermissionSpec(user, vhost, TopicPermission(exchange, **patterns), where)
+
+    def patterns(self, obj: _Object, where: Where, kinds: tuple[str, ...]) -> dict[str, str]:
         patterns = {}
-        for kind in ("configure", "write", "read"):
+        for kind in kinds:
             patterns[kind] = pattern = self.field(obj, where, kind, str)
             try:
                 re.compile(pattern)
             except re.error as error:
                 raise self.fail(where, f"{kind} is not a regular expression: {error}") from None
-        user, vhost = self.field(obj, where, "user", str), self.field(obj, where, "vhost", str)
-        return PermissionSpec(user, vhost, Permission(**patterns), where)
+        return patterns
 
     def policy(self, obj: _Object, where: Where) -> PolicySpec:
         policy = Policy(

@@ -1,7 +1,7 @@
 """A node's topology as a RabbitMQ definitions file, the shape `rabbitmqctl export_definitions`
 writes, so that `rabbitmqctl import_definitions` (or the management UI) on a RabbitMQ node, or
 `amqp-lite serve --definitions`, rebuilds it: vhosts, users with their password hashes,
-permissions, policies, exchanges, queues and bindings.
+permissions and topic permissions, policies, exchanges, queues and bindings.
 
 As RabbitMQ's export: the default and amq.* exchanges, exclusive queues (they die with their
 connection) and the default exchange's implicit bindings are left out; transient exchanges and
@@ -52,7 +52,19 @@ def export_definitions(node: Node) -> dict[str, Any]:
             for vhost, permission in sorted(user.permissions.items())
             if vhost in node.vhosts
         ],
-        "topic_permissions": [],
+        "topic_permissions": [
+            {
+                "user": user.name,
+                "vhost": vhost,
+                "exchange": exchange,
+                "write": permission.write,
+                "read": permission.read,
+            }
+            for user in users
+            for vhost, by_exchange in sorted(user.topic_permissions.items())
+            if vhost in node.vhosts
+            for exchange, permission in sorted(by_exchange.items())
+        ],
         "parameters": [],
         "global_parameters": [],
         "policies": [policy for vhost in vhosts for policy in _policies(vhost)],

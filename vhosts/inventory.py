@@ -46,6 +46,15 @@ class PermissionInfo:
 
 
 @attrs.frozen
+class TopicPermissionInfo:
+    user: str
+    vhost: str
+    exchange: str
+    write: str
+    read: str
+
+
+@attrs.frozen
 class ExchangeInfo:
     vhost: str
     name: str
@@ -119,6 +128,19 @@ def permissions(
         if (vhost is None or v == vhost) and (user is None or u.name == user)
     ]
     return sorted(found, key=lambda p: (p.vhost, p.user))
+
+
+def topic_permissions(
+    node: Node, *, vhost: str | None = None, user: str | None = None
+) -> list[TopicPermissionInfo]:
+    found = [
+        TopicPermissionInfo(u.name, v, exchange, p.write, p.read)
+        for u in node.users
+        for v, by_exchange in u.topic_permissions.items()
+        for exchange, p in by_exchange.items()
+        if (vhost is None or v == vhost) and (user is None or u.name == user)
+    ]
+    return sorted(found, key=lambda p: (p.vhost, p.user, p.exchange))
 
 
 def policies(node: Node, vhost: str | None = None) -> list[Policy]:

@@ -23,12 +23,20 @@ from vhosts.topology import (
     PolicySpec,
     QueueSpec,
     Rules,
+    TopicPermissionSpec,
     Topology,
     UserSpec,
     VhostSpec,
     apply_topology,
 )
-from vhosts.users import DEFAULT_HASHING, Permission, User, Users, hash_password
+from vhosts.users import (
+    DEFAULT_HASHING,
+    Permission,
+    TopicPermission,
+    User,
+    Users,
+    hash_password,
+)
 from vhosts.vhost import VirtualHost
 
 DEFAULT_VHOST = "/"
@@ -92,6 +100,7 @@ class Node:
             for queue in list(vhost.queues.values()):
                 vhost.remove_queue(queue)
         for user in self.users:
+            user.topic_permissions.pop(name, None)
             if user.permissions.pop(name, None) is not None:
                 self.events.permission_deleted.emit(user, name)
         if self.store is not None:
@@ -129,6 +138,7 @@ class Node:
             self.events.user_created.emit(user)
         else:
             user.permissions = existing.permissions
+            user.topic_permissions = existing.topic_permissions
             self.events.user_password_changed.emit(user)
             self.events.user_tags_set.emit(user)
         return user
@@ -187,6 +197,26 @@ class Node:
             self.store.delete_permission(user.name, vhost)
         self.events.permission_deleted.emit(user, vhost)
         return True
+
+    def set_topic_permission(self, user: User, vhost: str, permission: TopicPermission) -> None:
+        """Add or replace `user`'s topic permission on `permission.exchange` in `vhost`."""
+        user.topic_permissions.setdefault(vhost, {})[permission.exchange] = permission
+        if self.store is not None:
+            p = permission
+            self.store.save_topic_permission(user.name, vhost, p.exchange, p.write, p.read)
+
+    def clear_topic_permissions(self, user: User, vhost: str, exchange: str | None = None) -> bool:
+        """Take `user`'s topic permissions in `vhost` away, on one exchange or all; False when
+        there were none."""
+        in_vhost = user.topic_permissions.get(vhost, {})
+        gone = list(in_vhost) if exchange is None else [e for e in in_vhost if e == exchange]
+        for name in gone:
+            del in_vhost[name]
+            if self.store is not None:
+                self.store.delete_topic_permission(user.name, vhost, name)
+        if not in_vhost:
+            user.topic_permissions.pop(vhost, None)
+        return bool(gone)
 
     def set_policy(self, policy: Policy) -> None:
         """Add or replace a policy in its vhost; ValueError with RabbitMQ's text if invalid."""
@@ -283,6 +313,10 @@ def _stored_topology(store: Store) -> Topology:
         permissions=tuple(
             PermissionSpec(user, vhost, Permission(configure, write, read))
             for user, vhost, configure, write, read in store.permissions()
+        ),
+        topic_permissions=tuple(
+            TopicPermissionSpec(user, vhost, TopicPermission(exchange, write, read))
+            for user, vhost, exchange, write, read in store.topic_permissions()
         ),
         policies=tuple(
             PolicySpec(Policy(p.vhost, p.name, p.pattern, p.apply_to, p.priority, p.definition))

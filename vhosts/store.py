@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 STORE_FILE = "amqp-lite.sqlite3"  # the store's one file, in its data directory
-SCHEMA_VERSION = 3  # 2: queue_messages.expires_at; 3: policies, messages.bcc
+SCHEMA_VERSION = 4  # 2: queue_messages.expires_at; 3: policies, messages.bcc; 4: topic_permissions
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS permissions (
     user TEXT NOT NULL, vhost TEXT NOT NULL, configure TEXT NOT NULL, write TEXT NOT NULL,
     read TEXT NOT NULL, PRIMARY KEY (user, vhost)
+);
+CREATE TABLE IF NOT EXISTS topic_permissions (
+    user TEXT NOT NULL, vhost TEXT NOT NULL, exchange TEXT NOT NULL, write TEXT NOT NULL,
+    read TEXT NOT NULL, PRIMARY KEY (user, vhost, exchange)
 );
 CREATE TABLE IF NOT EXISTS exchanges (
     vhost TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, auto_delete INTEGER NOT NULL,
@@ -76,11 +80,16 @@ _SQL = {
     "vhost-bindings-": "DELETE FROM bindings WHERE vhost = ?",
     "vhost-permissions-": "DELETE FROM permissions WHERE vhost = ?",
     "vhost-policies-": "DELETE FROM policies WHERE vhost = ?",
+    "vhost-topic-permissions-": "DELETE FROM topic_permissions WHERE vhost = ?",
     "user": "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)",
     "user-": "DELETE FROM users WHERE name = ?",
     "user-permissions-": "DELETE FROM permissions WHERE user = ?",
     "permission": "INSERT OR REPLACE INTO permissions VALUES (?, ?, ?, ?, ?)",
     "permission-": "DELETE FROM permissions WHERE user = ? AND vhost = ?",
+    "user-topic-permissions-": "DELETE FROM topic_permissions WHERE user = ?",
+    "topic-permission": "INSERT OR REPLACE INTO topic_permissions VALUES (?, ?, ?, ?, ?)",
+    "topic-permission-": "DELETE FROM topic_permissions WHERE user = ? AND vhost = ? "
+    "AND exchange = ?",
     "policy": "INSERT OR REPLACE INTO policies VALUES (?, ?, ?, ?, ?, ?)",
     "policy-": "DELETE FROM policies WHERE vhost = ? AND name = ?",
     "exchange": "INSERT OR REPLACE INTO exchanges VALUES (?, ?, ?, ?, ?, ?)",
@@ -221,6 +230,7 @@ class Store:
             "vhost-bindings-",
             "vhost-permissions-",  # as RabbitMQ: a vhost made again later starts with none
             "vhost-policies-",
+            "vhost-topic-permissions-",
             "vhost-held-",
         ):
             self._record(kind, (name,))
@@ -231,6 +241,7 @@ class Store:
 
     def delete_user(self, name: str) -> None:
         self._record("user-permissions-", (name,))
+        self._record("user-topic-permissions-", (name,))
         self._record("user-", (name,))
 
     def save_permission(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
@@ -238,6 +249,14 @@ class Store:
 
     def delete_permission(self, user: str, vhost: str) -> None:
         self._record("permission-", (user, vhost))
+
+    def save_topic_permission(
+        self, user: str, vhost: str, exchange: str, write: str, read: str
+    ) -> None:
+        self._record("topic-permission", (user, vhost, exchange, write, read))
+
+    def delete_topic_permission(self, user: str, vhost: str, exchange: str) -> None:
+        self._record("topic-permission-", (user, vhost, exchange))
 
     def save_policy(
         self,
@@ -377,6 +396,10 @@ class Store:
     def permissions(self) -> list[tuple[str, str, str, str, str]]:
         return list(self._db.execute("SELECT * FROM permissions"))
 
+    def topic_permissions(self) -> list[tuple[str, str, str, str, str]]:
+        """(user, vhost, exchange, write, read)."""
+        return list(self._db.execute("SELECT * FROM topic_permissions"))
+
     def policies(self) -> list[StoredPolicy]:
         return [
             StoredPolicy(v, n, pattern, apply_to, json.loads(priority), json.loads(definition))
@@ -458,6 +481,7 @@ def _runs(batch: list[tuple[str, tuple[Any, ...]]]) -> Iterator[tuple[str, list[
 _MIGRATIONS = {
     1: ("ALTER TABLE queue_messages ADD COLUMN expires_at REAL",),
     2: ("ALTER TABLE messages ADD COLUMN bcc TEXT",),  # and the new policies table
+    3: (),  # the new topic_permissions table
 }
 
 

@@ -29,7 +29,7 @@ import attrs
 from vhosts.exchange import Exchange
 from vhosts.policies import Policy
 from vhosts.queue import Queue
-from vhosts.users import DEFAULT_HASHING, Permission, User, Users
+from vhosts.users import DEFAULT_HASHING, Permission, TopicPermission, User, Users
 from vhosts.vhost import VirtualHost
 
 
@@ -53,6 +53,14 @@ class PermissionSpec:
     user: str
     vhost: str
     permission: Permission
+    origin: object = None
+
+
+@attrs.frozen
+class TopicPermissionSpec:
+    user: str
+    vhost: str
+    permission: TopicPermission
     origin: object = None
 
 
@@ -101,6 +109,7 @@ class Topology:
     vhosts: tuple[VhostSpec, ...] = ()
     users: tuple[UserSpec, ...] = ()
     permissions: tuple[PermissionSpec, ...] = ()
+    topic_permissions: tuple[TopicPermissionSpec, ...] = ()
     policies: tuple[PolicySpec, ...] = ()
     exchanges: tuple[ExchangeSpec, ...] = ()
     queues: tuple[QueueSpec, ...] = ()
@@ -169,6 +178,8 @@ class TopologyTarget(Protocol):
 
     def set_permission(self, user: User, vhost: str, permission: Permission) -> None: ...
 
+    def set_topic_permission(self, user: User, vhost: str, permission: TopicPermission) -> None: ...
+
 
 def apply_topology(node: TopologyTarget, topology: Topology, rules: Rules) -> None:
     """Apply `topology` to `node`, section by section, under `rules`."""
@@ -188,6 +199,11 @@ def apply_topology(node: TopologyTarget, topology: Topology, rules: Rules) -> No
             user = _found(node.users.get(p.user), Missing("user", p.user))
             _vhost(node, p.vhost)
             node.set_permission(user, p.vhost, p.permission)
+    for t in topology.topic_permissions:
+        with _applying(rules, t.origin):
+            user = _found(node.users.get(t.user), Missing("user", t.user))
+            _vhost(node, t.vhost)
+            node.set_topic_permission(user, t.vhost, t.permission)
     for pd in topology.policies:
         with _applying(rules, pd.origin):
             _vhost(node, pd.policy.vhost).set_policy(pd.policy)

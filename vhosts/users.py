@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import attrs
 
@@ -28,6 +28,17 @@ class Permission:
 
     def allows(self, kind: str, resource: str) -> bool:
         return _matches(getattr(self, kind), resource)
+
+
+@attrs.define
+class TopicPermission:
+    """RabbitMQ's topic permission on one topic exchange: the routing keys a user may publish
+    with (write) and bind with (read). `{username}` and `{vhost}` in a pattern stand for the
+    user's name and the vhost's."""
+
+    exchange: str
+    write: str = ".*"
+    read: str = ".*"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -78,6 +89,8 @@ class User:
     hashing_algorithm: str = DEFAULT_HASHING
     tags: list[str] = attrs.Factory(list)
     permissions: dict[str, Permission] = attrs.Factory(dict)  # by vhost name
+    # By vhost, then exchange; a topic exchange without one allows any routing key.
+    topic_permissions: dict[str, dict[str, TopicPermission]] = attrs.Factory(dict)
 
     def check_password(self, password: str | bytes) -> bool:
         return password_matches(self.password_hash, password, self.hashing_algorithm)
@@ -97,6 +110,33 @@ class User:
         if permission is None or not permission.allows(kind, name):
             raise AccessRefused(
                 f"access to {resource_kind} '{name}' in vhost '{vhost}' "
+                f"refused for user '{self.name}'"
+            )
+
+    def check_topic(
+        self,
+        vhost: str,
+        exchange: str,
+        kind: str,
+        routing_key: str,
+        variables: Mapping[str, str] | None = None,
+    ) -> None:
+        """Raise 403 unless the routing key passes this user's topic permission (`kind`: write
+        for publishing, read for binding) on `exchange`; allowed when it has none there.
+
+        As RabbitMQ: `{username}` and `{vhost}`, and any `variables`, are put in the pattern
+        as they are (not escaped), an empty pattern allows only the empty key, and the pattern
+        is searched for in the key.
+        """
+        permission = self.topic_permissions.get(vhost, {}).get(exchange)
+        if permission is None:
+            return
+        pattern = getattr(permission, kind) or "^$"
+        for name, value in {"username": self.name, "vhost": vhost, **(variables or {})}.items():
+            pattern = pattern.replace("{" + name + "}", value)
+        if not _matches(pattern, routing_key):
+            raise AccessRefused(
+                f"access to topic '{routing_key}' in exchange '{exchange}' in vhost '{vhost}' "
                 f"refused for user '{self.name}'"
             )
 
