@@ -109,11 +109,13 @@ class Topology:
     vhosts: tuple[VhostSpec, ...] = ()
     users: tuple[UserSpec, ...] = ()
     permissions: tuple[PermissionSpec, ...] = ()
-    topic_permissions: tuple[TopicPermissionSpec, ...] = ()
     policies: tuple[PolicySpec, ...] = ()
     exchanges: tuple[ExchangeSpec, ...] = ()
     queues: tuple[QueueSpec, ...] = ()
     bindings: tuple[BindingSpec, ...] = ()
+    # Last, so that positional construction keeps its meaning; they need only users and
+    # vhosts, and are applied after the permissions.
+    topic_permissions: tuple[TopicPermissionSpec, ...] = ()
 
 
 @attrs.frozen
