@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from amqp_lite.channel import Channel
-from amqp_lite.errors import ChannelError, CommandInvalid, UnexpectedFrame
+from amqp_lite.errors import ChannelError, UnexpectedFrame
 from amqp_lite.identity import server_properties
 from amqp_lite.login import (
     DEFAULT_LOOPBACK_USERS,
@@ -42,9 +42,11 @@ from amqp_lite.wire.frames import (
     HeaderFrame,
     HeartbeatFrame,
     MethodFrame,
+    encode_header,
     encode_method,
 )
 from amqp_lite.wire.methods import Method
+from amqp_lite.wire.spec import FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD
 from vhosts import Node, Queue, User, VirtualHost
 from vhosts.errors import AccessRefused, BrokerError, NotAllowed
 
@@ -423,8 +425,8 @@ class ServerConnection:
                 raise UnexpectedFrame("unexpected content frame on channel 0")
             self._on_connection_method(frame.method)
             return
-        if self.state is not State.OPEN:
-            raise ChannelError(f"expected 'connection.open' before channel {channel_number}")
+        if self.state is not State.OPEN:  # RabbitMQ does not look inside it
+            raise UnexpectedFrame(_describe_unexpected(frame))
         if channel_number in self._closing_channels:
             self._on_closing_channel_frame(frame)
             return
@@ -515,6 +517,13 @@ class ServerConnection:
     def _close_connection(self, error: BrokerError) -> None:
         if self.state in (State.CLOSING, State.CLOSED):
             return
+        if self.state in (State.AWAITING_START_OK, State.AWAITING_TUNE_OK):
+            # As RabbitMQ: before tune-ok a client is not trusted with a reason.
+            self._hang_up_silently()
+            return
+        self._send_connection_close(error)
+
+    def _send_connection_close(self, error: BrokerError) -> None:
         self.send_method(
             0,
             methods.ConnectionClose(
@@ -547,12 +556,9 @@ class ServerConnection:
         try:
             handler = _CONNECTION_HANDLERS.get((self.state, type(method)))
             if handler is None:
-                if isinstance(method, methods.ConnectionClose):  # in any state
-                    self._connection_close(method)
-                    return
-                if self.state is State.OPEN:
-                    raise ChannelError("unexpected method in connection state running")
-                raise CommandInvalid(f"unexpected {method.NAME} in state '{self.state.value}'")
+                # connection.close too: before connection.open RabbitMQ refuses it like any other.
+                state = _RABBITMQ_STATE_NAMES[self.state]
+                raise ChannelError(f"unexpected method in connection state {state}")
             handler(self, method)
         except BrokerError as error:
             if not error.class_id:
@@ -575,10 +581,13 @@ class ServerConnection:
             log.warning("connection %s: %s login refused: %s", self.name, mechanism, refused)
             # Only a client that says it understands gets a reply, never the reason.
             if self.client_supports("authentication_failure_close"):
-                raise AccessRefused(
+                refusal = AccessRefused(
                     f"Login was refused using authentication mechanism {mechanism}. "
                     "For details see the broker logfile."
-                ) from None
+                )
+                refusal.class_id, refusal.method_id = method.CLASS_ID, method.METHOD_ID
+                self._send_connection_close(refusal)
+                return
             self._hang_up_silently()
             return
         except LoginInvalid as invalid:
@@ -603,13 +612,19 @@ class ServerConnection:
         self.on_output()  # nothing to say, but the writer must wake up to hang up
 
     def _tune_ok(self, method: methods.ConnectionTuneOk) -> None:
-        if method.frame_max and method.frame_max < 4096:
-            raise NotAllowed(f"frame_max={method.frame_max} < 4096 min size")
-        if method.frame_max > FRAME_MAX:
-            raise NotAllowed(f"frame_max={method.frame_max} > {FRAME_MAX} max size")
-        self.frame_max = method.frame_max or FRAME_MAX
-        self.channel_max = min(method.channel_max or CHANNEL_MAX, CHANNEL_MAX)
-        self.heartbeat = method.heartbeat
+        # RabbitMQ's checks; 0 ("no limit") is above any limit. Refused silently, see above.
+        if not 0 < method.channel_max <= CHANNEL_MAX:
+            raise NotAllowed(
+                f"negotiated channel_max = {method.channel_max} is higher than the maximum "
+                f"allowed value ({CHANNEL_MAX})"
+            )
+        if method.frame_max < 4096 or method.frame_max > FRAME_MAX:
+            raise NotAllowed(
+                f"frame_max={method.frame_max} outside the allowed range 4096-{FRAME_MAX}"
+            )
+        self.frame_max = method.frame_max
+        self.channel_max = method.channel_max
+        self.heartbeat = method.heartbeat  # whatever the client says, as RabbitMQ takes it
         self._decoder.frame_max = self.frame_max
         self.state = State.AWAITING_OPEN
 
@@ -633,6 +648,29 @@ class ServerConnection:
         self.send_method(0, methods.ConnectionUpdateSecretOk())
 
 
+_RABBITMQ_STATE_NAMES = {
+    State.AWAITING_START_OK: "starting",
+    State.AWAITING_TUNE_OK: "tuning",
+    State.AWAITING_OPEN: "opening",
+    State.OPEN: "running",
+}
+
+
+def _describe_unexpected(frame: Frame) -> str:
+    """RabbitMQ's words for a frame on a channel before connection.open: its whole payload."""
+    if isinstance(frame, MethodFrame):
+        kind, payload = FRAME_METHOD, encode_method(frame.channel, frame.method)[7:-1]
+    elif isinstance(frame, HeaderFrame):
+        header = encode_header(frame.channel, frame.class_id, frame.body_size, frame.raw_properties)
+        kind, payload = FRAME_HEADER, header[7:-1]
+    elif isinstance(frame, BodyFrame):
+        kind, payload = FRAME_BODY, frame.payload
+    else:
+        kind, payload = FRAME_HEARTBEAT, b""
+    octets = ",".join(str(octet) for octet in payload)
+    return f"type {kind}, all octets = <<{octets}>>"
+
+
 def _ignore() -> None:
     pass
 
@@ -650,6 +688,7 @@ _CONNECTION_HANDLERS: dict[tuple[State, type[Method]], Callable[[ServerConnectio
     (State.AWAITING_TUNE_OK, methods.ConnectionTuneOk): ServerConnection._tune_ok,
     (State.AWAITING_OPEN, methods.ConnectionOpen): ServerConnection._open,
     (State.OPEN, methods.ConnectionUpdateSecret): ServerConnection._update_secret,
+    (State.OPEN, methods.ConnectionClose): ServerConnection._connection_close,
 }
 
 # Methods about a channel's own life, which the connection handles rather than the channel.

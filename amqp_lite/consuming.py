@@ -61,6 +61,9 @@ class Consumers:
             self._deliveries.channel_prefetch = method.prefetch_count
         else:
             self._deliveries.consumer_prefetch = method.prefetch_count
+            # RabbitMQ 3.10 also lifts the channel's global limit here: set global first and
+            # per-consumer after, and only the per-consumer one holds.
+            self._deliveries.channel_prefetch = 0
         self._send(methods.BasicQosOk())
         self.resume()
 

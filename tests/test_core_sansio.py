@@ -15,6 +15,7 @@ from amqp_lite.connection import (
     HANDSHAKE_TIMEOUT,
     OUTPUT_HIGH_WATER,
     READ_PAUSE_BACKLOG,
+    SILENT_CLOSE_DELAY,
 )
 from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import PROTOCOL_HEADER, encode_header, encode_method
@@ -80,19 +81,20 @@ def test_an_unknown_vhost_closes_the_connection_with_530() -> None:
         methods.ConnectionStartOk(mechanism="PLAIN", response=b"\x00guest\x00guest"),
         methods.ConnectionTune,
     )
-    peer.send_method(0, methods.ConnectionTuneOk(channel_max=0, frame_max=131072, heartbeat=0))
+    peer.send_method(0, methods.ConnectionTuneOk(channel_max=2047, frame_max=131072, heartbeat=0))
     close = peer.call(0, methods.ConnectionOpen(virtual_host="nowhere"), methods.ConnectionClose)
     assert (close.reply_code, close.class_id, close.method_id) == (530, 10, 40)
 
 
-def test_a_method_before_connection_open_closes_the_connection() -> None:
+def test_a_method_before_login_is_answered_by_a_silent_hang_up() -> None:
+    """As RabbitMQ: before tune-ok the client gets no reason, and waits for the hang-up."""
     peer = Peer()
     peer.send(PROTOCOL_HEADER)
     peer.receive()
     peer.send_method(1, methods.ChannelOpen())
-    [close] = peer.methods()
-    assert isinstance(close, methods.ConnectionClose)
-    assert close.reply_code == 504
+    assert peer.methods() == []
+    assert peer.connection.wants_socket_closed
+    assert peer.connection.close_delay == SILENT_CLOSE_DELAY
 
 
 # -- what the I/O layer asks ---------------------------------------------------------------------

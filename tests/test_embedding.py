@@ -189,7 +189,10 @@ async def _open_taking_cancels(client: RawClient, vhost: str) -> None:
     )
     tune = await client.expect(methods.ConnectionTune, 0)
     await client.send_method(
-        0, methods.ConnectionTuneOk(channel_max=0, frame_max=tune.frame_max, heartbeat=0)
+        0,
+        methods.ConnectionTuneOk(
+            channel_max=tune.channel_max, frame_max=tune.frame_max, heartbeat=0
+        ),
     )
     await client.send_method(0, methods.ConnectionOpen(virtual_host=vhost))
     await client.expect(methods.ConnectionOpenOk, 0)
