@@ -33,7 +33,7 @@ from vhosts.inventory import (
     VhostInfo,
 )
 from vhosts.policies import Policy
-from vhosts.users import DEFAULT_HASHING, TopicPermission
+from vhosts.users import TopicPermission, hashing_module
 
 if TYPE_CHECKING:
     from amqp_lite.channel import Channel
@@ -153,11 +153,14 @@ class Admin:
         *,
         password_hash: str | None = None,
         tags: list[str] | tuple[str, ...] = (),
-        hashing_algorithm: str = DEFAULT_HASHING,
+        hashing_algorithm: str | None = None,
     ) -> None:
         """Add a user, or replace the password and tags of the one of that name.
 
-        With neither a password nor a hash the user cannot log in with a password.
+        A password is hashed with `hashing_algorithm` (sha256, sha512 or md5, or RabbitMQ's
+        module names for them), by default the node's (sha256 unless the broker was given
+        another); a `password_hash` is taken as made by it. With neither a password nor a hash
+        the user can log in only by its TLS client certificate (EXTERNAL).
         """
         if password is None and password_hash is None:
             password_hash = ""
@@ -166,7 +169,7 @@ class Admin:
             password,
             password_hash=password_hash,
             tags=list(tags),
-            hashing_algorithm=hashing_algorithm,
+            hashing_algorithm=hashing_module(hashing_algorithm or self.node.password_hashing),
         )
 
     def delete_user(self, name: str) -> bool:

@@ -26,6 +26,7 @@ from amqp_lite.storage import open_store
 from amqp_lite.tls import VERIFY_PEER, TlsOptions, server_ssl_context
 from vhosts import DEFAULT_VHOST, Node
 from vhosts.clock import Clock
+from vhosts.users import DEFAULT_HASHING, hashing_module
 
 if TYPE_CHECKING:
     from amqp_lite.certificates import TestCertificates
@@ -104,6 +105,7 @@ class Broker(_Shortcuts):
         tls: TlsOptions | bool = False,
         tls_port: int = 0,
         management_tls: bool = False,
+        password_hashing: str = DEFAULT_HASHING,
     ) -> None:
         """`data_dir=None` keeps nothing on disk; a directory makes durable things survive.
 
@@ -117,7 +119,8 @@ class Broker(_Shortcuts):
         certificate, or `True` for a certificate made on the spot (see `certificates`), whose
         listener verifies client certificates that are offered (for EXTERNAL) but needs none.
         `port=None` leaves out the plain listener. `management_tls` serves the management API
-        over HTTPS with the same certificate.
+        over HTTPS with the same certificate. `password_hashing` hashes the passwords given at
+        runtime: sha256 (the default), sha512 or md5, as RabbitMQ's password_hashing_module.
         """
         self.host = host
         self.data_dir = data_dir
@@ -129,6 +132,7 @@ class Broker(_Shortcuts):
         self.loopback_users = loopback_users
         self._requested_port = port
         self._tls = tls
+        self._password_hashing = hashing_module(password_hashing)  # ValueError: unknown
         self._tls_port = tls_port
         self._management_tls = management_tls
         self.tls: TlsOptions | None = None  # the TLS listener's settings, once serving
@@ -198,7 +202,12 @@ class Broker(_Shortcuts):
         node = self.node
         if node is None:
             store = open_store(self.data_dir) if self.data_dir is not None else None
-            node = Node(self._vhosts, store=store, clock=self._clock)
+            node = Node(
+                self._vhosts,
+                store=store,
+                clock=self._clock,
+                password_hashing=self._password_hashing,
+            )
         if self._definitions is not None:
             # Imported here: most embedders never load definitions.
             from vhosts.definitions import load
@@ -213,7 +222,10 @@ class Broker(_Shortcuts):
 
     async def __aenter__(self) -> Broker:
         if self.node is None and self.data_dir is None:
-            self.node = Node(self._vhosts, clock=self._clock)  # nothing to read: no worker thread
+            # Nothing to read: no worker thread.
+            self.node = Node(
+                self._vhosts, clock=self._clock, password_hashing=self._password_hashing
+            )
         if self.node is None or self._definitions is not None:
             self.node = await trio.to_thread.run_sync(self._prepare_node)
         self.tls = self._tls_options()

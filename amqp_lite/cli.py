@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="USER[,USER...]|none",
         help="users who may log in only from a loopback address (default guest, as RabbitMQ)",
     )
+    serve.add_argument(
+        "--password-hashing",
+        choices=["sha256", "sha512", "md5"],
+        default="sha256",
+        help="how passwords given at runtime are hashed (RabbitMQ's password_hashing_module)",
+    )
     tls = serve.add_argument_group(
         "TLS", "amqps beside (or, with --port none, instead of) plain AMQP; TLS 1.2 and 1.3 only"
     )
@@ -185,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 tls=tls_options or False,
                 tls_port=DEFAULT_TLS_PORT if args.tls_port is None else args.tls_port,
                 management_tls=args.management_tls,
+                password_hashing=args.password_hashing,
             )
             trio.run(_serve, broker)
         except refusals as error:

@@ -36,6 +36,7 @@ from vhosts.users import (
     User,
     Users,
     hash_password,
+    hashing_module,
 )
 from vhosts.vhost import VirtualHost
 
@@ -56,10 +57,13 @@ class Node:
         store: Store | None = None,
         clock: Clock | None = None,
         cluster_name: str = "",
+        password_hashing: str = DEFAULT_HASHING,
     ) -> None:
         """`cluster_name` is what clients are told the broker is called (server properties);
-        the server names an unnamed node after its host."""
+        the server names an unnamed node after its host. `password_hashing` hashes the
+        passwords given at runtime (RabbitMQ's password_hashing_module)."""
         self.cluster_name = cluster_name
+        self.password_hashing = hashing_module(password_hashing)
         self.clock = clock if clock is not None else Clock()
         self.timers = Timers()  # the server's timer task runs what is due on `clock`
         self.events = NodeEvents()
@@ -70,7 +74,9 @@ class Node:
         if store is not None:
             self._recover(store)
         if guest and self.users.get("guest") is None:
-            self.add_user("guest", "guest", tags=["administrator"])
+            self.add_user(
+                "guest", "guest", tags=["administrator"], hashing_algorithm=self.password_hashing
+            )
         for name in vhost_names:
             self.add_vhost(name)
 
@@ -166,11 +172,17 @@ class Node:
         return user
 
     def change_password(self, name: str, password: str | None) -> User:
-        """A new password; None clears it, so that the user cannot log in with any."""
+        """A new password; None clears it, so that the user cannot log in with one.
+
+        As RabbitMQ, the new password is hashed with the node's algorithm, whatever hashed the
+        old one (an MD5 hash imported from an old node goes with its password).
+        """
         user = self.user(name)
-        user.password_hash = (
-            "" if password is None else hash_password(password, algorithm=user.hashing_algorithm)
-        )
+        if password is None:
+            user.password_hash = ""
+        else:
+            user.hashing_algorithm = self.password_hashing
+            user.password_hash = hash_password(password, algorithm=self.password_hashing)
         self._save_user(user)
         self.events.user_password_changed.emit(user)
         return user

@@ -56,6 +56,16 @@ HASHING_ALGORITHMS = {
 DEFAULT_HASHING = "rabbit_password_hashing_sha256"
 
 
+def hashing_module(name: str) -> str:
+    """RabbitMQ's module name for a hashing algorithm given as one ("sha512" will do too);
+    ValueError for one it does not have."""
+    module = name if name in HASHING_ALGORITHMS else f"rabbit_password_hashing_{name}"
+    if module not in HASHING_ALGORITHMS:
+        known = ", ".join(HASHING_ALGORITHMS)
+        raise ValueError(f"unknown password hashing algorithm '{name}' (known: {known})")
+    return module
+
+
 def hash_password(
     password: str, salt: bytes | None = None, algorithm: str = DEFAULT_HASHING
 ) -> str:
