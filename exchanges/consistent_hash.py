@@ -37,7 +37,7 @@ import attrs
 from exchanges import erlang_text
 from exchanges.base import BindingId, InvalidBinding, Router
 from exchanges.explain import BindingVerdict, quote
-from exchanges.values import freeze_arguments, typed_form
+from exchanges.values import freeze_arguments, octets, typed_form
 
 # What Erlang's list_to_integer accepts: an optional sign and ASCII digits, nothing else.
 WEIGHT = re.compile(r"[+-]?[0-9]+")
@@ -58,7 +58,7 @@ class InvalidArguments(Exception):
 
 def parse_weight(binding_key: str) -> int:
     if not WEIGHT.fullmatch(binding_key):
-        shown = erlang_text.binary(binding_key.encode("utf-8", "surrogatepass"))
+        shown = erlang_text.binary(octets(binding_key))
         raise InvalidBinding(f"The binding key must be an integer: {shown}")
     weight = int(binding_key)
     if weight < 1:
@@ -164,7 +164,7 @@ class ConsistentHashRouter(Router):
 
     def _hash_input(self, routing_key: str, headers: Mapping[str, Any] | None) -> bytes:
         if self.hash_header is None:
-            return routing_key.encode("utf-8", "surrogatepass")
+            return octets(routing_key)  # RabbitMQ hashes the key's octets
         if not headers or self.hash_header not in headers:
             return _NO_HEADER
         value = headers[self.hash_header]

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from exchanges.values import decimal_parts, epoch_seconds
+from exchanges.values import decimal_parts, epoch_seconds, octets
 
 # Bytes Erlang's ~p accepts inside a quoted binary (latin-1 printable range) and the
 # escapes it uses for control characters; anything else prints the binary as integers.
@@ -35,8 +35,9 @@ def binary(data: bytes) -> str:
         return "<<>>"
     if all(_printable(b) for b in data):
         body = b"".join(_ESCAPES.get(b, bytes((b,))) for b in data)
-        # RabbitMQ writes the raw bytes into the reply; valid UTF-8 stays readable text.
-        return '<<"' + body.decode("utf-8", errors="replace") + '">>'
+        # RabbitMQ writes the raw bytes into the reply: UTF-8 stays readable text, and other
+        # octets go back as they came (surrogate escapes, which the wire encodes back).
+        return '<<"' + body.decode("utf-8", "surrogateescape") + '">>'
     return "<<" + ",".join(str(b) for b in data) + ">>"
 
 
@@ -110,7 +111,7 @@ def term(value: Any) -> str:
     if isinstance(value, float):
         return erlang_float(value)
     if isinstance(value, str):
-        return binary(value.encode())
+        return binary(octets(value))
     if isinstance(value, bytes | bytearray | memoryview):
         return binary(bytes(value))
     if isinstance(value, decimal.Decimal):
@@ -119,8 +120,6 @@ def term(value: Any) -> str:
     if isinstance(value, datetime.datetime):
         return str(epoch_seconds(value))
     if isinstance(value, Mapping):
-        items = (
-            f"{{{binary(str(k).encode())},{type_name(v)},{term(v)}}}" for k, v in value.items()
-        )
+        items = (f"{{{binary(octets(str(k)))},{type_name(v)},{term(v)}}}" for k, v in value.items())
         return "[" + ",".join(items) + "]"
     return "[" + ",".join(f"{{{type_name(v)},{term(v)}}}" for v in value) + "]"

@@ -20,7 +20,7 @@ import attrs
 from exchanges import erlang_text
 from exchanges.base import BindingId, InvalidBinding, Router
 from exchanges.explain import BindingVerdict, quote
-from exchanges.values import Form, kind_name, loose_form
+from exchanges.values import Form, kind_name, loose_form, octets
 
 MODES = ("all", "any", "all-with-x", "any-with-x")
 
@@ -55,7 +55,7 @@ def compile_rule(arguments: Mapping[str, Any]) -> Rule:
         )
     if mode not in MODES:
         raise InvalidBinding(
-            f"Invalid x-match field value {erlang_text.binary(mode.encode())}; "
+            f"Invalid x-match field value {erlang_text.binary(octets(mode))}; "
             "expected all, any, all-with-x, or any-with-x"
         )
     with_x = mode.endswith("-with-x")

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 import attrs
 
 from exchanges.explain import BindingVerdict, quote
+from exchanges.values import octets
 from exchanges.walk import (
     ROUTING_HEADERS,
     Outcome,
@@ -189,7 +190,7 @@ def trace_route(
         headers,
         keys,
         recorder.hops(),
-        tuple(sorted(names, key=lambda q: q.encode("utf-8", "surrogatepass"))),
+        tuple(sorted(names, key=octets)),
     )
 
 

@@ -25,6 +25,15 @@ from typing import Any
 Form = tuple[Any, ...]
 
 
+def octets(text: str) -> bytes:
+    """The octets a string stands for. Strings off the wire hold octets that are not UTF-8 as
+    surrogate escapes (PEP 383), and RabbitMQ compares, hashes and prints the octets."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no wire could have sent (from JSON, say)
+        return text.encode("utf-8", "surrogatepass")
+
+
 def epoch_seconds(value: datetime.datetime) -> int:
     # AMQP timestamps are whole seconds, UTC; naive datetimes are taken as UTC like pika does.
     return calendar.timegm(value.utctimetuple())
@@ -58,7 +67,7 @@ def typed_form(value: Any) -> Form:
     if isinstance(value, float):
         return ("float", "nan" if value != value else value)
     if isinstance(value, str):
-        return ("longstr", value.encode())
+        return ("longstr", octets(value))
     if isinstance(value, bytes | bytearray | memoryview):
         return ("binary", bytes(value))
     if isinstance(value, decimal.Decimal):
@@ -76,7 +85,7 @@ def typed_form(value: Any) -> Form:
 def loose_form(value: Any) -> Form:
     """Hashable form for top-level header matching (Erlang ``==`` on the bare values)."""
     if isinstance(value, str):
-        return ("bin", value.encode())
+        return ("bin", octets(value))
     if isinstance(value, bool):
         return ("bool", value)
     if isinstance(value, int | float):

@@ -37,7 +37,7 @@ class Closed(Exception):
 class RawClient:
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
-        self.decoder = FrameDecoder(frame_max=0)  # the client side takes any size
+        self.decoder = FrameDecoder(frame_max=0, client=True)  # the client side takes any size
         self.frame_max = 131072
         self.heartbeats_seen = 0
 

@@ -64,7 +64,7 @@ class Peer:
         self.connection = ServerConnection(self.node, heartbeat=heartbeat)
         self.frame_max = 131072
         self.heartbeats = 0  # heartbeat frames the connection sent, not in `receive()`
-        self._decoder = FrameDecoder(frame_max=0)  # the client side takes any size
+        self._decoder = FrameDecoder(frame_max=0, client=True)  # the client side takes any size
         self._frames: list[Frame] = []
         self._output_wakeups = 0
         self.connection.on_output = self._count_wakeup

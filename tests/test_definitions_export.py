@@ -173,6 +173,7 @@ def test_argument_values_json_cannot_hold_are_written_as_rabbitmq_writes_them() 
     arguments = {
         "text": b"caf\xc3\xa9",
         "binary": b"\x00\xff",
+        "longstr": "\x00\udcff",  # an S of octets that are not UTF-8, as the codec decodes it
         "decimal": Decimal("1.5"),
         "when": datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
         "void": None,
@@ -183,6 +184,7 @@ def test_argument_values_json_cannot_hold_are_written_as_rabbitmq_writes_them() 
     assert exchange["arguments"] == {
         "text": "café",
         "binary": "Not UTF-8, base64 is: AP8=",
+        "longstr": "Not UTF-8, base64 is: AP8=",
         "decimal": 1.5,
         "when": 1577836800,
         "void": "undefined",

@@ -461,3 +461,16 @@ def test_amqp_lite_serve_serves_the_api_where_it_is_told(tmp_path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
+
+
+def test_an_argument_of_octets_that_are_not_utf8_is_listed_not_a_failure(
+    api: Api, broker: ThreadedBroker
+) -> None:
+    """A longstr argument may hold any octets (RabbitMQ takes them); JSON shows them as U+FFFD."""
+    broker.call(
+        lambda: broker.node.vhosts["/"].declare_queue(
+            "odd", None, arguments={"x-note": "caf\udcc3"}
+        )
+    )
+    [queue] = [q for q in api.get("/api/queues/%2F") if q["name"] == "odd"]
+    assert queue["arguments"] == {"x-note": "caf\ufffd"}

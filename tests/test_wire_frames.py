@@ -67,7 +67,6 @@ def test_property_flags_are_spec_order_msb_first() -> None:
         b"\x80",
         b"\x80\x00",  # content-type flagged, not there
         b"\x80\x00\x05ab",  # cut short
-        b"\x80\x00\x01\xff",  # not UTF-8
         b"\x00\x01",  # continuation flag: no 15th property in 0-9-1
         b"\x00\x02",  # unassigned bit
         b"\x00\x00junk",
@@ -284,3 +283,11 @@ def test_encode_delivery_general_path_for_other_methods() -> None:
 def test_frame_max_too_small_for_a_body_is_a_broker_error() -> None:
     with pytest.raises(BrokerError):
         encode_content(1, 60, b"abc", 8)
+
+
+def test_property_octets_that_are_not_utf8_are_taken_and_sent_back_as_they_came() -> None:
+    """RabbitMQ 3.10.8 takes any octets in a content_type (and in header keys and values)."""
+    raw = b"\x80\x00\x03t\xffx"
+    properties = decode_properties(raw)
+    assert properties.content_type == "t\udcffx"  # a surrogate escape stands for the octet
+    assert encode_properties(properties) == raw

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
+from exchanges.values import octets
 from vhosts.exchange import DEFAULT_EXCHANGE, Exchange
 from vhosts.node import DEFAULT_VHOST, Node
 from vhosts.queue import Queue
@@ -152,9 +153,14 @@ def _bindings(vhost: VirtualHost) -> Iterator[dict[str, Any]]:
 def _json(value: Any) -> Any:
     """An AMQP field value as JSON, converted the way RabbitMQ's export converts it."""
     if isinstance(value, Mapping):
-        return {str(k): _json(v) for k, v in value.items()}
+        return {_json(str(k)): _json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json(v) for v in value]
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        # Octets that are not UTF-8 came off the wire as surrogate escapes: a binary to RabbitMQ.
+        value = octets(value)
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         try:

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from exchanges.erlang_text import binary, erlang_float
+from exchanges.values import octets
 from vhosts.queue_settings import OVERFLOW_MODES, QUEUE_MODES, erlang_string
 
 APPLY_TO = ("all", "queues", "exchanges")
@@ -239,7 +240,7 @@ def _flat(node: _Node) -> str:
 
 
 def _erlang_order(key: str) -> bytes:
-    return key.encode()  # binaries sort bytewise
+    return octets(key)  # binaries sort bytewise
 
 
 def _term(value: Any) -> str:
@@ -254,7 +255,7 @@ def _term(value: Any) -> str:
         return erlang_float(value)
     if isinstance(value, str):
         # rabbitmqctl shows each byte of the UTF-8 as a Latin-1 character: "é" as "Ã©".
-        return binary(value.encode()).encode().decode("latin-1")
+        return octets(binary(octets(value))).decode("latin-1")
     if isinstance(value, Mapping):
         items = sorted(value.items(), key=lambda kv: _erlang_order(str(kv[0])))
         return "#{" + ",".join(f"{_term(k)} => {_term(v)}" for k, v in items) + "}"

@@ -18,6 +18,7 @@ from typing import Any, TypeGuard
 import attrs
 
 from exchanges.erlang_text import binary, type_name
+from exchanges.values import octets
 from vhosts.errors import CommandInvalid, PreconditionFailed
 
 OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
@@ -78,7 +79,7 @@ def _is_int(value: Any) -> TypeGuard[int]:
 
 def erlang_string(text: str) -> str:
     """A string as Erlang's ~p prints it: quoted if printable, else a list of byte values."""
-    shown = binary(text.encode())
+    shown = binary(octets(text))
     return shown[2:-2] if shown.startswith('<<"') else "[" + shown[2:-2] + "]"
 
 

@@ -331,7 +331,8 @@ class Store:
         message_id = self._next_message_id
         self._next_message_id += 1
         keys = json.dumps(list(bcc)) if bcc else None
-        self._record("message", (message_id, exchange, routing_key, properties, body, keys))
+        row = (message_id, _text(exchange), _text(routing_key), properties, body, keys)
+        self._record("message", row)
         return message_id
 
     def delete_message(self, message_id: int) -> None:
@@ -433,25 +434,29 @@ class Store:
         self,
     ) -> Iterator[tuple[str, str, int, int, float | None, int, str, str, bytes, bytes, str | None]]:
         """Every stored queue entry in queue order, joined with its message's content."""
-        return self._db.execute(
+        for row in self._db.execute(
             "SELECT q.vhost, q.queue, q.seq, q.redelivered, q.expires_at, m.id, m.exchange, "
             "m.routing_key, "
             "m.properties, m.body, m.bcc FROM queue_messages q JOIN messages m ON m.id = q.message "
             "ORDER BY q.vhost, q.queue, q.seq"
-        )
+        ):
+            if type(row[7]) is not str or type(row[6]) is not str:
+                row = (*row[:6], _from_text(row[6]), _from_text(row[7]), *row[8:])
+            yield row
 
     def held_messages(
         self,
     ) -> list[tuple[int, str, str, float, int, str, str, bytes, bytes, str | None]]:
         """Messages delayed-message exchanges hold, with their content, by release time."""
-        return list(
-            self._db.execute(
+        return [
+            (*row[:5], _from_text(row[5]), _from_text(row[6]), *row[7:])
+            for row in self._db.execute(
                 "SELECT h.id, h.vhost, h.exchange, h.release_at, m.id, m.exchange, m.routing_key, "
                 "m.properties, m.body, m.bcc "
                 "FROM held_messages h JOIN messages m ON m.id = h.message "
                 "ORDER BY h.release_at, h.id"
             )
-        )
+        ]
 
     def drop_orphans(self) -> None:
         """Messages no queue or exchange holds any more (their last queue was deleted) can go."""
@@ -469,6 +474,25 @@ def stored_bcc(keys: str | None) -> tuple[str, ...]:
 
 def _ignore() -> None:
     pass
+
+
+def _text(text: str) -> str | bytes:
+    """A string for a TEXT column. SQLite takes only UTF-8 there, and a routing key may hold any
+    octets (those that are not UTF-8 as surrogate escapes): such a key is stored as the BLOB of
+    its octets, which `_from_text` turns back into the same string."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
+def _from_text(value: str | bytes) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return value
 
 
 def _runs(batch: list[tuple[str, tuple[Any, ...]]]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:

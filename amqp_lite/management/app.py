@@ -267,9 +267,13 @@ class Router:
 
 def json_response(status: int, value: Any, headers: tuple[tuple[str, str], ...] = ()) -> Response:
     body = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_jsonable)
+    try:
+        data = body.encode()
+    except UnicodeEncodeError:  # octets off the wire that are not UTF-8 (surrogate escapes)
+        data = body.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode()
     return Response(
         status,
-        body.encode(),
+        data,
         (("content-type", "application/json"), ("cache-control", "no-cache"), *headers),
     )
 

@@ -65,9 +65,10 @@ def make_basic_publish(cls: Any, cannot: DecodeError) -> Callable[[bytes], Any]:
     def decode_basic_publish(p: bytes) -> Any:
         try:
             a = 7 + p[6]
-            exchange = p[7:a].decode("utf-8")
+            # Any octets, as RabbitMQ takes them here (and only here): see methods.py.
+            exchange = p[7:a].decode("utf-8", "surrogateescape")
             b = a + 1 + p[a]
-            routing_key = p[a + 1 : b].decode("utf-8")
+            routing_key = p[a + 1 : b].decode("utf-8", "surrogateescape")
             bits = p[b]
             if b + 1 != len(p):
                 raise IndexError("junk after the method arguments")
@@ -117,9 +118,9 @@ def _too_long(method: object, e: Exception) -> BrokerError:
 
 def encode_basic_deliver(channel: int, m: BasicDeliver) -> bytes:
     try:
-        ctag = m.consumer_tag.encode("utf-8")
-        ex = m.exchange.encode("utf-8")
-        rk = m.routing_key.encode("utf-8")
+        ctag = m.consumer_tag.encode("utf-8", "surrogateescape")
+        ex = m.exchange.encode("utf-8", "surrogateescape")
+        rk = m.routing_key.encode("utf-8", "surrogateescape")
         n = len(ctag)
         e = len(ex)
         return b"".join(
@@ -139,8 +140,8 @@ def encode_basic_deliver(channel: int, m: BasicDeliver) -> bytes:
 
 def encode_basic_get_ok(channel: int, m: BasicGetOk) -> bytes:
     try:
-        ex = m.exchange.encode("utf-8")
-        rk = m.routing_key.encode("utf-8")
+        ex = m.exchange.encode("utf-8", "surrogateescape")
+        rk = m.routing_key.encode("utf-8", "surrogateescape")
         e = len(ex)
         r = len(rk)
         return b"".join(
@@ -168,9 +169,9 @@ def encode_basic_get_ok(channel: int, m: BasicGetOk) -> bytes:
 
 def encode_basic_return(channel: int, m: BasicReturn) -> bytes:
     try:
-        text = m.reply_text.encode("utf-8")
-        ex = m.exchange.encode("utf-8")
-        rk = m.routing_key.encode("utf-8")
+        text = m.reply_text.encode("utf-8", "surrogateescape")
+        ex = m.exchange.encode("utf-8", "surrogateescape")
+        rk = m.routing_key.encode("utf-8", "surrogateescape")
         t = len(text)
         e = len(ex)
         r = len(rk)

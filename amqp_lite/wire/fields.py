@@ -7,8 +7,10 @@ the rest on unchanged):
     t bool   I int   l int, or Int64 when it would fit I   L as l (RabbitMQ reads it signed and
     sends it back as l, see rabbitmq-common#166)   b B s u i: Int8 UInt8 Int16 UInt16 UInt32
     d float   f Float32   D decimal.Decimal   V None   x bytes   A list   F dict
-    S str when the octets are valid UTF-8, else bytes
-    T datetime.datetime in UTC (tz-aware); a value outside datetime's range is a Timestamp
+    S str   T datetime.datetime in UTC (tz-aware); a value outside datetime's range is a Timestamp
+
+Strings (S values and table keys) are octets to RabbitMQ, which takes any: octets that are not
+UTF-8 decode to surrogate escapes (PEP 383, "surrogateescape") and encode back to themselves.
 
 Int8 ... Int64 and Timestamp are ints, Float32 a float: they compare, hash and compute as
 such, and only remember their wire type (arithmetic on them gives plain numbers).
@@ -16,7 +18,7 @@ such, and only remember their wire type (arithmetic on them gives plain numbers)
 Encoding picks the tag from the Python type: bool t, int I (or l beyond 32 bits), the typed
 ints their own tag, float d, Float32 f, Decimal D, str S, bytes/bytearray/memoryview x,
 datetime T (naive means UTC, fractions of a second dropped), dict F, list/tuple A, None V.
-Table keys are shortstrs.
+Table keys are shortstrs. A str encodes with surrogateescape.
 
 Tables and arrays nest at most MAX_DEPTH deep: deeper is refused (501) when decoding, so that
 whatever decoded can always be encoded again, from however deep a call it happens.
@@ -85,11 +87,8 @@ DECODE_ERRORS = (
 )
 
 
-def _decode_longstr(raw: bytes) -> str | bytes:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
+def _decode_longstr(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
 
 
 MAX_DEPTH = 100  # tables and arrays within tables and arrays; RabbitMQ sets no limit
@@ -256,7 +255,7 @@ def read_table(buf: bytes, off: int, depth: int = 0) -> tuple[dict[str, Any], in
     while off < end:
         klen = buf[off]
         off += 1
-        key = buf[off : off + klen].decode("utf-8")
+        key = buf[off : off + klen].decode("utf-8", "surrogateescape")
         off += klen
         table[key], off = _value(buf, off, depth)
     if off != end:
@@ -275,7 +274,7 @@ def table_items(data: bytes) -> list[tuple[str, str, Any]]:
     off = 4
     while off < len(data):
         klen = data[off]
-        key = data[off + 1 : off + 1 + klen].decode("utf-8")
+        key = data[off + 1 : off + 1 + klen].decode("utf-8", "surrogateescape")
         off += 1 + klen
         tag = chr(data[off])
         value, off = _value(data, off, 0)
@@ -328,7 +327,7 @@ def decode_array(data: bytes) -> list[Any]:
 def _encode_value(v: Any, out: list[bytes]) -> None:
     t = type(v)
     if t is str:
-        b = v.encode("utf-8")
+        b = v.encode("utf-8", "surrogateescape")
         out.append(_pack(">cI", b"S", len(b)))
         out.append(b)
     elif t is bool:
@@ -421,7 +420,7 @@ def _table(table: dict[str, Any] | None) -> bytes:
     for key, value in table.items():
         if type(key) is not str:
             raise BrokerError(f"field table key {key!r} is not a str")
-        k = key.encode("utf-8")
+        k = key.encode("utf-8", "surrogateescape")
         if len(k) > 255:
             raise BrokerError(f"field table key {key[:40]!r}... longer than 255 octets")
         out.append(bytes((len(k),)))

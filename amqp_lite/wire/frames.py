@@ -147,10 +147,13 @@ class FrameDecoder:
     many small feeds of a big frame do not copy it over and over.
     """
 
-    __slots__ = ("_buf", "_extra", "_have", "_need", "_pos", "frame_max")
+    __slots__ = ("_buf", "_decode_method", "_extra", "_have", "_need", "_pos", "frame_max")
 
-    def __init__(self, frame_max: int = 131072) -> None:
+    def __init__(self, frame_max: int = 131072, *, client: bool = False) -> None:
+        """`client`: decode what a server sends, whose shortstrs may hold any octets; a server's
+        decoder holds a client to UTF-8 where RabbitMQ does (see methods.py)."""
         self.frame_max = frame_max  # 0: no limit
+        self._decode_method = _methods.decode_method_any_shortstrs if client else _decode_method
         self._buf = b""  # bytes being parsed, from _pos on
         self._pos = 0
         self._extra: list[bytes] = []  # fed after _buf
@@ -168,6 +171,7 @@ class FrameDecoder:
         return self._have
 
     def frames(self) -> Iterator[Frame]:
+        decode_method = self._decode_method
         while self._have >= self._need:
             if self._extra:
                 if self._pos < len(self._buf):
@@ -194,7 +198,7 @@ class FrameDecoder:
                 if buf[end] != FRAME_END:
                     raise FrameError(f"FRAME_ERROR - type {ftype}: invalid frame end {buf[end]}")
                 if ftype == FRAME_METHOD:
-                    frame: Frame = MethodFrame(channel, _decode_method(buf[pos + 7 : end]))
+                    frame: Frame = MethodFrame(channel, decode_method(buf[pos + 7 : end]))
                 elif ftype == FRAME_BODY:
                     frame = BodyFrame(channel, buf[pos + 7 : end])
                 elif ftype == FRAME_HEADER:

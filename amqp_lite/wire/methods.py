@@ -137,7 +137,7 @@ def __dir__() -> list[str]:
 class _Codec:
     """Compiled construct Struct of one method's arguments, and the bit-field bookkeeping."""
 
-    __slots__ = ("bits", "build", "cls", "longstrs", "parse", "plain")
+    __slots__ = ("bits", "build", "cls", "longstrs", "parse", "plain", "utf8_shortstrs")
 
     def __init__(self, cls: type[Method]) -> None:
         import construct as c
@@ -151,7 +151,7 @@ class _Codec:
             "long": c.Int32ub,
             "longlong": c.Int64ub,
             "timestamp": c.Int64ub,
-            "shortstr": c.PascalString(c.Int8ub, "utf8"),
+            "shortstr": _shortstr_construct(),
             "longstr": c.Prefixed(c.Int32ub, c.GreedyBytes),
             "table": table,
         }
@@ -160,6 +160,12 @@ class _Codec:
         self.plain: list[tuple[str, bool]] = []  # (attr, reserved) of non-bit fields
         self.bits: list[tuple[str, list[tuple[str, bool]]]] = []  # (octet name, [(attr, reserved)])
         self.longstrs = [f.attr for f in cls.SPEC.fields if f.type == "longstr"]
+        # The shortstrs a server must find UTF-8 in (see ANY_OCTETS_IN_SHORTSTRS).
+        self.utf8_shortstrs: list[str] = []
+        if (cls.CLASS_ID, cls.METHOD_ID) not in ANY_OCTETS_IN_SHORTSTRS:
+            self.utf8_shortstrs = [
+                f.attr for f in cls.SPEC.fields if f.type == "shortstr" and not f.reserved
+            ]
         run: list[tuple[str, bool]] | None = None
         for f in cls.SPEC.fields:
             if f.type == "bit":
@@ -195,7 +201,7 @@ class _Codec:
         values = {attr: getattr(method, attr) for attr, _ in self.plain}
         for attr in self.longstrs:
             if type(values[attr]) is str:
-                values[attr] = values[attr].encode("utf-8")
+                values[attr] = values[attr].encode("utf-8", "surrogateescape")
         for name, run in self.bits:
             octet = 0
             for i, (attr, _) in enumerate(run):
@@ -203,6 +209,37 @@ class _Codec:
                     octet |= 1 << i
             values[name] = octet
         return self.build(values)
+
+
+# Shortstrs decode to str, with surrogate escapes (PEP 383) for octets that are not UTF-8, so
+# they encode back unchanged. A server takes such octets only in basic.publish's exchange and
+# routing key, as RabbitMQ 3.10.8 does (an exchange of such a name is just not found): in any
+# other method a client sends, it closes the connection with 501 MALFORMED_SHORTSTR.
+ANY_OCTETS_IN_SHORTSTRS = frozenset({(60, 40)})
+MALFORMED_SHORTSTR = "FRAME_ERROR - Malformed UTF-8 in shortstr"
+
+
+def _shortstr_construct() -> Any:
+    """A construct class for shortstrs: one length octet, then that many octets of text.
+
+    Like `TableConstruct`, it is linked into the compiled Struct rather than compiled.
+    """
+    import construct
+
+    class ShortstrConstruct(construct.Construct):  # type: ignore[misc]  # construct is untyped
+        def _parse(self, stream: Any, context: Any, path: Any) -> str:
+            (n,) = construct.stream_read(stream, 1, path)
+            text: str = construct.stream_read(stream, n, path).decode("utf-8", "surrogateescape")
+            return text
+
+        def _build(self, obj: Any, stream: Any, context: Any, path: Any) -> Any:
+            data = obj.encode("utf-8", "surrogateescape")
+            if len(data) > 255:
+                raise construct.StringError(f"shortstr of {len(data)} octets", path=path)
+            construct.stream_write(stream, bytes((len(data),)) + data, len(data) + 1, path)
+            return obj
+
+    return ShortstrConstruct()
 
 
 _codecs: dict[type[Method], _Codec] = {}
@@ -226,7 +263,12 @@ def encode_args(method: Method) -> bytes:
 
 
 def decode_general(payload: bytes) -> Method:
-    """Decode a whole method frame payload (class-id, method-id, arguments) by the general codec."""
+    """Decode a whole method frame payload (class-id, method-id, arguments) by the general codec,
+    as a server receives it: shortstrs must be UTF-8 but where ANY_OCTETS_IN_SHORTSTRS says."""
+    return _decode_general(payload, strict=True)
+
+
+def _decode_general(payload: bytes, *, strict: bool) -> Method:
     if len(payload) < 4:
         raise FrameError(f"FRAME_ERROR - method frame of {len(payload)} octets")
     class_id, method_id = struct.unpack_from(">HH", payload)
@@ -235,10 +277,29 @@ def decode_general(payload: bytes) -> Method:
         err.class_id, err.method_id = class_id, method_id
         raise err
     cls = _class_for((class_id, method_id))
+    codec = _codec(cls)
     try:
-        return _codec(cls).decode(payload)
+        method = codec.decode(payload)
     except Exception as e:
         raise _cannot_decode(cls, e) from None
+    if strict:
+        for attr in codec.utf8_shortstrs:
+            text = getattr(method, attr)
+            if not text.isascii() and _has_escapes(text):
+                # RabbitMQ's words; it blames no method, but for the handshake's (connection.*).
+                malformed = FrameError(MALFORMED_SHORTSTR)
+                if class_id == 10:
+                    malformed.class_id, malformed.method_id = class_id, method_id
+                raise malformed
+    return method
+
+
+def _has_escapes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _cannot_decode(cls: type[Method], cause: BaseException) -> FrameError:
@@ -255,11 +316,20 @@ _decoders: dict[bytes, _Decoder] = {_pack(">HH", *key): decode_general for key i
 
 
 def decode_method(payload: bytes) -> Method:
-    """Decode a method frame payload: FrameError 501 when it does not decode, NotImplementedFeature
-    540 for an unknown class/method id."""
+    """Decode a method frame payload as a server receives it: FrameError 501 when it does not
+    decode, NotImplementedFeature 540 for an unknown class/method id."""
     decoder = _decoders.get(payload[:4])
     if decoder is None:
         return decode_general(payload)  # raises the right error
+    return decoder(payload)
+
+
+def decode_method_any_shortstrs(payload: bytes) -> Method:
+    """Decode a method frame payload as a client receives it: a server's shortstrs may hold any
+    octets (RabbitMQ's 404 for a publish names the exchange octet for octet)."""
+    decoder = _decoders.get(payload[:4])
+    if decoder is None or decoder is decode_general:
+        return _decode_general(payload, strict=False)
     return decoder(payload)
 
 

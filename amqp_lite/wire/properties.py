@@ -46,7 +46,7 @@ def _r_shortstr(buf: bytes, off: int) -> tuple[Any, int]:
     end = off + 1 + buf[off]
     if end > len(buf):
         raise IndexError("shortstr overruns")
-    return buf[off + 1 : end].decode("utf-8"), end
+    return buf[off + 1 : end].decode("utf-8", "surrogateescape"), end
 
 
 def _r_octet(buf: bytes, off: int) -> tuple[Any, int]:
@@ -129,7 +129,7 @@ def decode_properties(raw: bytes, off: int = 0) -> Properties:
                 end = off + 1 + raw[off]
                 if end > len(raw):
                     raise IndexError("shortstr overruns")
-                kwargs[attr] = raw[off + 1 : end].decode("utf-8")
+                kwargs[attr] = raw[off + 1 : end].decode("utf-8", "surrogateescape")
                 off = end
             elif reader == 1:
                 kwargs[attr] = raw[off]
@@ -147,14 +147,14 @@ def decode_properties(raw: bytes, off: int = 0) -> Properties:
 
 
 def _w_shortstr(v: Any) -> bytes:
-    b = v.encode("utf-8") if type(v) is str else bytes(v)
+    b = v.encode("utf-8", "surrogateescape") if type(v) is str else bytes(v)
     if len(b) > 255:
         raise BrokerError(f"shortstr property longer than 255 octets: {b[:40]!r}...")
     return bytes((len(b),)) + b
 
 
 def _w_longstr(v: Any) -> bytes:
-    b = v.encode("utf-8") if type(v) is str else bytes(v)
+    b = v.encode("utf-8", "surrogateescape") if type(v) is str else bytes(v)
     return _pack(">I", len(b)) + b
 
 
