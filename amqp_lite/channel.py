@@ -223,7 +223,7 @@ class Channel:
         self.deliveries.closing = True
         consumed = self.consumers.release()
         self.deliveries.restore(self.transaction.discard())
-        self.settlements.requeue_all()
+        self.settlements.requeue_all(channel_closed=True)
         for queue in consumed:
             queue.dispatch()
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from vhosts import Message, Queue, QueueEntry
 
@@ -36,6 +37,7 @@ class ChannelConsumer:
     """Implements `vhosts.Consumer`: credit comes from prefetch, channel flow and socket backlog."""
 
     __slots__ = (
+        "arguments",
         "deliveries",
         "exclusive",
         "no_ack",
@@ -58,6 +60,7 @@ class ChannelConsumer:
         exclusive: bool,
         prefetch: int,
         priority: int = 0,
+        arguments: Mapping[str, Any] | None = None,
     ) -> None:
         self.deliveries = deliveries
         self.owner = owner
@@ -67,6 +70,7 @@ class ChannelConsumer:
         self.exclusive = exclusive
         self.prefetch = prefetch  # 0: no per-consumer limit
         self.priority = priority  # x-priority
+        self.arguments: Mapping[str, Any] = arguments or {}  # its basic.consume arguments
         self.unacked = 0
 
     def __repr__(self) -> str:

@@ -16,7 +16,6 @@ from amqp_lite.wire import methods
 from amqp_lite.wire.methods import Method
 from vhosts import Queue, User, VirtualHost
 from vhosts.errors import NotAllowed, PreconditionFailed
-from vhosts.queue_settings import validate_consume_arguments
 from vhosts.vhost import REPLY_TO
 
 # Consumer tags the server makes up, as RabbitMQ does.
@@ -74,19 +73,24 @@ class Consumers:
         self._user.check(self._vhost.name, "read", "queue", method.queue)  # before looking
         queue = self._queue(method.queue)
         tag = self._new_tag(method.consumer_tag)
+        deliveries = self._deliveries
         consumer = ChannelConsumer(
-            self._deliveries,
+            deliveries,
             self,
             queue,
             tag,
             no_ack=method.no_ack,
             exclusive=method.exclusive,
-            prefetch=self._deliveries.consumer_prefetch,
-            priority=validate_consume_arguments(
-                method.arguments, queue_description=queue.describe()
-            ),
+            prefetch=deliveries.consumer_prefetch,
+            priority=queue.validate_consume_arguments(method.arguments),
+            arguments=method.arguments,
         )
-        queue.check_consumable(exclusive=method.exclusive)
+        queue.check_consumable(
+            exclusive=method.exclusive,
+            no_ack=method.no_ack,
+            prefetch=deliveries.consumer_prefetch,
+            global_prefetch=deliveries.channel_prefetch,
+        )
         self.by_tag[tag] = consumer
         if not method.no_wait:
             self._send(methods.BasicConsumeOk(consumer_tag=tag))

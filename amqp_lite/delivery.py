@@ -91,9 +91,11 @@ class Deliveries:
             self.unacked[tag] = Delivery(tag, entry, consumer)
             consumer.unacked += 1
             self.consumed_unacked += 1
+        message = entry.message
         if entry.redelivered:
             counts.redeliver += 1
-        self._send_deliver(consumer.tag, tag, entry.redelivered, entry.message)
+            message = entry.queue.outgoing(entry)  # a queue type may say more on redelivery
+        self._send_deliver(consumer.tag, tag, entry.redelivered, message)
 
     def deliver_reply(self, consumer_tag: str, message: Message) -> None:
         """A direct reply-to reply: RabbitMQ 3.10 gives it the next delivery tag without using
@@ -112,7 +114,7 @@ class Deliveries:
             self.unacked[tag] = Delivery(tag, entry, None)
         if entry.redelivered:
             counts.redeliver += 1
-        message = entry.message
+        message = entry.queue.outgoing(entry, got=True)
         reply = methods.BasicGetOk(
             delivery_tag=tag,
             redelivered=entry.redelivered,

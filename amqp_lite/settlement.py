@@ -49,10 +49,11 @@ class Settlements:
         if isinstance(method, methods.BasicRecover):
             self._send(methods.BasicRecoverOk())
 
-    def requeue_all(self) -> None:
+    def requeue_all(self, *, channel_closed: bool = False) -> None:
+        """basic.recover, or (`channel_closed`) the channel went with deliveries unsettled."""
         settled = self._deliveries.take_all()
         if settled:
-            self.apply("requeue", settled)
+            self.apply("requeue", settled, channel_closed=channel_closed)
 
     def _settle(self, outcome: str, settled: list[Delivery]) -> None:
         if self._transaction.active:
@@ -60,11 +61,11 @@ class Settlements:
             return
         self.apply(outcome, settled)
 
-    def apply(self, outcome: str, settled: list[Delivery]) -> None:
+    def apply(self, outcome: str, settled: list[Delivery], *, channel_closed: bool = False) -> None:
         self._deliveries.settled(settled)
         if outcome == "requeue":
             for queue, entries in _by_queue(settled).items():
-                queue.requeue(entries)
+                queue.requeue(entries, channel_closed=channel_closed)
         elif outcome == "ack":
             self._deliveries.counts.ack += len(settled)
             for delivery in settled:

@@ -145,6 +145,39 @@ def test_redeclare_without_an_x_argument_is_406_naming_its_type(channel) -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "text"),
+    [
+        # A classic queue compares these too, though it makes nothing of their values.
+        (
+            {"x-queue-version": 1},
+            {"x-queue-version": 2},
+            "inequivalent arg 'x-queue-version' for queue 'q' in vhost '/': "
+            "received '2' but current is '1'",
+        ),
+        (
+            {"x-queue-master-locator": "min-masters"},
+            {},
+            "inequivalent arg 'x-queue-master-locator' for queue 'q' in vhost '/': "
+            "received none but current is the value 'min-masters' of type 'longstr'",
+        ),
+        # In RabbitMQ's order: x-single-active-consumer before x-queue-type.
+        (
+            {"x-single-active-consumer": True},
+            {"x-queue-type": "classic"},
+            "inequivalent arg 'x-single-active-consumer' for queue 'q' in vhost '/': "
+            "received none but current is the value 'true' of type 'bool'",
+        ),
+    ],
+)
+def test_redeclare_compares_what_the_classic_type_takes_in_its_order(
+    channel, first: dict[str, Any], second: dict[str, Any], text: str
+) -> None:
+    channel.queue_declare("q", arguments=first)
+    error = channel_error(lambda: channel.queue_declare("q", arguments=second))
+    assert (error.reply_code, error.reply_text) == (406, "PRECONDITION_FAILED - " + text)
+
+
 def test_redeclare_with_other_non_x_arguments_is_fine(channel) -> None:
     channel.queue_declare("q", arguments={"x-message-ttl": 1000, "colour": "red"})
     channel.queue_declare("q", arguments={"x-message-ttl": 1000, "colour": "blue", "size": 3})

@@ -329,6 +329,17 @@ def test_ties_go_to_the_smallest_name(priorities: dict[str, int | float]) -> Non
     assert matched(policies, "queue", "anything") == expected
 
 
+def test_a_policy_with_a_key_the_queue_type_cannot_take_does_not_apply() -> None:
+    # As RabbitMQ 3.10.8: the next policy that matches applies instead.
+    policies = PolicySet()
+    policies.set(policy(name="quorum-ish", definition={"max-length": 1, "delivery-limit": 5}))
+    policies.set(policy(name="plain", definition={"max-length": 2}, priority=-1))
+    assert matched(policies, "queue", "q") == "quorum-ish"
+    unsupported = frozenset({"delivery-limit"})
+    found = policies.match("queue", "q", unsupported)
+    assert found is not None and found.name == "plain"
+
+
 def test_match_wants_a_known_kind() -> None:
     with pytest.raises(ValueError):
         PolicySet().match("queues", "q")

@@ -25,6 +25,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from vhosts.classic_queue import ClassicQueue
 from vhosts.clock import Clock
 from vhosts.message import Message
 from vhosts.queue import Queue, QueueEntry
@@ -54,6 +55,9 @@ class FakeConsumer:
     no_ack = False
     exclusive = False
     priority = 0
+    prefetch = 0
+    unacked = 0
+    arguments: dict[str, Any] = {}
 
     def __init__(self) -> None:
         self.credit = 0
@@ -114,7 +118,7 @@ class QueueModel(RuleBasedStateMachine):
             message_ttl=queue_ttl,
             dead_letter_exchange="dlx",  # so that every dead letter reaches the host
         )
-        self.queue = Queue("/", "q", settings=self.settings, host=self.host)
+        self.queue = ClassicQueue("/", "q", settings=self.settings, host=self.host)
         self.queue.add_consumer(self.consumer)
 
     # -- the model's rules -------------------------------------------------------------------------

@@ -15,19 +15,36 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vhosts.classic_queue import ClassicQueue
 from vhosts.errors import BrokerError, CommandInvalid, PreconditionFailed
 from vhosts.queue_settings import (
     QueueSettings,
     resolve_alternate_exchange,
     resolve_queue_settings,
-    validate_consume_arguments,
     validate_exchange_arguments,
-    validate_queue_arguments,
 )
+from vhosts.queue_types import check_new_queue
 
 Q = "queue 'q' in vhost '/'"
 X = "exchange 'x' in vhost '/'"
 TYPES = ("direct", "fanout", "topic", "headers")
+
+
+def validate_queue_arguments(arguments: dict[str, Any], *, queue_description: str) -> None:
+    """The checks of a new durable queue's arguments (its type's, classic by default)."""
+    check_new_queue(
+        arguments,
+        durable=True,
+        exclusive=False,
+        auto_delete=False,
+        queue_description=queue_description,
+    )
+
+
+def validate_consume_arguments(arguments: dict[str, Any], *, queue_description: str) -> int:
+    """A classic queue's checks of basic.consume arguments; returns the consumer priority."""
+    assert queue_description == Q
+    return ClassicQueue("/", "q").validate_consume_arguments(arguments)
 
 
 def queue_error(arguments: dict[str, Any]) -> str:

@@ -7,21 +7,6 @@ from typing import Any
 from exchanges.erlang_text import type_name
 from vhosts.errors import PreconditionFailed
 
-# The arguments RabbitMQ compares on redeclare; any others may differ freely.
-EQUIVALENT_QUEUE_ARGUMENTS = (
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-queue-mode",
-    "x-queue-type",
-    "x-single-active-consumer",
-)
-
 
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
@@ -36,7 +21,9 @@ def _describe(value: Any) -> str:
 
 
 def check_queue_equivalence(queue: Any, arguments: dict[str, Any]) -> None:
-    keys: tuple[str, ...] = EQUIVALENT_QUEUE_ARGUMENTS
+    """A redeclare must match the arguments the queue's type takes (RabbitMQ compares only
+    those, in its order); others may differ freely."""
+    keys: tuple[str, ...] = queue.declare_arguments
     types = (queue.arguments.get("x-queue-type"), arguments.get("x-queue-type"))
     if None in types and "classic" in types:
         # RabbitMQ takes an explicit "classic" as the same as saying nothing, either way.

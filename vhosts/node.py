@@ -13,7 +13,7 @@ from vhosts.errors import NotAllowed, NotFound
 from vhosts.events import NodeEvents
 from vhosts.message import Message
 from vhosts.policies import Policy
-from vhosts.queue import Queue, QueueEntry
+from vhosts.queue import Queue, StoredEntry
 from vhosts.store import Store, stored_bcc
 from vhosts.timers import Timers
 from vhosts.topology import (
@@ -293,9 +293,9 @@ class Node:
         Message.decode_properties = store.codec.decode_properties
         messages: dict[int, Message] = {}  # one object per stored content, however many queues
         queue: Queue | None = None
-        entries: list[QueueEntry] = []
+        entries: list[StoredEntry] = []
         for row in store.queue_messages():  # ordered by vhost, queue, position
-            vhost_name, queue_name, seq, redelivered, expires_at, message_id = row[:6]
+            vhost_name, queue_name, seq, delivered, expires_at, message_id = row[:6]
             exchange, key, raw, body, bcc = row[6:]
             if queue is None or queue.name != queue_name or queue.vhost_name != vhost_name:
                 if queue is not None:
@@ -309,10 +309,7 @@ class Node:
                 message.store_id = message_id
                 message.bcc = stored_bcc(bcc)
             message.store_refs += 1
-            entry = QueueEntry(message, queue, seq, bool(redelivered), True, expires_at)
-            if queue.settings.max_priority:
-                entry.priority = min(message.properties.priority or 0, queue.settings.max_priority)
-            entries.append(entry)
+            entries.append(StoredEntry(seq, message, delivered, expires_at))
         if queue is not None:
             queue.restore(entries)
 

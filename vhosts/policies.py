@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -192,8 +192,11 @@ class PolicySet:
     def __len__(self) -> int:
         return len(self._policies)
 
-    def match(self, kind: str, name: str) -> Policy | None:
+    def match(self, kind: str, name: str, unsupported: Collection[str] = ()) -> Policy | None:
         """The policy for the queue or exchange `name` (`kind` "queue" or "exchange").
+
+        `unsupported`: the keys a queue's type cannot take; as in RabbitMQ, a policy with any
+        of them does not apply to the queue, and the next one that matches may.
 
         As RabbitMQ: the pattern is searched for anywhere in the name (anchor it with ^ and $
         to match whole names); the highest priority wins. Exclusive and server-named queues and
@@ -209,6 +212,8 @@ class PolicySet:
         best: Policy | None = None
         for policy, regex in self._policies.values():
             if policy.apply_to not in applies or regex.search(name) is None:
+                continue
+            if unsupported and any(key in unsupported for key in policy.definition):
                 continue
             if best is None or (-policy.priority, policy.name) < (-best.priority, best.name):
                 best = policy

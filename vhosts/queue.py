@@ -1,25 +1,46 @@
-"""A queue: ready messages in order, the consumers they go to, and the rules of who may use it.
+"""A queue: the interface every queue type offers, and the FIFO behaviour types share.
 
-Besides plain FIFO delivery a queue applies its settings (`vhosts.queue_settings`): messages
-expire (x-message-ttl, the `expiration` property) when they reach the head, length limits drop
-the oldest or refuse new messages, priorities reorder, and what leaves for one of those reasons
-or by a reject is handed to the vhost to dead-letter. A queue nobody uses for `x-expires` is
-deleted by the vhost.
+`Queue` is the base of one class per queue type (`vhosts.queue_types` is the registry that picks
+one by `x-queue-type`). What the rest of the broker does with a queue goes through the methods
+below, never through `isinstance`:
+
+  declare     class attributes and classmethods say what the type is: its name, the arguments
+              it takes (and so those it refuses), which policy keys keep a policy off it, whether
+              it may be server-named, which property flags it refuses, how its settings follow
+              from arguments and policy
+  publish     enqueue(message) -> entry, or None when the queue refuses the message (full)
+  deliver     dispatch() to consumers with credit; get(no_ack); outgoing(entry) is the message
+              a delivery carries (a type may add headers, as quorum queues do)
+  settle      ack(entry), discard(entry) (rejected: dead-lettered where configured) and
+              requeue(entries, channel_closed=...) (nack/reject/recover, or the channel went)
+  consumers   validate_consume_arguments, check_consumable, add_consumer, remove_consumer
+  purge       purge() -> count; delete() when the queue goes
+  counts      message_count, consumer_count, unacked_count, ready_bytes, unacked_bytes, counts
+  store       what a type keeps in the durable store, and restore(stored) at start-up
+  time        expiry of messages (TTL at the head) and of the queue itself (x-expires)
+
+The base class implements a FIFO ready list with TTL at the head, length limits, dead-lettering
+and round-robin dispatch by consumer priority; a type keeps what fits and overrides the rest.
+Delivered-but-unacked entries are held by the channel that received them; it hands them back
+through `ack`, `requeue` or `discard`.
 """
 
 from __future__ import annotations
 
-import bisect
-import heapq
 from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from vhosts.clock import Clock
 from vhosts.counters import MessageCounts
 from vhosts.errors import AccessRefused, PreconditionFailed, ResourceLocked
 from vhosts.message import Message
-from vhosts.queue_settings import DEFAULT_SETTINGS, QueueSettings
+from vhosts.queue_settings import (
+    DEFAULT_SETTINGS,
+    QueueSettings,
+    check_consume_arguments,
+    resolve_queue_settings,
+)
 from vhosts.timers import Timers
 
 if TYPE_CHECKING:
@@ -52,6 +73,31 @@ class QueueEntry:
         self.priority = priority  # within the queue's x-max-priority; 0 for ordinary queues
 
 
+class ReadyList(Protocol):
+    """What a queue's ready list offers: the few deque operations the base class uses."""
+
+    def append(self, entry: QueueEntry, /) -> None: ...
+
+    def popleft(self) -> QueueEntry: ...
+
+    def clear(self) -> None: ...
+
+    def __getitem__(self, index: int, /) -> QueueEntry: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[QueueEntry]: ...
+
+
+class StoredEntry(NamedTuple):
+    """A queue entry as the store gave it back at start-up (see `Queue.restore`)."""
+
+    seq: int
+    message: Message
+    delivered: int  # how often it was delivered before (a flag for classic queues)
+    expires_at: float | None
+
+
 class Consumer(Protocol):
     """What a queue needs of a consumer; the protocol layer's channel implements it."""
 
@@ -59,6 +105,9 @@ class Consumer(Protocol):
     no_ack: bool
     exclusive: bool
     priority: int  # x-priority: higher goes first while it has credit
+    prefetch: int  # basic.qos prefetch-count it was made with (0: no limit)
+    unacked: int  # its deliveries not yet settled
+    arguments: Mapping[str, Any]  # its basic.consume arguments
 
     def has_credit(self) -> bool:
         """May this consumer take one more message now (prefetch, a slow socket)?"""
@@ -103,11 +152,42 @@ class _Detached:
 
 
 class Queue:
-    """Ready messages in FIFO order, dispatched round-robin to consumers that have credit.
+    """Ready messages in FIFO order, dispatched round-robin to consumers that have credit."""
 
-    Delivered-but-unacked entries are held by the channel that received them; it hands them back
-    through `ack`, `requeue` or `discard`.
-    """
+    # -- what the type is (read by vhosts.queue_types) -------------------------------------------
+
+    type_name: ClassVar[str] = ""  # the x-queue-type that picks it
+    rabbit_module: ClassVar[str] = ""  # RabbitMQ's module for the type, which some texts name
+    # The x- arguments the type takes, in RabbitMQ's order: the order their checks run in and a
+    # redeclare compares them in. Arguments other types take are refused.
+    declare_arguments: ClassVar[tuple[str, ...]] = ()
+    consume_arguments: ClassVar[tuple[str, ...]] = ()  # the same, for basic.consume
+    # Policy keys the type cannot take: a policy holding any of them does not apply to it.
+    unsupported_policies: ClassVar[frozenset[str]] = frozenset()
+    server_named: ClassVar[bool] = False  # may queue.declare with an empty name make one?
+
+    @classmethod
+    def compatible(cls, *, durable: bool, exclusive: bool, auto_delete: bool) -> bool:
+        """May a vhost's default queue type make a queue with these flags of this type?"""
+        return True
+
+    @classmethod
+    def check_properties(
+        cls, *, durable: bool, exclusive: bool, auto_delete: bool, description: str
+    ) -> None:
+        """Refuse (PreconditionFailed) the declare flags the type cannot have."""
+
+    @classmethod
+    def resolve_settings(
+        cls, arguments: Mapping[str, Any], policy: Mapping[str, Any] | None
+    ) -> QueueSettings:
+        """The settings its arguments and the policy that applies give it."""
+        return resolve_queue_settings(arguments, policy)
+
+    @classmethod
+    def variant(cls, settings: QueueSettings) -> type[Queue]:
+        """The class to make for these settings (a classic queue with priorities, say)."""
+        return cls
 
     def __init__(
         self,
@@ -123,7 +203,7 @@ class Queue:
         host: QueueHost | None = None,
     ) -> None:
         self.vhost_name = vhost_name
-        # Only a durable queue has a store, and only persistent messages go into it.
+        # Only a durable queue has a store; the type decides which messages go into it.
         self.store = store
         self.name = name
         self.durable = durable
@@ -132,9 +212,7 @@ class Queue:
         self.arguments = arguments or {}
         self.host: QueueHost = host or _Detached()
         self.settings = settings
-        self.ready: deque[QueueEntry] | PriorityReady = (
-            PriorityReady() if settings.max_priority else deque()
-        )
+        self.ready = self._new_ready()
         self.ready_bytes = 0  # body bytes of ready messages, for x-max-length-bytes
         self.unacked_count = 0  # delivered or got, and not yet acked, rejected or requeued
         self.unacked_bytes = 0
@@ -151,7 +229,14 @@ class Queue:
         self._schedule_idle_check()
 
     def __repr__(self) -> str:
-        return f"<Queue {self.name!r} ready={len(self.ready)} consumers={len(self.consumers)}>"
+        return (
+            f"<{type(self).__name__} {self.name!r} ready={len(self.ready)} "
+            f"consumers={len(self.consumers)}>"
+        )
+
+    def _new_ready(self) -> ReadyList:
+        """The ready list: a deque, or anything that offers the same few operations."""
+        return deque()
 
     @property
     def message_count(self) -> int:
@@ -199,17 +284,9 @@ class Queue:
         if settings.limited and settings.overflow != "drop-head" and self._would_overflow(message):
             self._refuse(message)
             return None
-        entry = QueueEntry(message, self, self._next_seq)
-        self._next_seq += 1
+        entry = self._new_entry(message)
         self.counts.publish += 1
-        ttl = settings.message_ttl
-        if message.ttl is not None and (ttl is None or message.ttl < ttl):
-            ttl = message.ttl
-        if ttl is not None:
-            entry.expires_at = self.host.clock.now() + ttl / 1000
-        if settings.max_priority:
-            entry.priority = min(message.properties.priority or 0, settings.max_priority)
-        if self.store is not None and message.persistent:
+        if self.store is not None and self._keeps(message):
             self._persist(entry)
         self.ready.append(entry)
         self.ready_bytes += len(message.body)
@@ -220,6 +297,20 @@ class Queue:
         if entry.expires_at is not None:
             self._expire_head()  # TTL 0 and nobody took it: gone at once, as in RabbitMQ
         return entry
+
+    def _new_entry(self, message: Message) -> QueueEntry:
+        entry = QueueEntry(message, self, self._next_seq)
+        self._next_seq += 1
+        ttl = self.settings.message_ttl
+        if message.ttl is not None and (ttl is None or message.ttl < ttl):
+            ttl = message.ttl
+        if ttl is not None:
+            entry.expires_at = self.host.clock.now() + ttl / 1000
+        return entry
+
+    def _keeps(self, message: Message) -> bool:
+        """Does the store keep this message (the queue having a store)? Persistent ones."""
+        return message.persistent
 
     def _would_overflow(self, message: Message) -> bool:
         max_length, max_bytes = self.settings.max_length, self.settings.max_length_bytes
@@ -272,45 +363,25 @@ class Queue:
             store.dequeue(self.vhost_name, self.name, entry.seq)
         entry.message.let_go(store)
 
-    def _mark_delivered(self, entry: QueueEntry) -> None:
-        # So that after a restart it comes back with redelivered set, as RabbitMQ does.
-        store = self.store
-        assert store is not None  # only stored entries are marked
-        store.mark_delivered(self.vhost_name, self.name, entry.seq)
-
-    def restore(self, entries: list[QueueEntry]) -> None:
-        """Put back entries recovered from the store, in their order (start-up only)."""
-        if not entries:
-            return
+    def restore(self, stored: Iterable[StoredEntry]) -> None:
+        """Put back what the store kept, in the store's order (start-up only)."""
         ready = self.ready
-        for entry in entries:
+        for seq, message, delivered, expires_at in stored:
+            entry = self._restored_entry(message, seq, delivered, expires_at)
             ready.append(entry)
-            self.ready_bytes += len(entry.message.body)
-        self._next_seq = max(self._next_seq, entries[-1].seq + 1)
+            self.ready_bytes += len(message.body)
+            self._next_seq = max(self._next_seq, seq + 1)
         self._schedule_expiry()
 
-    def requeue(self, entries: Iterable[QueueEntry]) -> None:
-        """Put delivered entries back at their original places, marked redelivered."""
-        returning = sorted(entries, key=_by_seq)
-        self.unacked_count -= len(returning)
-        self.unacked_bytes -= sum(len(entry.message.body) for entry in returning)
-        if self.deleted:  # nowhere to go back to: as if acked
-            self._forget(returning)
-            return
-        if not returning:
-            return
-        for entry in returning:
-            entry.redelivered = True
-            self.ready_bytes += len(entry.message.body)
-        if isinstance(self.ready, PriorityReady):
-            self.ready.put_back(returning)
-        else:
-            self.ready = _put_back(self.ready, returning)
-        if self.settings.limited:  # RabbitMQ drops the head before delivering again
-            self._drop_head_over_limit()
-        self._expire_head()  # and what expired while it was out, before delivering again
-        if self.consumers:
-            self.dispatch()
+    def _restored_entry(
+        self, message: Message, seq: int, delivered: int, expires_at: float | None
+    ) -> QueueEntry:
+        return QueueEntry(message, self, seq, bool(delivered), True, expires_at)
+
+    def requeue(self, entries: Iterable[QueueEntry], *, channel_closed: bool = False) -> None:
+        """Delivered entries come back: a nack or reject with requeue, basic.recover, or (with
+        `channel_closed`) the channel that held them went away."""
+        raise NotImplementedError
 
     # -- messages out ----------------------------------------------------------------------------
 
@@ -401,12 +472,20 @@ class Queue:
         self._expire_head()
         return entry
 
+    def outgoing(self, entry: QueueEntry, *, got: bool = False) -> Message:
+        """The message a delivery of `entry` carries (`got`: by basic.get). The channel asks
+        only for redeliveries and gets; a first delivery carries `entry.message` as it is."""
+        return entry.message
+
     def _taken(self, entry: QueueEntry, no_ack: bool) -> None:
         """A stored entry left the ready list: settled already (no-ack), or now delivered."""
         if no_ack:
             self._unpersist(entry)
         elif not entry.redelivered:
-            self._mark_delivered(entry)
+            # So that after a restart it comes back with redelivered set, as RabbitMQ does.
+            store = self.store
+            assert store is not None
+            store.mark_delivered(self.vhost_name, self.name, entry.seq)
 
     def ack(self, entry: QueueEntry) -> None:
         self.unacked_count -= 1
@@ -440,15 +519,6 @@ class Queue:
             if entry.stored:
                 self._unpersist(entry)
 
-    def delete(self) -> int:
-        """The vhost removed the queue: its ready messages and its stored rows go, and what it
-        delivered is settled as nothing from now on. Returns how many ready messages went."""
-        self.deleted = True
-        count = self.purge()
-        if self.store is not None:
-            self.store.delete_queue(self.vhost_name, self.name)
-        return count
-
     def purge(self) -> int:
         count = len(self.ready)
         if self.store is not None:  # delivered entries stay stored: their acks are still to come
@@ -459,24 +529,34 @@ class Queue:
         self.ready_bytes = 0
         return count
 
+    def delete(self) -> int:
+        """The vhost removed the queue: its ready messages and its stored rows go, and what it
+        delivered is settled as nothing from now on. Returns how many ready messages went."""
+        self.deleted = True
+        count = self.purge()
+        if self.store is not None:
+            self.store.delete_queue(self.vhost_name, self.name)
+        return count
+
     # -- time ------------------------------------------------------------------------------------
 
     def expire_due(self, now: float) -> None:
         """Drop (and dead-letter) expired messages at the head: RabbitMQ expires only there."""
-        ready = self.ready
-        if isinstance(ready, PriorityReady):
-            expired = ready.pop_expired(now)
-        else:
-            expired = _pop_expired(ready, now)
+        expired = self._pop_expired(now)
         if expired:
             self.ready_bytes -= sum(len(entry.message.body) for entry in expired)
             self._dead_letter(expired, "expired")
 
-    def _head_deadlines(self) -> list[float]:
-        """When the message(s) at the head expire; a priority queue has a head per priority."""
+    def _pop_expired(self, now: float) -> list[QueueEntry]:
+        return pop_expired(self.ready, now)
+
+    def _heads(self) -> Iterable[QueueEntry]:
+        """The message(s) at the head, where messages expire (a priority queue has several)."""
         ready = self.ready
-        heads = ready.heads() if isinstance(ready, PriorityReady) else ready and (ready[0],)
-        return [entry.expires_at for entry in heads or () if entry.expires_at is not None]
+        return (ready[0],) if ready else ()
+
+    def _head_deadlines(self) -> list[float]:
+        return [entry.expires_at for entry in self._heads() if entry.expires_at is not None]
 
     def _expire_head(self) -> None:
         """The head changed (a fetch, a requeue, a publish): RabbitMQ drops what is past its time
@@ -529,7 +609,23 @@ class Queue:
 
     # -- consumers -------------------------------------------------------------------------------
 
-    def check_consumable(self, *, exclusive: bool) -> None:
+    def validate_consume_arguments(self, arguments: Mapping[str, Any]) -> int:
+        """Check a basic.consume's arguments as RabbitMQ does for this type; returns the
+        consumer's priority (x-priority, 0 when not given)."""
+        check_consume_arguments(
+            arguments,
+            accepted=self.consume_arguments,
+            queue_description=self.describe(),
+            type_module=self.rabbit_module,
+        )
+        priority = arguments.get("x-priority", 0)
+        return priority if _is_int(priority) else 0
+
+    def check_consumable(
+        self, *, exclusive: bool, no_ack: bool, prefetch: int, global_prefetch: int
+    ) -> None:
+        """May a consumer with these terms start (after its arguments passed)? `prefetch` and
+        `global_prefetch` are its channel's basic.qos limits, 0 for none."""
         if self.consumers and (exclusive or self.consumers[0].exclusive):
             raise AccessRefused(f"{self.describe()} in exclusive use")
 
@@ -573,97 +669,13 @@ class Queue:
             raise PreconditionFailed(f"{self.describe()} not empty")
 
 
-class PriorityReady:
-    """The ready list of a priority queue: FIFO within each priority, highest priority first.
-
-    Offers the few deque operations `Queue` uses (append, popleft, [0], len, iteration, clear).
-    """
-
-    def __init__(self) -> None:
-        self._by_priority: dict[int, deque[QueueEntry]] = {}
-        self._priorities: list[int] = []  # those with entries, ascending
-        self._length = 0
-
-    def heads(self) -> list[QueueEntry]:
-        return [self._by_priority[p][0] for p in reversed(self._priorities)]
-
-    def append(self, entry: QueueEntry) -> None:
-        bucket = self._by_priority.get(entry.priority)
-        if bucket is None:
-            bucket = self._by_priority[entry.priority] = deque()
-            bisect.insort(self._priorities, entry.priority)
-        bucket.append(entry)
-        self._length += 1
-
-    def popleft(self) -> QueueEntry:
-        if not self._priorities:
-            raise IndexError("pop from an empty queue")
-        top = self._priorities[-1]
-        bucket = self._by_priority[top]
-        entry = bucket.popleft()
-        if not bucket:
-            del self._by_priority[top]
-            self._priorities.pop()
-        self._length -= 1
-        return entry
-
-    def put_back(self, entries: list[QueueEntry]) -> None:
-        """Requeued entries (sorted by seq) return to their places within their priorities."""
-        by_priority: dict[int, list[QueueEntry]] = {}
-        for entry in entries:
-            by_priority.setdefault(entry.priority, []).append(entry)
-        for priority, returning in by_priority.items():
-            bucket = self._by_priority.get(priority)
-            if bucket is None:
-                bisect.insort(self._priorities, priority)
-                bucket = deque()
-            self._by_priority[priority] = _put_back(bucket, returning)
-        self._length += len(entries)
-
-    def pop_expired(self, now: float) -> list[QueueEntry]:
-        """Expired entries at the head of each priority's FIFO."""
-        expired: list[QueueEntry] = []
-        for priority in list(self._priorities):
-            bucket = self._by_priority[priority]
-            expired += _pop_expired(bucket, now)
-            if not bucket:
-                del self._by_priority[priority]
-                self._priorities.remove(priority)
-        self._length -= len(expired)
-        return expired
-
-    def clear(self) -> None:
-        self._by_priority.clear()
-        self._priorities.clear()
-        self._length = 0
-
-    def __getitem__(self, index: int) -> QueueEntry:
-        if index != 0 or not self._priorities:
-            raise IndexError(index)
-        return self._by_priority[self._priorities[-1]][0]
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __iter__(self) -> Iterator[QueueEntry]:
-        for priority in reversed(self._priorities):
-            yield from self._by_priority[priority]
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _by_seq(entry: QueueEntry) -> int:
-    return entry.seq
-
-
-def _pop_expired(fifo: deque[QueueEntry], now: float) -> list[QueueEntry]:
+def pop_expired(fifo: ReadyList, now: float) -> list[QueueEntry]:
+    """Expired entries at the head of a FIFO (anything with [0] and popleft)."""
     expired = []
     while fifo and fifo[0].expires_at is not None and fifo[0].expires_at <= now:
         expired.append(fifo.popleft())
     return expired
-
-
-def _put_back(ready: deque[QueueEntry], returning: list[QueueEntry]) -> deque[QueueEntry]:
-    """Merge requeued entries (sorted by seq) into a FIFO by their original positions."""
-    if not ready or returning[-1].seq < ready[0].seq:
-        ready.extendleft(reversed(returning))  # the usual case: all older than what waits
-        return ready
-    return deque(heapq.merge(returning, ready, key=_by_seq))

@@ -1,9 +1,12 @@
 """What a queue's arguments and its policy make of it: TTLs, limits, dead-lettering, priority.
 
-`validate_queue_arguments`, `validate_exchange_arguments` and `validate_consume_arguments`
-refuse what RabbitMQ 3.10 refuses, with its reply texts, in its order of checks.
+`check_declare_arguments`, `check_consume_arguments` and `validate_exchange_arguments` refuse
+what RabbitMQ 3.10 refuses, with its reply texts, in its order of checks; the first two take
+the arguments the queue's type accepts (see `vhosts.queue_types`), since RabbitMQ checks only
+those and refuses the ones its other queue types take.
 `resolve_queue_settings` merges a queue's `x-` arguments with the definition of the policy that
-applies to it, with RabbitMQ's precedence; `resolve_alternate_exchange` does so for exchanges.
+applies to it, with RabbitMQ's precedence for classic queues; `resolve_alternate_exchange` does
+so for exchanges.
 
 Values arrive decoded from field tables, which loses a little of what RabbitMQ sees: a longstr
 that is not UTF-8 arrives as bytes and so reads as a binary, and a float (type f) reads as a
@@ -27,21 +30,41 @@ QUEUE_VERSIONS = (1, 2)
 MAX_PRIORITY = 255
 MAX_EXPIRY = 315_360_000_000  # ten years in ms: RabbitMQ's bound on x-expires and x-message-ttl
 
-# Arguments of quorum queues and streams, which RabbitMQ refuses on a classic queue (only after
-# every other check, and in the order the client's table lists them). Other unknown `x-`
-# arguments pass.
-CLASSIC_REFUSES = frozenset(
+DEAD_LETTER_STRATEGIES = ("at-most-once", "at-least-once")
+LEADER_LOCATORS = ("client-local", "balanced", "random", "least-leaders")
+
+# Every x- argument some RabbitMQ 3.10 queue type takes (classic, quorum, stream). A queue
+# refuses those its own type does not take, after every other check, in the order the client's
+# table lists them; other unknown x- arguments pass.
+ALL_QUEUE_ARGUMENTS = frozenset(
     {
+        "x-expires",
+        "x-message-ttl",
+        "x-dead-letter-exchange",
+        "x-dead-letter-routing-key",
+        "x-dead-letter-strategy",
+        "x-max-length",
+        "x-max-length-bytes",
         "x-max-in-memory-length",
         "x-max-in-memory-bytes",
-        "x-delivery-limit",
+        "x-max-priority",
+        "x-overflow",
+        "x-queue-mode",
+        "x-queue-version",
+        "x-single-active-consumer",
+        "x-queue-type",
+        "x-queue-master-locator",
         "x-quorum-initial-group-size",
-        "x-initial-cluster-size",
+        "x-delivery-limit",
+        "x-queue-leader-locator",
         "x-max-age",
         "x-stream-max-segment-size-bytes",
-        "x-queue-leader-locator",
-        "x-dead-letter-strategy",
+        "x-initial-cluster-size",
     }
+)
+# The same for basic.consume.
+ALL_CONSUME_ARGUMENTS = frozenset(
+    {"x-priority", "x-cancel-on-ha-failover", "x-credit", "x-stream-offset"}
 )
 
 
@@ -56,6 +79,9 @@ class QueueSettings:
     overflow: str = "drop-head"
     max_priority: int | None = None
     single_active_consumer: bool = False
+    # Quorum queues: redeliveries past this are dead-lettered (None: no limit), and how.
+    delivery_limit: int | float | None = None
+    dead_letter_strategy: str = "at-most-once"
 
     @property
     def limited(self) -> bool:
@@ -147,29 +173,58 @@ def _check_single_active_consumer(value: Any, _arguments: Mapping[str, Any]) -> 
         raise _Invalid(f"{{unacceptable_type,{type_name(value)}}}")
 
 
-def _check_queue_type(value: Any, _arguments: Mapping[str, Any]) -> None:
-    # Only classic queues exist here. RabbitMQ has quorum queues and streams, but refusing them
-    # as it refuses an unknown type tells a client plainly that this broker lacks them; taking
-    # them as classic queues would quietly drop the guarantees the client asked for.
-    if _text(value) != "classic":
-        raise _Invalid(erlang_string(f"unsupported queue type '{value}'"))
+def _check_dead_letter_strategy(value: Any, _arguments: Mapping[str, Any]) -> None:
+    if _text(value) not in DEAD_LETTER_STRATEGIES:
+        raise _Invalid("invalid_dlx_strategy")
 
+
+def _check_cluster_size(value: Any, _arguments: Mapping[str, Any]) -> None:
+    if _integer(value) == 0:
+        raise _Invalid("{value_zero,0}")
+
+
+def _check_leader_locator(value: Any, _arguments: Mapping[str, Any]) -> None:
+    if _text(value) not in LEADER_LOCATORS:
+        raise _Invalid("invalid_queue_locator_arg")
+
+
+def _check_max_age(value: Any, _arguments: Mapping[str, Any]) -> None:
+    # RabbitMQ crashes (541) on a value with no leading digits; a 406 says the same more kindly.
+    if not isinstance(value, str):
+        raise _Invalid(f"{{unacceptable_type,{type_name(value)}}}")
+    digits = len(value) - len(value.lstrip("0123456789"))
+    if not digits or int(value[:digits]) <= 0 or value[digits:] not in MAX_AGE_UNITS:
+        raise _Invalid("invalid_max_age")
+
+
+MAX_AGE_UNITS = ("Y", "M", "D", "h", "m", "s")
 
 _Check = Callable[[Any, Mapping[str, Any]], None]
 
-# RabbitMQ's order of checks, whatever the order of the client's table.
-QUEUE_ARGUMENT_CHECKS: tuple[tuple[str, _Check], ...] = (
-    ("x-queue-type", _check_queue_type),
+# RabbitMQ's checks of a new queue's arguments, in its order whatever the order of the client's
+# table. A queue runs those of the arguments its type takes; x-queue-type is checked before all
+# of them (by `vhosts.queue_types`, which knows the types), x-dead-letter-exchange by the
+# channel first with a text of its own, and x-queue-master-locator not at all (RabbitMQ crashes
+# (541) on a bad value, and locating masters means nothing on one node).
+DECLARE_CHECKS: tuple[tuple[str, _Check], ...] = (
     ("x-expires", _check_expires),
     ("x-message-ttl", _check_message_ttl),
     ("x-dead-letter-routing-key", _check_dead_letter_routing_key),
+    ("x-dead-letter-strategy", _check_dead_letter_strategy),
     ("x-max-length", _check_length),
     ("x-max-length-bytes", _check_length),
+    ("x-max-in-memory-length", _check_length),
+    ("x-max-in-memory-bytes", _check_length),
     ("x-max-priority", _check_max_priority),
     ("x-overflow", _check_overflow),
     ("x-queue-mode", _check_queue_mode),
     ("x-queue-version", _check_queue_version),
     ("x-single-active-consumer", _check_single_active_consumer),
+    ("x-quorum-initial-group-size", _check_cluster_size),
+    ("x-max-age", _check_max_age),
+    ("x-stream-max-segment-size-bytes", _check_length),
+    ("x-initial-cluster-size", _check_cluster_size),
+    ("x-queue-leader-locator", _check_leader_locator),
 )
 
 
@@ -187,28 +242,52 @@ def _check_exchange_name(
     return value
 
 
-def validate_queue_arguments(arguments: Mapping[str, Any], *, queue_description: str) -> None:
-    """Raise PreconditionFailed as RabbitMQ 3.10 does for the first bad argument of a new queue.
-
-    `queue_description` is like "queue 'q' in vhost '/'". A queue that exists already is not
-    validated: RabbitMQ only compares the arguments (see vhosts.arguments).
-    x-queue-master-locator is not checked: RabbitMQ crashes (541) on a bad value, and locating
-    masters means nothing on one node.
-    """
-    # The channel checks this one before the queue's own checks, with a text of its own.
+def check_dead_letter_exchange_type(arguments: Mapping[str, Any], queue_description: str) -> None:
+    """The channel checks that a dead-letter exchange is named by text before anything else."""
     _check_exchange_name(arguments, "x-dead-letter-exchange", queue_description)
-    for key, check in QUEUE_ARGUMENT_CHECKS:
-        if key in arguments:
+
+
+def check_declare_arguments(
+    arguments: Mapping[str, Any],
+    *,
+    accepted: Collection[str],
+    queue_description: str,
+    type_module: str,
+) -> None:
+    """Raise PreconditionFailed as RabbitMQ 3.10 does for the first bad argument of a new queue
+    of a type that takes the arguments `accepted` (RabbitMQ's module for it: `type_module`).
+
+    `queue_description` is like "queue 'q' in vhost '/'". The channel's check of the
+    dead-letter exchange's type comes first, and x-queue-type's (the caller's) before this.
+    A queue that exists already is not validated: RabbitMQ only compares the arguments (see
+    vhosts.arguments).
+    """
+    for key, check in DECLARE_CHECKS:
+        if key in arguments and key in accepted:
             try:
                 check(arguments[key], arguments)
             except _Invalid as invalid:
-                raise PreconditionFailed(
-                    f"invalid arg '{key}' for {queue_description}: {invalid.reason}"
-                ) from None
+                raise invalid_argument(key, queue_description, invalid.reason) from None
+    _refuse_other_types_arguments(
+        arguments, ALL_QUEUE_ARGUMENTS, accepted, queue_description, type_module
+    )
+
+
+def invalid_argument(key: str, queue_description: str, reason: str) -> PreconditionFailed:
+    return PreconditionFailed(f"invalid arg '{key}' for {queue_description}: {reason}")
+
+
+def _refuse_other_types_arguments(
+    arguments: Mapping[str, Any],
+    known: Collection[str],
+    accepted: Collection[str],
+    queue_description: str,
+    type_module: str,
+) -> None:
     for key in arguments:
-        if key in CLASSIC_REFUSES:
+        if key in known and key not in accepted:
             raise PreconditionFailed(
-                f"invalid arg '{key}' for {queue_description} of queue type rabbit_classic_queue"
+                f"invalid arg '{key}' for {queue_description} of queue type {type_module}"
             )
 
 
@@ -246,32 +325,42 @@ def _check_delayed_type(value: Any, known_types: Collection[str]) -> None:
         raise CommandInvalid(f"unknown exchange type '{value}'")
 
 
-def validate_consume_arguments(
-    arguments: Mapping[str, Any], *, queue_description: str = "queue"
-) -> int:
-    """The consumer priority (x-priority, default 0) of a basic.consume, after RabbitMQ's checks.
+def _check_consumer_priority(value: Any, _arguments: Mapping[str, Any]) -> None:
+    if not _is_int(value):  # any width and sign will do
+        raise _Invalid(erlang_string(f"expected integer, got {type_name(value)}"))
 
-    `queue_description` is like "queue 'q' in vhost '/'" (the queue consumed from). Unknown
-    arguments are ignored, as RabbitMQ ignores them.
-    """
 
-    def refuse(key: str, reason: str) -> PreconditionFailed:
-        return PreconditionFailed(f"invalid arg '{key}' for {queue_description}: {reason}")
+def _check_cancel_on_failover(value: Any, _arguments: Mapping[str, Any]) -> None:
+    # Mirroring means nothing on one node, but RabbitMQ still checks the type.
+    if not isinstance(value, bool):
+        raise _Invalid(f"{{unacceptable_type,{type_name(value)}}}")
 
-    priority = arguments.get("x-priority", 0)
-    if not _is_int(priority):  # any width and sign will do
-        raise refuse("x-priority", erlang_string(f"expected integer, got {type_name(priority)}"))
-    if "x-cancel-on-ha-failover" in arguments:
-        # Mirroring means nothing on one node, but RabbitMQ still checks the type.
-        failover = arguments["x-cancel-on-ha-failover"]
-        if not isinstance(failover, bool):
-            raise refuse("x-cancel-on-ha-failover", f"{{unacceptable_type,{type_name(failover)}}}")
-    if "x-stream-offset" in arguments:
-        raise PreconditionFailed(
-            f"invalid arg 'x-stream-offset' for {queue_description} "
-            "of queue type rabbit_classic_queue"
-        )
-    return priority
+
+# RabbitMQ's checks of basic.consume arguments, in its order; a queue runs those its type takes.
+CONSUME_CHECKS: tuple[tuple[str, _Check], ...] = (
+    ("x-priority", _check_consumer_priority),
+    ("x-cancel-on-ha-failover", _check_cancel_on_failover),
+)
+
+
+def check_consume_arguments(
+    arguments: Mapping[str, Any],
+    *,
+    accepted: Collection[str],
+    queue_description: str,
+    type_module: str,
+) -> None:
+    """Raise as RabbitMQ does for the arguments of a basic.consume on a queue whose type takes
+    `accepted`. Unknown arguments are ignored, as RabbitMQ ignores them."""
+    for key, check in CONSUME_CHECKS:
+        if key in arguments and key in accepted:
+            try:
+                check(arguments[key], arguments)
+            except _Invalid as invalid:
+                raise invalid_argument(key, queue_description, invalid.reason) from None
+    _refuse_other_types_arguments(
+        arguments, ALL_CONSUME_ARGUMENTS, accepted, queue_description, type_module
+    )
 
 
 def resolve_queue_settings(

@@ -27,11 +27,8 @@ from vhosts.exchange import (
 from vhosts.message import Message, evolve
 from vhosts.policies import Policy, PolicySet
 from vhosts.queue import Queue, QueueEntry
-from vhosts.queue_settings import (
-    resolve_queue_settings,
-    validate_exchange_arguments,
-    validate_queue_arguments,
-)
+from vhosts.queue_settings import validate_exchange_arguments
+from vhosts.queue_types import check_new_queue, check_server_named, queue_class, with_default_type
 from vhosts.store import Store
 from vhosts.timers import Timers
 
@@ -90,6 +87,9 @@ class VirtualHost:
         self.events = events if events is not None else VhostEvents()  # the node's, shared
         self.description = ""  # what an operator says the vhost is for (metadata, not kept)
         self.tags: list[str] = []
+        # The x-queue-type of queues declared without one, where the type allows their flags
+        # (RabbitMQ 3.11's vhost metadata); None: classic.
+        self.default_queue_type: str | None = None
         self.store = store  # durable exchanges, queues and bindings are recorded here
         self.queues: dict[str, Queue] = {}
         self.exchanges: dict[str, Exchange] = {}
@@ -242,12 +242,15 @@ class VirtualHost:
     ) -> Queue:
         """Declare queue `name`; "" makes a server-named one, as does a name from
         `new_queue_name` given with `server_named=True`."""
-        arguments = arguments or {}
         if passive:
             queue = self.queue(name, owner)
             queue.touch()
             return queue
+        arguments = self.with_default_type(
+            arguments or {}, durable=durable, exclusive=exclusive, auto_delete=auto_delete
+        )
         if not name:
+            check_server_named(arguments)
             name = self.new_queue_name()
         elif not server_named:
             self.check_queue_name(name)
@@ -270,10 +273,14 @@ class VirtualHost:
             check_queue_equivalence(existing, arguments)
             existing.touch()
             return existing
-        validate_queue_arguments(
-            arguments, queue_description=f"queue '{name}' in vhost '{self.name}'"
+        check_new_queue(
+            arguments,
+            # An exclusive queue dies with its connection: RabbitMQ takes it as not durable.
+            durable=durable and not exclusive,
+            exclusive=exclusive,
+            auto_delete=auto_delete,
+            queue_description=f"queue '{name}' in vhost '{self.name}'",
         )
-        # An exclusive queue dies with its connection, so it never outlives a restart.
         store = self.store if durable and not exclusive else None
         queue = self.new_queue(
             name,
@@ -289,11 +296,36 @@ class VirtualHost:
         self.events.queue_created.emit(queue)
         return queue
 
+    def with_default_type(
+        self, arguments: dict[str, Any], *, durable: bool, exclusive: bool, auto_delete: bool
+    ) -> dict[str, Any]:
+        """The arguments a declaration stands for: with this vhost's default queue type."""
+        return with_default_type(
+            arguments,
+            self.default_queue_type,
+            durable=durable and not exclusive,
+            exclusive=exclusive,
+            auto_delete=auto_delete,
+        )
+
+    def check_server_named(
+        self, arguments: dict[str, Any], *, durable: bool, exclusive: bool, auto_delete: bool
+    ) -> None:
+        """May queue.declare with an empty name make this queue? Some types refuse it."""
+        check_server_named(
+            self.with_default_type(
+                arguments, durable=durable, exclusive=exclusive, auto_delete=auto_delete
+            )
+        )
+
     def new_queue(self, name: str, **options: Any) -> Queue:
-        """A queue of this vhost, with its settings from its arguments and any policy."""
+        """A queue of this vhost, of the type its arguments name, with its settings from its
+        arguments and any policy."""
         arguments = options.get("arguments") or {}
-        settings = resolve_queue_settings(arguments, self._policy_definition("queue", name))
-        return Queue(self.name, name, settings=settings, host=self, **options)
+        chosen = queue_class(arguments)
+        definition = self._policy_definition("queue", name, chosen.unsupported_policies)
+        settings = chosen.resolve_settings(arguments, definition)
+        return chosen.variant(settings)(self.name, name, settings=settings, host=self, **options)
 
     @staticmethod
     def check_queue_name(name: str) -> None:
@@ -587,21 +619,30 @@ class VirtualHost:
         return True
 
     def policy_for(self, kind: str, name: str) -> Policy | None:
-        """The policy that applies to the queue or exchange `name` (`kind`), if any."""
-        return self.policies.match(kind, name) if self.policies is not None else None
+        """The policy that applies to the queue or exchange `name` (`kind`), if any.
+
+        A policy with a key the queue's type cannot take does not apply to it at all.
+        """
+        if self.policies is None:
+            return None
+        queue = self.queues.get(name) if kind == "queue" else None
+        unsupported = queue.unsupported_policies if queue is not None else frozenset()
+        return self.policies.match(kind, name, unsupported)
 
     def _apply_policies(self) -> None:
         for queue in self.queues.values():
-            definition = self._policy_definition("queue", queue.name)
-            queue.apply_settings(resolve_queue_settings(queue.arguments, definition))
+            definition = self._policy_definition("queue", queue.name, queue.unsupported_policies)
+            queue.apply_settings(queue.resolve_settings(queue.arguments, definition))
         for exchange in self.exchanges.values():
             if exchange.name != DEFAULT_EXCHANGE:
                 exchange.apply_policy(self._policy_definition("exchange", exchange.name))
 
-    def _policy_definition(self, kind: str, name: str) -> dict[str, Any] | None:
+    def _policy_definition(
+        self, kind: str, name: str, unsupported: Collection[str] = ()
+    ) -> dict[str, Any] | None:
         if self.policies is None:
             return None
-        policy = self.policies.match(kind, name)
+        policy = self.policies.match(kind, name, unsupported)
         return policy.definition if policy is not None else None
 
 

@@ -44,7 +44,7 @@ def queue_json(call: Call, queue: Queue, *, details: bool = False) -> dict[str, 
     shaped: dict[str, Any] = {
         "name": queue.name,
         "vhost": queue.vhost_name,
-        "type": "classic",
+        "type": queue.type_name,
         "node": NODE_NAME,
         "state": "running",
         "durable": queue.durable,
