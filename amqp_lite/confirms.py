@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from amqp_lite.channel_output import StoreProgress
 from amqp_lite.wire import methods
+from amqp_lite.wire.methods import Method
 
 
 class Replies(Protocol):
@@ -32,7 +33,7 @@ class Confirms:
 
     def __init__(
         self,
-        send: Callable[[Any], None],
+        send: Callable[[Method], None],
         store: StoreProgress | None,
         replies: Replies,
         *,

@@ -8,12 +8,12 @@ settlement is held until tx.commit.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from amqp_lite.delivery import Deliveries, Delivery
 from amqp_lite.errors import NotImplementedFeature
 from amqp_lite.transaction import Transaction
 from amqp_lite.wire import methods
+from amqp_lite.wire.methods import Method
 from vhosts import Queue, QueueEntry
 
 
@@ -23,7 +23,7 @@ class Settlements:
         deliveries: Deliveries,
         transaction: Transaction,
         *,
-        send: Callable[[Any], None],
+        send: Callable[[Method], None],
         credit_returned: Callable[[], None],
     ) -> None:
         self._deliveries = deliveries
