@@ -4,14 +4,14 @@ Sans-IO: a channel turns decoded methods into calls on the domain (`vhosts`) and
 appended to its connection's output. Each job has its own part:
 
   channel_output.ChannelOutput  frames in the order the methods asked for them
-  content.ContentAssembler   basic.publish + header + body frames -> one complete publish
-  publishing.Publisher       a complete publish -> routed message, returns, confirm counting
-  confirms.Confirms          publisher confirms
-  delivery.Deliveries        delivery tags, credit (prefetch, flow), the unacked ledger
-  settlement.Settlements     basic.ack / nack / reject / recover
-  consuming.Consumers        basic.qos / consume / cancel / get, direct reply-to
-  transaction.Transaction    publishes and settlements held until tx.commit
-  topology.Topology          exchange.* and queue.* methods
+  content.ContentAssembler      basic.publish + header + body frames -> one complete publish
+  publishing.Publisher          a complete publish -> routed message, returns, confirm counting
+  confirms.Confirms             publisher confirms
+  delivery.Deliveries           delivery tags, credit (prefetch, flow), the unacked ledger
+  settlement.Settlements        basic.ack / nack / reject / recover
+  consuming.Consumers           basic.qos / consume / cancel / get, direct reply-to
+  transaction.Transaction       publishes and settlements held until tx.commit
+  topology.Topology             exchange.* and queue.* methods
 
 Errors are raised as `BrokerError`s; the connection decides whether they close this channel or
 the whole connection.
