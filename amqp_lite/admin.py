@@ -144,6 +144,14 @@ class Admin:
         vhost = self.node.vhost(self._vhost(name))
         vhost.description, vhost.tags = description, list(tags)
 
+    def set_tracing(self, name: str, on: bool) -> None:
+        """Turn the firehose tracer on or off for a vhost (`rabbitmqctl trace_on`/`trace_off`):
+        while on, every publish and delivery in it is copied to amq.rabbitmq.trace."""
+        self.node.vhost(self._vhost(name)).tracing = on
+
+    def tracing(self, name: str) -> bool:
+        return self.node.vhost(self._vhost(name)).tracing
+
     # -- users and permissions -------------------------------------------------------------------
 
     def add_user(

@@ -33,11 +33,12 @@ from amqp_lite.errors import CommandInvalid
 from amqp_lite.publishing import Publisher
 from amqp_lite.settlement import Settlements
 from amqp_lite.topology import NamingAQueue, Topology
+from amqp_lite.tracing import ChannelTracer
 from amqp_lite.transaction import Transaction
 from amqp_lite.wire import methods
 from amqp_lite.wire.frames import BodyFrame, HeaderFrame
 from amqp_lite.wire.methods import Method
-from vhosts import Queue, User, VirtualHost
+from vhosts import Node, Queue, User, VirtualHost
 from vhosts.counters import MessageCounts
 from vhosts.errors import PreconditionFailed
 
@@ -45,6 +46,8 @@ from vhosts.errors import PreconditionFailed
 class ChannelHost(Protocol):
     """What a channel needs of its connection."""
 
+    name: str  # "peer_host:peer_port -> host:port"
+    node: Node
     frame_max: int
 
     def send(self, data: bytes) -> None: ...
@@ -75,7 +78,14 @@ class Channel:
         pending = partial(host.confirms_pending, self)
         self.output = output = ChannelOutput(host, number, vhost.store, pending=pending)
         send = output.reply
-        self.deliveries = Deliveries(output, number)
+        tracer = ChannelTracer(
+            vhost,
+            connection=host.name,
+            channel=number,
+            user=user.name,
+            node=host.node.cluster_name,
+        )
+        self.deliveries = Deliveries(output, number, tracer)
         self.transaction = Transaction()
         # Acks go straight out: a publish made while a reply waits has its ack wait too.
         self.confirms = Confirms(
@@ -100,6 +110,7 @@ class Channel:
             confirms=self.confirms,
             transaction=self.transaction,
             reply_address=self._reply_address,
+            tracer=tracer,
         )
         self.content = ContentAssembler(self.publisher.publish)
         # Content header and body frames go straight to the part that assembles them.

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Protocol, cast
 
+from amqp_lite.tracing import ChannelTracer
 from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import encode_delivery
 from amqp_lite.wire.methods import Method
@@ -52,9 +53,11 @@ class Delivery:
 
 
 class Deliveries:
-    def __init__(self, output: Output, channel: int) -> None:
+    def __init__(self, output: Output, channel: int, tracer: ChannelTracer) -> None:
         self._output = output
         self._channel = channel
+        self._tracer = tracer  # the firehose, used while the vhost's tracing is on
+        self._vhost = tracer.vhost
         self.unacked: OrderedDict[int, Delivery] = OrderedDict()
         self.next_tag = 1
         self.consumer_prefetch = 0  # basic.qos global=false: applies to consumers made after it
@@ -81,6 +84,8 @@ class Deliveries:
     # -- sending ---------------------------------------------------------------------------------
 
     def deliver(self, consumer: Credited, entry: QueueEntry) -> None:
+        if self._vhost.tracing:
+            self._tracer.delivered(entry)
         tag = self.next_tag
         self.next_tag = tag + 1
         counts = self.counts
@@ -104,6 +109,8 @@ class Deliveries:
 
     def get_ok(self, entry: QueueEntry, *, no_ack: bool, message_count: int) -> None:
         """basic.get-ok of `entry`, unacked unless `no_ack`."""
+        if self._vhost.tracing:
+            self._tracer.delivered(entry)
         tag = self.next_tag
         self.next_tag = tag + 1
         counts = self.counts

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from amqp_lite.confirms import Confirms
 from amqp_lite.delivery import Deliveries
 from amqp_lite.errors import NotImplementedFeature
+from amqp_lite.tracing import ChannelTracer
 from amqp_lite.transaction import Transaction
 from amqp_lite.wire import Properties, methods
 from vhosts import Exchange, Message, User, VirtualHost
@@ -33,6 +34,7 @@ class Publisher:
         confirms: Confirms,
         transaction: Transaction,
         reply_address: Callable[[], str | None],
+        tracer: ChannelTracer,
     ) -> None:
         self._vhost = vhost
         self._user = user
@@ -40,6 +42,7 @@ class Publisher:
         self._confirms = confirms
         self._transaction = transaction
         self._reply_address = reply_address  # the channel's direct reply-to address, if any
+        self._tracer = tracer  # the firehose, used while the vhost's tracing is on
 
     def publish(
         self,
@@ -79,7 +82,9 @@ class Publisher:
 
     def route(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
         """Route and enqueue; True when some full queue refused the message."""
-        routed, refused = self._vhost.publish(exchange, message)
+        vhost = self._vhost
+        trace = self._tracer.published if vhost.tracing else None
+        routed, refused = vhost.publish(exchange, message, trace)
         counts = self._deliveries.counts
         counts.publish += 1
         if mandatory and (not routed or _is_reply(exchange, message)):

@@ -116,6 +116,13 @@ class Target:
         else:
             self.rabbitmqctl("delete_user", name)
 
+    def set_tracing(self, vhost: str, on: bool) -> None:
+        """The firehose tracer on or off for `vhost` (`rabbitmqctl trace_on` / `trace_off`)."""
+        if self.broker is not None:
+            self.broker.admin.set_tracing(vhost, on)
+        else:
+            self.rabbitmqctl("trace_on" if on else "trace_off", "-p", vhost)
+
     def rabbitmqctl(self, *args: str) -> None:
         if self._ctl is None:
             pytest.skip("needs --rabbitmqctl to change the other broker")

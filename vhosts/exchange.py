@@ -23,7 +23,11 @@ STANDARD_EXCHANGES = {
     "amq.topic": "topic",
     "amq.headers": "headers",
     "amq.match": "headers",
+    "amq.rabbitmq.trace": "topic",
 }
+# Where a vhost with tracing on copies every publish and delivery (RabbitMQ's firehose); only
+# the broker publishes to it.
+TRACE_EXCHANGE = "amq.rabbitmq.trace"
 
 
 # The plugin holds a message only for a delay an Erlang timer takes: 1 ms to 2^32 - 1 ms.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import os
-from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from exchanges import ROUTERS, InvalidArguments, InvalidBinding
@@ -20,6 +20,7 @@ from vhosts.exchange import (
     DEFAULT_EXCHANGE,
     DELAYED_MESSAGE,
     STANDARD_EXCHANGES,
+    TRACE_EXCHANGE,
     DefaultRouter,
     Exchange,
     released_headers,
@@ -106,7 +107,13 @@ class VirtualHost:
             router=DefaultRouter(self.queues, self.reply_queues),
         )
         for exchange_name, type_name in STANDARD_EXCHANGES.items():
-            self.exchanges[exchange_name] = Exchange(name, exchange_name, type_name, durable=True)
+            internal = exchange_name == TRACE_EXCHANGE  # only the broker publishes there
+            self.exchanges[exchange_name] = Exchange(
+                name, exchange_name, type_name, durable=True, internal=internal
+            )
+        # Firehose tracing (`rabbitmqctl trace_on`): the protocol layer copies every publish and
+        # delivery here to TRACE_EXCHANGE. Not kept: as in RabbitMQ, a restart turns it off.
+        self.tracing = False
 
     def __repr__(self) -> str:
         return f"<VirtualHost {self.name!r}>"
@@ -457,8 +464,17 @@ class VirtualHost:
 
     # -- publishing and routing ------------------------------------------------------------------
 
-    def publish(self, exchange: Exchange, message: Message) -> tuple[bool, bool]:
-        """Route `message` and enqueue it: (routed anywhere, refused by some full queue)."""
+    def publish(
+        self,
+        exchange: Exchange,
+        message: Message,
+        trace: Callable[[Message, Collection[Queue]], None] | None = None,
+    ) -> tuple[Collection[Queue], bool]:
+        """Route `message` and enqueue it: (the queues it reached, refused by some full queue).
+
+        `trace` (the firehose, when tracing is on) is told where it was routed before any queue
+        has it, so a trace of its publish comes before traces of its deliveries.
+        """
         exchange.publish_in += 1
         headers = message.properties.headers
         if headers and "BCC" in headers:
@@ -470,14 +486,16 @@ class VirtualHost:
             queues = self.walk(exchange, keys, message.properties.headers, message)
         else:
             queues = self.route(exchange, message.routing_key, headers, message)
+        if trace is not None:
+            trace(message, queues)
         if not queues:
-            return False, False
+            return queues, False
         exchange.publish_out += 1
         refused = False
         for queue in queues:
             if queue.enqueue(message) is None:
                 refused = True
-        return True, refused
+        return queues, refused
 
     def route(
         self,

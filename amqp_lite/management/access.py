@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from amqp_lite.management.app import NO_CONTENT, Call, Created, Route, bad_request, not_found
+from amqp_lite.management.app import (
+    NO_CONTENT,
+    Call,
+    Created,
+    Route,
+    bad_request,
+    flag,
+    not_found,
+)
 from amqp_lite.management.overview import NODE_NAME
 from amqp_lite.management.paging import listing
 from amqp_lite.management.stats import CHANNEL_STATS, message_stats, with_rates
@@ -36,7 +44,7 @@ def _vhost(call: Call, name: str) -> dict[str, Any]:
         "tags": list(meta["tags"]),
         "metadata": {"description": meta["description"], "tags": list(meta["tags"])},
         "default_queue_type": "undefined",
-        "tracing": False,
+        "tracing": call.admin.tracing(name),
         "cluster_state": {NODE_NAME: "running"},
         "message_stats": message_stats(stats, key, stats.vhost_counts(name), CHANNEL_STATS),
         **with_rates(stats, key, totals, tuple(totals)),
@@ -61,6 +69,8 @@ def put_vhost(call: Call) -> Created:
     call.require_admin()
     body = call.body()
     name = call.params["vhost"]
+    # As RabbitMQ: the firehose goes on or off with the vhost's PUT; a bad value changes nothing.
+    tracing = flag(body, "tracing", False) if "tracing" in body else None
     created = call.admin.add_vhost(name)
     meta = call.admin.vhost_metadata(name)  # what the body leaves out stays as it was
     tags = body.get("tags", meta["tags"])
@@ -68,6 +78,8 @@ def put_vhost(call: Call) -> Created:
         tags = [t.strip() for t in tags.split(",") if t.strip()]
     description = body.get("description", meta["description"])
     call.admin.set_vhost_metadata(name, description=str(description), tags=[str(t) for t in tags])
+    if tracing is not None:
+        call.admin.set_tracing(name, tracing)
     if created:
         # As RabbitMQ's management: whoever made the vhost may use it.
         call.admin.set_permissions(call.user.name, name)

@@ -169,10 +169,10 @@ def publish(call: Call) -> dict[str, Any]:
     message = Message(target.name, routing_key, properties, content, raw)
     vhost = call.admin.node.vhost(target.vhost_name)
     try:
-        routed, _ = vhost.publish(target, message)
+        queues, _ = vhost.publish(target, message)
     except BrokerError as error:
         raise bad_request(error.text) from None
-    return {"routed": routed}
+    return {"routed": bool(queues)}
 
 
 def _bindings(call: Call, side: str) -> Any:
