@@ -31,7 +31,7 @@ from amqp_lite.login import (
     log_in,
     offered_mechanisms,
 )
-from amqp_lite.replies import closes_connection, reply_text
+from amqp_lite.replies import closes_connection, fitted, reply_text
 from amqp_lite.wire import methods
 from amqp_lite.wire.frames import (
     HEARTBEAT_FRAME,
@@ -281,7 +281,8 @@ class ServerConnection:
             self.state = State.CLOSED
             self.on_output()  # nothing to say, but the writer must wake up to hang up
             return
-        self.send_method(0, methods.ConnectionClose(reply_code=reply_code, reply_text=text))
+        close = methods.ConnectionClose(reply_code=reply_code, reply_text=fitted(text))
+        self.send_method(0, close)
         self.state = State.CLOSING
         self.release()
 

@@ -17,13 +17,14 @@ from amqp_lite import Broker, ThreadedBroker
 from amqp_lite.wire import methods
 from amqp_lite.wire.frames import (
     HEARTBEAT_FRAME,
+    PROTOCOL_HEADER,
     encode_body,
     encode_content,
     encode_header,
     encode_method,
 )
 from amqp_lite.wire.properties import EMPTY_RAW_PROPERTIES
-from tests.rawclient import RawClient
+from tests.rawclient import RawClient, connected
 
 PUBLISH_IDS = (60, 40)  # RabbitMQ blames the basic.publish whose content goes wrong
 
@@ -349,3 +350,49 @@ async def test_damaged_frames_never_cost_more_than_their_connection(
         await client.open_channel(1)
         await client.close()
     assert len(server.server.connections) <= 1  # only the last one, perhaps still closing
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("q" * 255, id="ascii"),
+        pytest.param("x" + "é" * 120, id="cut-inside-a-character"),
+    ],
+)
+async def test_an_error_text_longer_than_255_octets_is_cut_as_rabbitmq_cuts_it(
+    server: Broker, name: str
+) -> None:
+    """Observed on RabbitMQ 3.10.8: the first 252 octets and '...', the channel closed with the
+    error's own code (not a 541 for a text that did not fit)."""
+    async with await connected(server.port) as client:
+        await client.send_method(1, methods.BasicGet(queue=name))
+        close = await client.expect(methods.ChannelClose, 1)
+        full = f"NOT_FOUND - no queue '{name}' in vhost '/'".encode()
+        assert (close.reply_code, close.class_id, close.method_id) == (404, 60, 70)
+        assert close.reply_text.encode("utf-8", "surrogateescape") == full[:252] + b"..."
+        await client.send_method(1, methods.ChannelCloseOk())
+        await client.open_channel(2)  # the connection is fine
+        await client.close()
+
+
+async def test_a_connection_error_text_longer_than_255_octets_is_cut_too(server: Broker) -> None:
+    async with await RawClient.connect(server.port) as client:
+        await client.send(PROTOCOL_HEADER)
+        await client.expect(methods.ConnectionStart, 0)
+        await client.send_method(
+            0,
+            methods.ConnectionStartOk(
+                client_properties={}, mechanism="PLAIN", response=b"\0guest\0guest", locale="en_US"
+            ),
+        )
+        tune = await client.expect(methods.ConnectionTune, 0)
+        await client.send_method(
+            0,
+            methods.ConnectionTuneOk(
+                channel_max=tune.channel_max, frame_max=tune.frame_max, heartbeat=0
+            ),
+        )
+        await client.send_method(0, methods.ConnectionOpen(virtual_host="v" * 255))
+        close = await client.expect_connection_close(530)
+        assert close.reply_text == ("NOT_ALLOWED - vhost " + "v" * 255)[:252] + "..."
+        assert (close.class_id, close.method_id) == (10, 40)
