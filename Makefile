@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint format bench clean
+.PHONY: serve test lint format bench clean java-client
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+# Debian's RabbitMQ Java client, for the Java-over-TLS tests (they skip themselves without it).
+JAVA_CLIENT := /usr/share/java/amqp-client.jar
+java-client:
+	test -e $(JAVA_CLIENT) || apt-get install -y -qq --no-install-recommends librabbitmq-client-java \
+	  || (apt-get update -qq && apt-get install -y -qq --no-install-recommends librabbitmq-client-java)
