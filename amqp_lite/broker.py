@@ -22,10 +22,11 @@ import trio
 from amqp_lite.admin import Admin
 from amqp_lite.login import DEFAULT_LOOPBACK_USERS
 from amqp_lite.server import Server
-from amqp_lite.storage import open_store
+from amqp_lite.storage import CODEC, open_store
 from amqp_lite.tls import VERIFY_PEER, TlsOptions, server_ssl_context
 from vhosts import DEFAULT_VHOST, Node
 from vhosts.clock import Clock
+from vhosts.stream_storage import StreamStorage
 from vhosts.users import DEFAULT_HASHING, hashing_module
 
 if TYPE_CHECKING:
@@ -224,7 +225,10 @@ class Broker(_Shortcuts):
         if self.node is None and self.data_dir is None:
             # Nothing to read: no worker thread.
             self.node = Node(
-                self._vhosts, clock=self._clock, password_hashing=self._password_hashing
+                self._vhosts,
+                streams=StreamStorage(codec=CODEC),  # in a temporary directory
+                clock=self._clock,
+                password_hashing=self._password_hashing,
             )
         if self.node is None or self._definitions is not None:
             self.node = await trio.to_thread.run_sync(self._prepare_node)
@@ -275,11 +279,10 @@ class Broker(_Shortcuts):
         try:
             return await self._nursery_manager.__aexit__(*exc_info)
         finally:
-            store = self.node.store if self.node is not None else None
-            if store is not None:
+            if self.node is not None:
                 with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(store.flush)
-                store.close()
+                    await trio.to_thread.run_sync(_flush, self.node)
+                _close(self.node)
             if self._certificates_dir is not None:
                 self._certificates_dir.cleanup()
 
@@ -295,6 +298,19 @@ class Broker(_Shortcuts):
         clock = self.node.clock
         clock.advance(seconds)
         self.node.timers.run_due(clock.now())
+
+
+def _flush(node: Node) -> None:
+    """Write what is still pending, stream logs first (the store's batch may wait for them)."""
+    node.streams.flush()
+    if node.store is not None:
+        node.store.flush()
+
+
+def _close(node: Node) -> None:
+    node.streams.close()
+    if node.store is not None:
+        node.store.close()
 
 
 class ThreadedBroker(_Shortcuts):

@@ -14,7 +14,7 @@ import logging
 import math
 import socket
 from collections.abc import Callable, Collection
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trio
 
@@ -23,6 +23,7 @@ from amqp_lite.login import DEFAULT_LOOPBACK_USERS, TlsPeer
 from amqp_lite.tls import TlsOptions
 from vhosts import Node
 from vhosts.store import Store
+from vhosts.stream_storage import StreamBatch, StreamStorage
 
 log = logging.getLogger("amqp_lite.server")
 
@@ -90,8 +91,7 @@ class Server:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                if self.node.store is not None:
-                    nursery.start_soon(self._write_store, self.node.store)
+                nursery.start_soon(self._write_to_disk, self.node.store, self.node.streams)
                 nursery.start_soon(self._run_timers)
                 for listener in plain:
                     nursery.start_soon(self._accept, listener, nursery, False)
@@ -148,23 +148,33 @@ class Server:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
-    async def _write_store(self, store: Store) -> None:
-        """Group commit: write whatever gathered while the previous batch was being fsynced."""
+    async def _write_to_disk(self, store: Store | None, streams: StreamStorage) -> None:
+        """Group commit: write whatever gathered while the previous batch was being fsynced.
+
+        The store's batch and the stream logs' are written in the same cycle, in a worker
+        thread, so the event loop never waits for the disk.
+        """
         wakeup = _Wakeup()
-        store.on_pending = wakeup.set
+        if store is not None:
+            store.on_pending = wakeup.set
+        streams.on_pending = wakeup.set
         while True:
             wakeup.clear()
-            if not store.has_pending:
+            if not (streams.has_pending or (store is not None and store.has_pending)):
                 await wakeup.wait()
                 continue
             # Shielded: a batch taken must be written, or a shutdown arriving between the take
             # and the write would lose it (the final flush only sees what was never taken).
             with trio.CancelScope(shield=True):
-                batch, upto = store.take_batch()
-                await trio.to_thread.run_sync(store.write_batch, batch)
-                store.batch_written(upto)
-            for connection in list(self.connections):
-                _guarded(connection, connection.store_progressed)
+                logs = streams.take_batch()
+                batch, upto = store.take_batch() if store is not None else ([], 0)
+                await trio.to_thread.run_sync(_write_batches, streams, logs, store, batch)
+                streams.batch_written(logs)
+                if store is not None:
+                    store.batch_written(upto)
+            if store is not None:
+                for connection in list(self.connections):
+                    _guarded(connection, connection.store_progressed)
 
     async def _run_timers(self) -> None:
         """Expire messages, delete idle queues, release delayed messages when they are due.
@@ -305,6 +315,15 @@ async def _read(stream: trio.abc.Stream, connection: ServerConnection) -> None:
         if not data:
             return
         _guarded(connection, connection.receive_data, data)
+
+
+def _write_batches(
+    streams: StreamStorage, logs: StreamBatch, store: Store | None, batch: list[Any]
+) -> None:
+    """One write cycle, in a worker thread: stream records, then the store's transaction."""
+    streams.write_batch(logs)
+    if store is not None:
+        store.write_batch(batch)
 
 
 def _address(sockname: tuple[str, int] | tuple[str, int, int, int]) -> tuple[str, int]:

@@ -15,6 +15,7 @@ from vhosts.message import Message
 from vhosts.policies import Policy
 from vhosts.queue import Queue, StoredEntry
 from vhosts.store import Store, stored_bcc
+from vhosts.stream_storage import STREAMS_DIRECTORY, StreamStorage
 from vhosts.timers import Timers
 from vhosts.topology import (
     BindingSpec,
@@ -55,13 +56,16 @@ class Node:
         *,
         guest: bool = True,
         store: Store | None = None,
+        streams: StreamStorage | None = None,
         clock: Clock | None = None,
         cluster_name: str = "",
         password_hashing: str = DEFAULT_HASHING,
     ) -> None:
         """`cluster_name` is what clients are told the broker is called (server properties);
         the server names an unnamed node after its host. `password_hashing` hashes the
-        passwords given at runtime (RabbitMQ's password_hashing_module)."""
+        passwords given at runtime (RabbitMQ's password_hashing_module). `streams` is where
+        stream queues keep their logs: by default beside the store, or in a temporary
+        directory when there is no store."""
         self.cluster_name = cluster_name
         self.password_hashing = hashing_module(password_hashing)
         self.clock = clock if clock is not None else Clock()
@@ -70,6 +74,14 @@ class Node:
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
         self.store = store
+        if streams is None:
+            streams = StreamStorage(
+                store.directory / STREAMS_DIRECTORY if store is not None else None,
+                store.codec if store is not None else None,
+            )
+        self.streams = streams
+        if store is not None:
+            streams.mark = store.mark  # a stream's write is part of the store's cycle
         self.alarms: set[str] = set()  # resources in alarm: "memory", "disk"
         if store is not None:
             self._recover(store)

@@ -168,8 +168,8 @@ class SegmentLog:
         self._read_files: OrderedDict[int, int] = OrderedDict()  # first offset -> fd
         self._write_files: tuple[Segment, int, int] | None = None  # the worker's own fds
         self.closed = False
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._recover()
+        if self.directory.is_dir():  # else it is made with the first segment
+            self._recover()
 
     # -- what it holds -----------------------------------------------------------------------
 
@@ -344,6 +344,8 @@ class SegmentLog:
             os.close(current[2])
             self._write_files = None
         segment = write.segment
+        if write.create:
+            self.directory.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         segment_fd = os.open(segment.path, flags, 0o644)
         if write.create:
@@ -514,14 +516,18 @@ class SegmentLog:
 
     def close(self) -> None:
         """Let go of the files (write what is pending first with `flush` to keep it)."""
-        for fd in self._read_files.values():
-            os.close(fd)
-        self._read_files.clear()
+        self.close_readers()
         if self._write_files is not None:
             os.close(self._write_files[1])
             os.close(self._write_files[2])
             self._write_files = None
         self.closed = True
+
+    def close_readers(self) -> None:
+        """Close the files readers use (this thread's); a batch being written is unaffected."""
+        for fd in self._read_files.values():
+            os.close(fd)
+        self._read_files.clear()
 
     # -- recovery ----------------------------------------------------------------------------
 

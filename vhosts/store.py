@@ -205,9 +205,18 @@ class Store:
     # -- recording (synchronous, cheap) ----------------------------------------------------------
 
     def _record(self, kind: str, row: tuple[Any, ...]) -> int:
-        if not self._pending:
+        if self._op_seq == self._taken_upto:
             self.on_pending()
         self._pending.append((kind, row))
+        self._op_seq += 1
+        return self._op_seq
+
+    def mark(self) -> int:
+        """An operation another writer carries out in this store's write cycle (a stream's
+        log, written beside the batch): numbered like ours, so that whatever waits for
+        `durable_upto` to reach it waits for that write too."""
+        if self._op_seq == self._taken_upto:
+            self.on_pending()
         self._op_seq += 1
         return self._op_seq
 
@@ -217,7 +226,7 @@ class Store:
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._pending)
+        return self._op_seq > self._taken_upto
 
     def save_vhost(self, name: str) -> None:
         self._record("vhost", (name,))
