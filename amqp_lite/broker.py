@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import functools
 import os
+import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -32,6 +33,8 @@ from vhosts.users import DEFAULT_HASHING, hashing_module
 if TYPE_CHECKING:
     from amqp_lite.certificates import TestCertificates
     from amqp_lite.management import Management
+    from amqp_lite.management.stats import Stats
+    from amqp_lite.prometheus import Prometheus
 
 T = TypeVar("T")
 
@@ -107,6 +110,10 @@ class Broker(_Shortcuts):
         tls_port: int = 0,
         management_tls: bool = False,
         password_hashing: str = DEFAULT_HASHING,
+        prometheus: bool = False,
+        prometheus_host: str | None = None,
+        prometheus_port: int = 0,
+        prometheus_tls: bool = False,
     ) -> None:
         """`data_dir=None` keeps nothing on disk; a directory makes durable things survive.
 
@@ -122,6 +129,9 @@ class Broker(_Shortcuts):
         `port=None` leaves out the plain listener. `management_tls` serves the management API
         over HTTPS with the same certificate. `password_hashing` hashes the passwords given at
         runtime: sha256 (the default), sha512 or md5, as RabbitMQ's password_hashing_module.
+
+        `prometheus` serves RabbitMQ's Prometheus metrics (`prometheus_url`) on
+        `prometheus_port` (0: a free one), over HTTPS with `prometheus_tls`.
         """
         self.host = host
         self.data_dir = data_dir
@@ -145,6 +155,11 @@ class Broker(_Shortcuts):
         self._management = (management_host or host, management_port) if management else None
         self.management: Management | None = None
         self._management_scope: trio.CancelScope | None = None
+        self._prometheus = (prometheus_host or host, prometheus_port) if prometheus else None
+        self._prometheus_tls = prometheus_tls
+        self.prometheus: Prometheus | None = None
+        self._prometheus_scope: trio.CancelScope | None = None
+        self._stats: Stats | None = None  # message counts the two HTTP endpoints share
 
     @property
     def port(self) -> int:
@@ -162,6 +177,13 @@ class Broker(_Shortcuts):
         if self.management is None:
             raise RuntimeError("the management API is off: Broker(management=True) turns it on")
         return self.management.url
+
+    @property
+    def prometheus_url(self) -> str:
+        """http://host:port/metrics of the Prometheus metrics (`Broker(prometheus=True)`)."""
+        if self.prometheus is None:
+            raise RuntimeError("the metrics are off: Broker(prometheus=True) turns them on")
+        return self.prometheus.url
 
     @property
     def url(self) -> str:
@@ -245,6 +267,8 @@ class Broker(_Shortcuts):
             await nursery.start(serve, self.host, self._requested_port)
             if self._management is not None:
                 await nursery.start(self._serve_management, *self._management)
+            if self._prometheus is not None:
+                await nursery.start(self._serve_prometheus, *self._prometheus)
         except BaseException:
             # Exit the nursery cleanly (stopping the AMQP listener if the management one
             # failed), so the caller gets the error itself (a port in use is an OSError), not an
@@ -253,6 +277,7 @@ class Broker(_Shortcuts):
             await self._nursery_manager.__aexit__(None, None, None)
             if self._certificates_dir is not None:
                 self._certificates_dir.cleanup()
+            self._close_stats()
             raise
         return self
 
@@ -261,18 +286,39 @@ class Broker(_Shortcuts):
     ) -> None:
         from amqp_lite.management import Management  # most embedders never serve it
 
-        self.management = Management(self.admin)
-        context = None
-        if self._management_tls:
-            if self.tls is None:
-                raise ValueError("management_tls needs the broker's TLS certificate: give tls")
-            context = server_ssl_context(self.tls.certfile, self.tls.keyfile)
+        self.management = Management(self.admin, self._shared_stats())
+        context = self._http_ssl_context("management_tls") if self._management_tls else None
         with trio.CancelScope() as self._management_scope:
             await self.management.serve(host, port, ssl_context=context, task_status=task_status)
 
+    async def _serve_prometheus(
+        self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        from amqp_lite.prometheus import Prometheus
+
+        self.prometheus = Prometheus(self.admin, self._shared_stats(), data_dir=self.data_dir)
+        context = self._http_ssl_context("prometheus_tls") if self._prometheus_tls else None
+        with trio.CancelScope() as self._prometheus_scope:
+            await self.prometheus.serve(host, port, ssl_context=context, task_status=task_status)
+
+    def _shared_stats(self) -> Stats:
+        """The message counts both HTTP endpoints read: one set of event listeners."""
+        if self._stats is None:
+            from amqp_lite.management.stats import Stats
+
+            self._stats = Stats(self.admin)
+        return self._stats
+
+    def _http_ssl_context(self, option: str) -> ssl.SSLContext:
+        """What an HTTP listener serves HTTPS with: the broker's own certificate."""
+        if self.tls is None:
+            raise ValueError(f"{option} needs the broker's TLS certificate: give tls")
+        return server_ssl_context(self.tls.certfile, self.tls.keyfile)
+
     async def __aexit__(self, *exc_info: Any) -> bool | None:
-        if self._management_scope is not None:
-            self._management_scope.cancel()
+        for scope in (self._management_scope, self._prometheus_scope):
+            if scope is not None:
+                scope.cancel()
         with trio.CancelScope(shield=True):
             await self.server.shutdown()
         assert self._nursery_manager is not None, "__aexit__ without __aenter__"
@@ -285,6 +331,12 @@ class Broker(_Shortcuts):
                 _close(self.node)
             if self._certificates_dir is not None:
                 self._certificates_dir.cleanup()
+            self._close_stats()
+
+    def _close_stats(self) -> None:
+        if self._stats is not None:
+            self._stats.close()
+            self._stats = None
 
     # -- driving the broker from a test (in its trio loop) ---------------------------------------
 
@@ -330,6 +382,7 @@ class ThreadedBroker(_Shortcuts):
         self.tls_port = broker.tls_port
         self.certificates = broker.certificates
         self.management_url = broker.management_url if broker.management is not None else None
+        self.prometheus_url = broker.prometheus_url if broker.prometheus is not None else None
         self._token = token
         self._thread_id = threading.get_ident()
         self.admin = cast(Admin, _InBrokerThread(broker.admin, self.call))

@@ -50,6 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         "--no-management", action="store_true", help="do not serve the management HTTP API"
     )
     serve.add_argument(
+        "--prometheus-host", default="127.0.0.1", help="where the Prometheus metrics are served"
+    )
+    serve.add_argument(
+        "--prometheus-port", type=int, default=15692, help="the Prometheus metrics' port"
+    )
+    serve.add_argument(
+        "--no-prometheus", action="store_true", help="do not serve the Prometheus metrics"
+    )
+    serve.add_argument(
         "--loopback-users",
         default="guest",
         metavar="USER[,USER...]|none",
@@ -96,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         "--management-tls",
         action="store_true",
         help="serve the management API over HTTPS with the same certificate",
+    )
+    tls.add_argument(
+        "--prometheus-tls",
+        action="store_true",
+        help="serve the Prometheus metrics over HTTPS with the same certificate",
     )
     serve.add_argument(
         "--data-dir",
@@ -191,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
                 tls=tls_options or False,
                 tls_port=DEFAULT_TLS_PORT if args.tls_port is None else args.tls_port,
                 management_tls=args.management_tls,
+                prometheus=not args.no_prometheus,
+                prometheus_host=args.prometheus_host,
+                prometheus_port=args.prometheus_port,
+                prometheus_tls=args.prometheus_tls,
                 password_hashing=args.password_hashing,
             )
             trio.run(_serve, broker)
@@ -270,7 +288,12 @@ def _port_or_none(text: str) -> int | None:
 def _tls_options(args: argparse.Namespace) -> TlsOptions | None:
     """The TLS listener's settings from the command line; TlsConfigError if they do not fit."""
     if args.tls_cert is None:
-        if args.tls_port is not None or args.port is None or args.management_tls:
+        if (
+            args.tls_port is not None
+            or args.port is None
+            or args.management_tls
+            or args.prometheus_tls
+        ):
             raise TlsConfigError("TLS needs a certificate: give --tls-cert (and --tls-key)")
         return None
     options = TlsOptions(
@@ -299,6 +322,8 @@ async def _serve(broker: Broker) -> None:
         log.info("amqp-lite ready on %s", broker.url)
         if broker.management is not None:
             log.info("management API on %s", broker.management_url)
+        if broker.prometheus is not None:
+            log.info("Prometheus metrics on %s", broker.prometheus_url)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 log.info("shutting down")

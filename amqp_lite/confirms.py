@@ -51,6 +51,11 @@ class Confirms:
         # (tag, store operation) for publishes whose confirm waits for the store's fsync.
         self._awaiting_disk: deque[tuple[int, int]] = deque()
 
+    @property
+    def unconfirmed(self) -> int:
+        """Publishes whose ack or nack has not gone out yet."""
+        return self._publish_seq - self._acks_sent_upto
+
     def published(self, *, refused: bool, stored: bool) -> None:
         """One more publish in confirm mode; `stored` if it went to the store."""
         self._publish_seq += 1

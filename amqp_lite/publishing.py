@@ -77,8 +77,10 @@ class Publisher:
         refused = self.route(exchange, message, method.mandatory)
         if self._confirms.active:
             self._confirms.published(refused=refused, stored=message.store_id is not None)
+            counts = self._deliveries.counts
+            counts.received_confirm += 1
             if not refused:
-                self._deliveries.counts.confirm += 1
+                counts.confirm += 1
 
     def route(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
         """Route and enqueue; True when some full queue refused the message."""

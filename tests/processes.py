@@ -24,7 +24,16 @@ class BrokerProcess:
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "amqp_lite", "serve", "--port", "0", "--heartbeat", "0"),
-                *(*store, "--log-level", "info", "--management-port", "0", *options),
+                *(
+                    *store,
+                    "--log-level",
+                    "info",
+                    "--management-port",
+                    "0",
+                    "--prometheus-port",
+                    "0",
+                    *options,
+                ),
             ],
             stderr=subprocess.PIPE,
             text=True,

@@ -404,7 +404,7 @@ def _serve(definitions: Path, port: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             *(sys.executable, "-m", "amqp_lite", "serve", "--transient", "--port", str(port)),
-            *("--definitions", os.fspath(definitions), "--no-management"),
+            *("--definitions", os.fspath(definitions), "--no-management", "--no-prometheus"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

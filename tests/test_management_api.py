@@ -443,7 +443,7 @@ def test_amqp_lite_serve_serves_the_api_where_it_is_told(tmp_path) -> None:
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "amqp_lite", "serve", "--transient", "--port", "0"),
-            *("--management-port", "0", "--log-level", "info"),
+            *("--management-port", "0", "--prometheus-port", "0", "--log-level", "info"),
         ],
         stderr=subprocess.PIPE,
         text=True,

@@ -23,12 +23,14 @@ class MessageCounts:
         "get_empty",
         "get_no_ack",
         "publish",
+        "received_confirm",
         "redeliver",
         "return_unroutable",
     )
 
     def __init__(self) -> None:
         self.publish = 0  # messages published (by a channel) or enqueued (in a queue)
+        self.received_confirm = 0  # messages published on a channel in confirm mode
         self.confirm = 0  # publisher confirms sent
         self.return_unroutable = 0  # mandatory and routed nowhere: basic.return
         self.drop_unroutable = 0  # not mandatory and routed nowhere: dropped

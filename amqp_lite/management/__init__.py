@@ -82,9 +82,11 @@ def routes() -> list[Route]:
 class Management:
     """One broker's management API: its statistics, its routes and its HTTP listener."""
 
-    def __init__(self, admin: Admin) -> None:
+    def __init__(self, admin: Admin, stats: Stats | None = None) -> None:
+        """`stats` may be shared with the Prometheus metrics; whoever made it closes it."""
         self.admin = admin
-        self.stats = Stats(admin)
+        self._owns_stats = stats is None
+        self.stats = Stats(admin) if stats is None else stats
         self.router = Router(admin, self.stats, routes())
         self.http = HttpServer(self.router)
         self.host = ""
@@ -115,7 +117,8 @@ class Management:
                 nursery.start_soon(self._sample)
                 task_status.started(self.port)
         finally:
-            self.stats.close()
+            if self._owns_stats:
+                self.stats.close()
 
     async def _sample(self) -> None:
         """A statistics sample every INTERVAL seconds, and at once when a test moves the clock."""

@@ -52,8 +52,9 @@ class _BadRequest(Exception):
 
 
 class HttpServer:
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, *, name: str = "management API") -> None:
         self.handler = handler
+        self.name = name  # what the log says is listening
         self.port = 0
         self._open = 0
 
@@ -78,7 +79,7 @@ class HttpServer:
         scheme = "http" if ssl_context is None else "https"
         async with trio.open_nursery() as nursery:
             await nursery.start(trio.serve_listeners, self._serve_connection, listeners)
-            log.info("management API listening on %s://%s:%d/", scheme, host, self.port)
+            log.info("%s listening on %s://%s:%d/", self.name, scheme, host, self.port)
             task_status.started(self.port)
 
     async def _serve_connection(self, stream: trio.abc.Stream) -> None:
