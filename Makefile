@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint format bench clean java-client
+.PHONY: serve test lint format bench clean java-client chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,11 @@ JAVA_CLIENT := /usr/share/java/amqp-client.jar
 java-client:
 	test -e $(JAVA_CLIENT) || apt-get install -y -qq --no-install-recommends librabbitmq-client-java \
 	  || (apt-get update -qq && apt-get install -y -qq --no-install-recommends librabbitmq-client-java)
+
+# Debian's chromium, for the dashboard's browser tests (they skip themselves without it).
+# Playwright drives this one; it never downloads a browser of its own.
+CHROMIUM := /usr/bin/chromium
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -y -qq --no-install-recommends
+chromium:
+	test -x $(CHROMIUM) || $(APT_GET) install chromium >/dev/null \
+	  || ($(APT_GET) update && $(APT_GET) install chromium >/dev/null)

@@ -16,6 +16,8 @@ rabbitmqadmin, pyrabbit2, Flower, KEDA and test harnesses work unchanged. Module
   connections.py  /api/connections, /api/channels, /api/consumers
   definitions.py  /api/definitions
   health.py       /api/aliveness-test, /api/health/checks
+  learning.py     /api/amqp-lite/topology and /explain: beyond RabbitMQ, for the dashboard
+  assets.py       the dashboard (`dashboard/`: page, scripts, styles) at / and /dashboard/
 
 Extension points, for what is built on top (dashboard, `amqp-lite ctl`, metrics, tracing):
 
@@ -44,11 +46,13 @@ import trio
 
 from amqp_lite.management import (
     access,
+    assets,
     bindings,
     connections,
     definitions,
     exchanges,
     health,
+    learning,
     overview,
     policies,
     queues,
@@ -70,6 +74,7 @@ ROUTE_MODULES = (
     connections,
     definitions,
     health,
+    learning,
 )
 
 DEFAULT_PORT = 15672
@@ -88,7 +93,7 @@ class Management:
         self._owns_stats = stats is None
         self.stats = Stats(admin) if stats is None else stats
         self.router = Router(admin, self.stats, routes())
-        self.http = HttpServer(self.router)
+        self.http = HttpServer(assets.serving(self.router))
         self.host = ""
         self.port = 0
         self.scheme = "http"
