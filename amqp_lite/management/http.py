@@ -142,6 +142,11 @@ class HttpServer:
                     return None  # idle keep-alive connection: close it quietly
                 raise _BadRequest(408, "request timeout")
             if isinstance(event, h11.Request):
+                # h11 bounds only a head still incomplete; one that arrived whole in a couple
+                # of reads can be larger, so its size is checked here too.
+                head_size = len(event.target) + sum(len(n) + len(v) for n, v in event.headers)
+                if head_size > MAX_HEADER_BYTES:
+                    raise _BadRequest(431, "request header fields too large")
                 head = event
                 deadline = trio.current_time() + REQUEST_TIMEOUT
                 length = dict(event.headers).get(b"content-length")
