@@ -9,6 +9,10 @@ Three figures, each on fresh queues that are deleted afterwards:
                      last delivery.
   round trip         one message at a time from a publisher connection to an auto-ack consumer
                      on another connection; median and p99 of publish-to-delivery.
+  connections        (with `connections=N`) N connections opened, OPEN_CONCURRENCY at a time,
+                     and held until the last is open: the time that takes.
+
+An amqps:// URL (or `ssl_context`) measures over TLS.
 
 The client is kept cheap so that it measures the broker, not itself: publishes are pre-encoded
 and written in batches, and the consume loop splits frames itself and reads only the delivery
@@ -19,6 +23,7 @@ client near the rates being measured).  Client CPU per phase is printed as a san
 from __future__ import annotations
 
 import math
+import ssl
 import statistics
 import struct
 import sys
@@ -44,6 +49,7 @@ _BASIC_CLASS = 60
 _FRAME_MAX = 131072
 _PUBLISH_BATCH = 256  # publishes per send_all: big enough to amortise the syscall
 _WARMUP = 100  # round trips not counted (first-use costs in both client and broker)
+OPEN_CONCURRENCY = 50  # connections being opened at once in the connections measurement
 
 
 class BenchError(Exception):
@@ -56,7 +62,7 @@ Frame = tuple[int, int, bytes]  # (frame type, channel, payload)
 class _Connection:
     """One AMQP connection: raw frame splitting on the way in, pre-encoded bytes on the way out."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.frame_max = _FRAME_MAX
         self._buf = b""
@@ -74,7 +80,7 @@ class _Connection:
             pending, self._pending = self._pending, deque()
             return pending
         while True:
-            data = await self.stream.receive_some(262144)
+            data = bytes(await self.stream.receive_some(262144))  # the same object if bytes
             if not data:
                 raise BenchError("the broker closed the connection")
             buf = self._buf + data if self._buf else data
@@ -130,15 +136,29 @@ def _check_close(method: Any) -> None:
         raise BenchError(f"{method.NAME} {method.reply_code} {method.reply_text}")
 
 
-async def _connect(url: str) -> _Connection:
+def tls_context(url: str, ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | None:
+    """The TLS context to measure `url` with: the one given, or for an amqps:// URL Python's
+    default (the system's CAs); None for plain AMQP."""
+    scheme = urlsplit(url).scheme
+    if scheme not in ("amqp", "amqps"):
+        raise BenchError(f"only amqp:// and amqps:// URLs, not {url!r}")
+    if ssl_context is None and scheme == "amqps":
+        return ssl.create_default_context()
+    return ssl_context
+
+
+async def _connect(url: str, tls: ssl.SSLContext | None = None) -> _Connection:
     parts = urlsplit(url)
-    if parts.scheme != "amqp":
-        raise BenchError(f"only amqp:// URLs, not {url!r}")
     user = unquote(parts.username or "guest")
     password = unquote(parts.password or "guest")
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     vhost = unquote(path) if path else "/"  # as pika: amqp://host/ is vhost "/"
-    stream = await trio.open_tcp_stream(parts.hostname or "127.0.0.1", parts.port or 5672)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (5671 if tls is not None else 5672)
+    tcp = await trio.open_tcp_stream(host, port)
+    stream: trio.abc.Stream = tcp
+    if tls is not None:
+        stream = trio.SSLStream(tcp, tls, server_hostname=host)
     conn = _Connection(stream)
     try:
         await conn.send(PROTOCOL_HEADER)
@@ -171,7 +191,7 @@ async def _connect(url: str) -> _Connection:
         )
         await conn.rpc(0, methods.ConnectionOpen(virtual_host=vhost), methods.ConnectionOpenOk)
     except BaseException:
-        await stream.aclose()
+        await trio.aclose_forcefully(stream)
         raise
     return conn
 
@@ -233,6 +253,8 @@ class BenchResult:
     consume_seconds: float = 0.0
     consume_cpu: float = 0.0
     round_trips_us: list[float] = field(default_factory=list)
+    connections: int = 0
+    connections_seconds: float = 0.0
 
     @property
     def publish_rate(self) -> float:
@@ -271,6 +293,12 @@ class BenchResult:
                 f"({len(self.round_trips_us)} messages one at a time, auto-ack consumer)"
                 if self.round_trips_us
                 else "  round trip:        skipped",
+                f"  connections:       {self.connections} opened in "
+                f"{self.connections_seconds:.2f} s "
+                f"({1000 * self.connections_seconds / self.connections:.2f} ms each, "
+                f"{OPEN_CONCURRENCY} at a time, all held open)"
+                if self.connections
+                else "  connections:       skipped",
             ]
         )
 
@@ -373,8 +401,32 @@ async def _consume(conn: _Connection, queue: str, result: BenchResult) -> None:
     await conn.rpc(channel, methods.BasicCancel(consumer_tag="bench"), methods.BasicCancelOk)
 
 
+async def _open_connections(url: str, tls: ssl.SSLContext | None, count: int) -> float:
+    """Seconds to open `count` connections (OPEN_CONCURRENCY at a time), each held until all
+    are open; then they are closed."""
+    opened: list[_Connection] = []
+    limiter = trio.CapacityLimiter(OPEN_CONCURRENCY)
+
+    async def open_one() -> None:
+        async with limiter:
+            opened.append(await _connect(url, tls))
+
+    started = time.perf_counter()
+    try:
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(open_one)
+        return time.perf_counter() - started
+    finally:
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                for conn in opened:
+                    nursery.start_soon(conn.close)
+
+
 async def _round_trips(
     url: str,
+    tls: ssl.SSLContext | None,
     publisher: _Connection,
     queue: str,
     count: int,
@@ -382,7 +434,7 @@ async def _round_trips(
     raw_properties: bytes,
     durable: bool,
 ) -> list[float]:
-    consumer = await _connect(url)
+    consumer = await _connect(url, tls)
     try:
         await consumer.rpc(1, methods.ChannelOpen(), methods.ChannelOpenOk)
         await _declare(consumer, 1, queue, durable)
@@ -428,8 +480,11 @@ async def measure(
     ack_every: int = 50,
     latency_messages: int = 2000,
     persistent: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+    connections: int = 0,
 ) -> BenchResult:
-    """Run the three measurements against the broker at `url` and return the figures."""
+    """Run the measurements against the broker at `url` and return the figures."""
+    tls = tls_context(url, ssl_context)
     parts = urlsplit(url)
     shown = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
     result = BenchResult(shown, messages, size, persistent, window, prefetch, ack_every)
@@ -437,7 +492,7 @@ async def measure(
     raw_properties = encode_properties(Properties(delivery_mode=2) if persistent else None)
     stem = f"amqp-lite-bench-{uuid.uuid4().hex[:12]}"
     queue, rtt_queue = stem, stem + "-rtt"
-    conn = await _connect(url)
+    conn = await _connect(url, tls)
     try:
         await conn.rpc(4, methods.ChannelOpen(), methods.ChannelOpenOk)  # for setup and cleanup
         await _declare(conn, 4, queue, persistent)
@@ -446,8 +501,11 @@ async def measure(
             await _consume(conn, queue, result)
             if latency_messages > 0:
                 result.round_trips_us = await _round_trips(
-                    url, conn, rtt_queue, latency_messages, body, raw_properties, persistent
+                    url, tls, conn, rtt_queue, latency_messages, body, raw_properties, persistent
                 )
+            if connections > 0:
+                result.connections = connections
+                result.connections_seconds = await _open_connections(url, tls, connections)
         finally:
             with trio.move_on_after(10) as cleanup:
                 cleanup.shield = True
@@ -472,6 +530,8 @@ def run_bench(
     latency_messages: int = 2000,
     persistent: bool = False,
     timeout: float = 300.0,
+    ssl_context: ssl.SSLContext | None = None,
+    connections: int = 0,
 ) -> int:
     """Measure, print the table; 0 on success, 1 (with the reason on stderr) otherwise."""
 
@@ -486,12 +546,21 @@ def run_bench(
                 ack_every=ack_every,
                 latency_messages=latency_messages,
                 persistent=persistent,
+                ssl_context=ssl_context,
+                connections=connections,
             )
 
     try:
         result = trio.run(main)
-    except (BenchError, OSError, trio.BrokenResourceError, trio.TooSlowError) as error:
-        print(f"amqp-lite bench: {type(error).__name__}: {error}", file=sys.stderr)
+    except (
+        BenchError,
+        OSError,
+        ssl.SSLError,
+        trio.BrokenResourceError,
+        trio.TooSlowError,
+    ) as error:
+        reason = error.__cause__ or error  # trio wraps a TLS failure in BrokenResourceError
+        print(f"amqp-lite bench: {type(reason).__name__}: {reason}", file=sys.stderr)
         return 1
     print(result.report())
     return 0

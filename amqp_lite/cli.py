@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -136,6 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--ack-every", type=int, default=50)
     bench.add_argument("--latency-messages", type=int, default=2000, help="0 skips round trips")
     bench.add_argument("--persistent", action="store_true", help="delivery_mode 2, durable queue")
+    bench.add_argument(
+        "--connections", type=int, default=0, help="also time opening this many connections"
+    )
+    bench.add_argument(
+        "--tls", action="store_true", help="TLS even for an amqp:// URL (amqps:// implies it)"
+    )
+    bench.add_argument("--tls-ca", metavar="FILE", help="trust the broker's certificate by this CA")
+    bench.add_argument(
+        "--tls-insecure", action="store_true", help="do not verify the broker's certificate"
+    )
 
     explain = commands.add_parser(
         "explain",
@@ -236,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             ack_every=args.ack_every,
             latency_messages=args.latency_messages,
             persistent=args.persistent,
+            ssl_context=_bench_tls(args),
+            connections=args.connections,
         )
     return 2
 
@@ -279,6 +292,17 @@ def _check_definitions(path: str) -> bool:
     for note in ignored:
         log.warning("%s", note)
     return True
+
+
+def _bench_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The client context for `bench`: None lets an amqps:// URL take Python's default."""
+    if not (args.tls or args.tls_ca or args.tls_insecure):
+        return None
+    context = ssl.create_default_context(cafile=args.tls_ca)
+    if args.tls_insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _port_or_none(text: str) -> int | None:

@@ -21,3 +21,36 @@ def test_bench_reports_positive_rates(
     median, p99 = map(int, re.search(r"median (\d+) us, p99 (\d+) us", out).groups())
     assert 0 < median <= p99
     assert broker.url.split("@")[1] in out and "guest:guest" not in out  # no password shown
+
+
+def test_bench_over_tls_and_timing_connections(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("cryptography", reason="generated certificates need amqp-lite[tls]")
+    from amqp_lite import run_in_thread
+
+    with run_in_thread(port=None, tls=True) as broker:
+        assert broker.certificates is not None
+        context = broker.certificates.client_context()
+        assert (
+            run_bench(
+                broker.url,
+                messages=200,
+                latency_messages=20,
+                ssl_context=context,
+                connections=20,
+                timeout=60,
+            )
+            == 0
+        )
+    out = capsys.readouterr().out
+    assert out.startswith("amqp-lite bench  amqps://127.0.0.1:")
+    assert "0 nacked" in out and "200 in" in out
+    assert re.search(r"connections: +20 opened in [\d.]+ s", out), out
+
+
+def test_bench_over_tls_refuses_an_untrusted_broker(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("cryptography", reason="generated certificates need amqp-lite[tls]")
+    from amqp_lite import run_in_thread
+
+    with run_in_thread(port=None, tls=True) as broker:
+        assert run_bench(broker.url, messages=10, latency_messages=0, timeout=60) == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in capsys.readouterr().err
