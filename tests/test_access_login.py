@@ -9,6 +9,8 @@ read, nothing is sent and the socket closes 3 seconds later. Other connections g
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from typing import Any
 
@@ -271,3 +273,35 @@ async def test_the_broker_hands_its_loopback_users_to_every_connection() -> None
 )
 def test_the_loopback_users_option(option: str, users: tuple[str, ...]) -> None:
     assert _user_list(option) == users
+
+
+# -- the management API refuses loopback users from elsewhere too ---------------------------------
+
+
+def _whoami_from(peer: str, loopback_users: tuple[str, ...] = ("guest",)) -> Any:
+    from amqp_lite.admin import Admin
+    from amqp_lite.management import Management
+    from amqp_lite.management.http import Request
+    from amqp_lite.server import Server
+
+    node = Node()
+    management = Management(Admin(node, Server(node, loopback_users=loopback_users)))
+    credentials = base64.b64encode(b"guest:guest").decode()
+    request = Request(
+        "GET", "/api/whoami", {"authorization": f"Basic {credentials}"}, b"", peer=peer
+    )
+    return management.router(request)
+
+
+def test_the_management_api_lets_guest_in_over_loopback_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert _whoami_from("127.0.0.1").status == 200
+    refused = _whoami_from("192.0.2.7")
+    assert refused.status == 401
+    assert json.loads(refused.body) == {
+        "error": "not_authorised",
+        "reason": "User can only log in via localhost",
+    }
+    assert "HTTP access denied: user 'guest' - User can only log in via localhost" in caplog.text
+    assert _whoami_from("192.0.2.7", loopback_users=()).status == 200

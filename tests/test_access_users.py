@@ -109,3 +109,19 @@ def test_users_keep_their_tags_algorithm_and_password_across_restarts(tmp_path: 
     assert alice.check_password("secret")
     assert robot.password_hash == "" and not robot.check_password("")
     store.close()
+
+
+def test_a_deleted_guest_stays_deleted_across_restarts(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    node = Node(store=store)
+    assert node.users.get("guest") is not None  # a new store: the default user is made
+    admin = Admin(node)
+    admin.add_user("admin", "secret", tags=["administrator"])
+    admin.delete_user("guest")
+    store.flush()
+    store.close()
+    store = open_store(tmp_path)
+    node = Node(store=store)
+    assert node.users.get("guest") is None
+    assert node.users.get("admin") is not None
+    store.close()

@@ -83,8 +83,11 @@ class Node:
         if store is not None:
             streams.mark = store.mark  # a stream's write is part of the store's cycle
         self.alarms: set[str] = set()  # resources in alarm: "memory", "disk"
+        # As RabbitMQ: the default user is made only on a node with no users and no vhosts
+        # (a new store), so that a guest deleted for security stays deleted across restarts.
         if store is not None:
             self._recover(store)
+            guest = guest and not len(self.users) and not self.vhosts
         if guest and self.users.get("guest") is None:
             self.add_user(
                 "guest", "guest", tags=["administrator"], hashing_algorithm=self.password_hashing

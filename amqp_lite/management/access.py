@@ -141,8 +141,9 @@ def put_user(call: Call) -> Created:
         tags = [t.strip() for t in tags.split(",") if t.strip()]
     elif not isinstance(tags, list):
         raise bad_request("tags must be a comma-separated string or a list")
-    algorithm = body.get("hashing_algorithm", "rabbit_password_hashing_sha256")
-    if algorithm not in HASHING_ALGORITHMS:
+    # As RabbitMQ: a password is hashed the node's way; the algorithm named is that of a hash.
+    algorithm = body.get("hashing_algorithm")
+    if algorithm is not None and algorithm not in HASHING_ALGORITHMS:
         raise bad_request(f"unknown hashing algorithm {algorithm}")
     exists = any(u.name == name for u in call.admin.users())
     password, password_hash = body.get("password"), body.get("password_hash")
@@ -158,7 +159,7 @@ def put_user(call: Call) -> Created:
         password,
         password_hash=password_hash,
         tags=[str(t) for t in tags],
-        hashing_algorithm=algorithm,
+        hashing_algorithm=algorithm if password_hash is not None else None,
     )
     return Created(not exists)
 

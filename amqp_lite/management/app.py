@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote
 
 import attrs
 
+from amqp_lite.login import DEFAULT_LOOPBACK_USERS, is_loopback
 from amqp_lite.management.http import Request, Response
 from vhosts.errors import AccessRefused, BrokerError, NotFound
 from vhosts.users import User
@@ -260,6 +261,14 @@ class Router:
             raise HttpError(
                 401, "not_authorized", "Login failed", headers=(("www-authenticate", _REALM),)
             )
+        # As RabbitMQ: a loopback-only user (guest) is refused from elsewhere, here too.
+        server = self.admin.server
+        loopback_users = server.loopback_users if server is not None else DEFAULT_LOOPBACK_USERS
+        if user.name in loopback_users and not is_loopback(request.peer):
+            log.warning(
+                "HTTP access denied: user '%s' - User can only log in via localhost", user.name
+            )
+            raise not_authorised("User can only log in via localhost")
         if not _MANAGEMENT_TAGS & set(user.tags):
             raise not_authorised("Not management user")
         return user

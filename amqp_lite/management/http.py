@@ -33,6 +33,7 @@ class Request:
     target: str  # path and query, as sent (percent-encoded)
     headers: dict[str, str]  # lower-case names; a repeated header keeps its last value
     body: bytes
+    peer: str = ""  # the client's address ("" when unknown)
 
 
 @attrs.frozen
@@ -88,7 +89,7 @@ class HttpServer:
             return
         self._open += 1
         try:
-            await self._converse(stream)
+            await self._converse(stream, _peer_host(stream))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away
         except Exception:  # a bug costs this connection, never the broker
@@ -98,11 +99,11 @@ class HttpServer:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def _converse(self, stream: trio.abc.Stream) -> None:
+    async def _converse(self, stream: trio.abc.Stream, peer: str) -> None:
         connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         while True:
             try:
-                request = await self._receive(stream, connection)
+                request = await self._receive(stream, connection, peer)
             except _BadRequest as error:
                 if connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     text = str(error).encode()
@@ -119,7 +120,9 @@ class HttpServer:
             except h11.LocalProtocolError:
                 return
 
-    async def _receive(self, stream: trio.abc.Stream, connection: h11.Connection) -> Request | None:
+    async def _receive(
+        self, stream: trio.abc.Stream, connection: h11.Connection, peer: str
+    ) -> Request | None:
         """The next whole request; None when the client closed or stayed idle too long."""
         head: h11.Request | None = None
         body: list[bytes] = []
@@ -167,6 +170,7 @@ class HttpServer:
                         for name, value in head.headers
                     },
                     body=b"".join(body),
+                    peer=peer,
                 )
             elif isinstance(event, h11.ConnectionClosed):
                 return None
@@ -188,3 +192,12 @@ class HttpServer:
             data = (data or b"") + (connection.send(h11.Data(data=response.body)) or b"")
         data = (data or b"") + (connection.send(h11.EndOfMessage()) or b"")
         await stream.send_all(data)
+
+
+def _peer_host(stream: trio.abc.Stream) -> str:
+    """The client's address, under TLS too ("" when the stream is not a socket's)."""
+    if isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    if isinstance(stream, trio.SocketStream):
+        return str(stream.socket.getpeername()[0])
+    return ""
