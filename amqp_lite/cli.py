@@ -28,8 +28,18 @@ from vhosts.store import StoreError
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ctl"]:  # its options may come before or after its verb: it parses them
+        from amqp_lite.ctl import main as ctl
+
+        return ctl(argv[1:])
     parser = argparse.ArgumentParser(prog="amqp-lite", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "ctl",
+        help="rabbitmqctl's verbs (list_queues, add_user, trace_on...) against a running broker",
+        add_help=False,
+    )
 
     serve = commands.add_parser("serve", help="run the broker")
     serve.add_argument("--host", default="127.0.0.1")
