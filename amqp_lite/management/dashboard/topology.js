@@ -236,16 +236,18 @@ export function drawTopology(topology, { showBuiltin = false, trace = null } = {
   const columns = order(nodes, edges, ranks);
   const tallest = Math.max(...columns.map((c) => c.length));
   const loops = edges.filter((e) => e.backward);
-  // Backward links (dead letters, cycles) run below everything and up the gap left of their
-  // target, each in a lane of its own: room for them on the left and at the bottom.
-  const left = PAD + (loops.length ? 22 + loops.length * LANE : 0);
+  // Backward links (dead letters, cycles) leave their source to the right, run below
+  // everything and come up the gap left of their target, each in a lane of its own: room for
+  // them on both sides and at the bottom.
+  const margin = loops.length ? 16 + loops.length * LANE : 0;
+  const left = PAD + margin;
   const at = new Map();
   columns.forEach((column, c) => {
     const offset = ((tallest - column.length) * ROW) / 2;
     column.forEach((id, i) => at.set(id, { x: left + c * (W + GAP), y: PAD + offset + i * ROW }));
   });
   const bottom = PAD + tallest * ROW - (ROW - H);
-  const width = left + PAD + columns.length * W + (columns.length - 1) * GAP;
+  const width = left + margin + PAD + columns.length * W + (columns.length - 1) * GAP;
   const height = bottom + PAD + (loops.length ? 18 + loops.length * LANE : 0);
 
   // A key sits where it is unambiguous: by its target when that has no other labelled link
@@ -260,17 +262,26 @@ export function drawTopology(topology, { showBuiltin = false, trace = null } = {
   const edgeViews = edges.map((edge) => {
     const a = at.get(edge.from);
     const b = at.get(edge.to);
-    const width = labelWidth(edge.label);
+    const chars = edge.backward ? LABEL_CHARS + 12 : LABEL_CHARS;
+    const width = labelWidth(edge.label, chars);
     let d;
     let spot;
     if (edge.backward) {
       const lane = loops.indexOf(edge);
       const low = bottom + 18 + lane * LANE;
-      const side = b.x - 16 - lane * LANE;
-      const sx = a.x + W / 2 + (lane % 3) * 12;
-      const ty = b.y + H * 0.72;
-      d = rounded([{ x: sx, y: a.y + H }, { x: sx, y: low }, { x: side, y: low }, { x: side, y: ty }, { x: b.x, y: ty }]);
-      spot = { x: (sx + side) / 2, y: low };
+      const out = a.x + W + 12 + lane * LANE;
+      const back = b.x - 12 - lane * LANE;
+      const sy = a.y + H - 10;
+      const ty = b.y + H - 10;
+      d = rounded([
+        { x: a.x + W, y: sy },
+        { x: out, y: sy },
+        { x: out, y: low },
+        { x: back, y: low },
+        { x: back, y: ty },
+        { x: b.x, y: ty },
+      ]);
+      spot = { x: (out + back) / 2, y: low };
     } else {
       const x1 = a.x + W;
       const x2 = b.x;
@@ -290,7 +301,7 @@ export function drawTopology(topology, { showBuiltin = false, trace = null } = {
           "g",
           { class: "edge-label" },
           s("rect", { x: spot.x - width / 2, y: spot.y - 9, width, height: 18, rx: 4 }),
-          s("text", { x: spot.x, y: spot.y + 4, "text-anchor": "middle" }, clip(edge.label, LABEL_CHARS)),
+          s("text", { x: spot.x, y: spot.y + 4, "text-anchor": "middle" }, clip(edge.label, chars)),
         )
       : null;
     return s(
@@ -367,8 +378,8 @@ function queueSummary(q) {
   return parts.filter(Boolean).join(" · ");
 }
 
-function labelWidth(text) {
-  return Math.min(text.length, LABEL_CHARS) * 6.7 + 12;
+function labelWidth(text, chars) {
+  return Math.min(text.length, chars) * 6.7 + 12;
 }
 
 /** id -> "on" | "miss" | "final" for everything the trace touched. */
