@@ -138,11 +138,33 @@ class Admin:
 
     def vhost_metadata(self, name: str) -> dict[str, Any]:
         vhost = self.node.vhost(self._vhost(name))
-        return {"description": vhost.description, "tags": list(vhost.tags)}
+        return {
+            "description": vhost.description,
+            "tags": list(vhost.tags),
+            "default_queue_type": vhost.default_queue_type,
+        }
 
-    def set_vhost_metadata(self, name: str, *, description: str, tags: list[str]) -> None:
+    def set_vhost_metadata(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        default_queue_type: str | None = None,
+    ) -> None:
+        """What an operator says of a vhost; what is not given stays as it was.
+
+        `default_queue_type` ("quorum", "classic") is the x-queue-type its queues get when
+        declared without one, where the type allows their flags, as RabbitMQ 3.11 has it;
+        ValueError for a type this broker does not have.
+        """
         vhost = self.node.vhost(self._vhost(name))
-        vhost.description, vhost.tags = description, list(tags)
+        if default_queue_type is not None:
+            self.node.set_default_queue_type(name, default_queue_type)
+        if description is not None:
+            vhost.description = description
+        if tags is not None:
+            vhost.tags = list(tags)
 
     def set_tracing(self, name: str, on: bool) -> None:
         """Turn the firehose tracer on or off for a vhost (`rabbitmqctl trace_on`/`trace_off`):

@@ -38,6 +38,7 @@ class ChannelConsumer:
 
     __slots__ = (
         "arguments",
+        "credit_limit",
         "deliveries",
         "exclusive",
         "no_ack",
@@ -68,7 +69,9 @@ class ChannelConsumer:
         self.tag = tag
         self.no_ack = no_ack
         self.exclusive = exclusive
-        self.prefetch = prefetch  # 0: no per-consumer limit
+        self.prefetch = prefetch  # basic.qos prefetch-count when it was made; 0: no limit
+        # What has_credit holds it to: its prefetch, or its queue type's default without one.
+        self.credit_limit = prefetch or queue.default_prefetch
         self.priority = priority  # x-priority
         self.arguments: Mapping[str, Any] = arguments or {}  # its basic.consume arguments
         self.unacked = 0
@@ -79,7 +82,7 @@ class ChannelConsumer:
     def has_credit(self) -> bool:
         if self.no_ack:
             return self.deliveries.can_deliver_unlimited()
-        if self.prefetch and self.unacked >= self.prefetch:
+        if self.credit_limit and self.unacked >= self.credit_limit:
             return False
         return self.deliveries.can_deliver()
 
@@ -96,6 +99,8 @@ class ReplyQueue:
     A reply published to the default exchange with this name as routing key is delivered at
     once, unacknowledged and regardless of flow control, as RabbitMQ does; nothing is stored.
     """
+
+    default_prefetch = 0  # a reply consumer is never limited
 
     def __init__(self, deliveries: DeliveryCredit, owner: ConsumerOwner) -> None:
         self.deliveries = deliveries

@@ -168,13 +168,14 @@ class Topology:
             if name:
                 vhost.check_queue_name(name)
             else:
+                name, server_named = vhost.new_queue_name(), True
                 vhost.check_server_named(
+                    name,
                     arguments,
                     durable=method.durable,
                     exclusive=method.exclusive,
                     auto_delete=method.auto_delete,
                 )
-                name, server_named = vhost.new_queue_name(), True
             self._check("configure", "queue", name)
             dead_letter_exchange = arguments.get(DEAD_LETTER_EXCHANGE)
             if isinstance(dead_letter_exchange, str) and name not in vhost.queues:

@@ -74,7 +74,7 @@ class RouteKey:
 
 @attrs.frozen
 class Target:
-    kind: str  # "queue" or "exchange"
+    kind: str  # "exchange", "queue", or a queue of another type ("quorum queue")
     name: str
 
     def __str__(self) -> str:

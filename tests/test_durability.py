@@ -83,6 +83,59 @@ def publish_until_killed(url: str, publisher: str, confirmed: list[bytes]) -> No
         return  # the broker died under us, as intended
 
 
+class QuorumTraffic:
+    """Publishes transient messages to a quorum queue, which keeps them all the same, while it
+    takes some, acks some, requeues some and leaves others unacked when the broker dies.
+
+    live: confirmed and not acked; maybe: an ack sent but not known to have landed.
+    """
+
+    QUEUE = "crash-quorum"
+    ARGUMENTS = {"x-queue-type": "quorum", "x-delivery-limit": 1000}  # requeues to the front
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.live: set[bytes] = set()
+        self.maybe: set[bytes] = set()
+        self._count = 0
+        self.published = 0  # confirmed, over all rounds
+
+    def check_recovered(self, url: str) -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        channel.queue_declare(self.QUEUE, durable=True, arguments=self.ARGUMENTS)
+        recovered = [body for body, _redelivered in drain(channel, self.QUEUE)]
+        connection.close()
+        assert len(recovered) == len(set(recovered)), "a quorum message came back twice"
+        assert self.live <= set(recovered), f"quorum lost {sorted(self.live - set(recovered))}"
+        self.live, self.maybe = set(), set()  # drained: acked with no-ack gets
+
+    def run_until_killed(self, url: str, name: str) -> None:
+        try:
+            connection = pika.BlockingConnection(pika.URLParameters(url))
+            channel = connection.channel()
+            channel.confirm_delivery()
+            while True:
+                for _ in range(self.rng.randint(1, 5)):
+                    body = f"{name}-{self._count}".encode()
+                    self._count += 1
+                    channel.basic_publish("", self.QUEUE, body)  # transient; once confirmed
+                    self.live.add(body)
+                    self.published += 1
+                method, _properties, body = channel.basic_get(self.QUEUE)
+                if method is None:
+                    continue
+                how = self.rng.choice(("ack", "requeue", "hold"))
+                if how == "ack":
+                    self.live.discard(body)
+                    self.maybe.add(body)
+                    channel.basic_ack(method.delivery_tag)
+                elif how == "requeue":
+                    channel.basic_nack(method.delivery_tag, requeue=True)
+        except (AMQPError, OSError):
+            return  # the broker died under us, as intended
+
+
 @pytest.fixture
 def crash_rounds(request) -> int:
     return int(request.config.getoption("--crash-rounds"))
@@ -187,14 +240,17 @@ class Churn:
 
 def test_kill_9_never_loses_a_confirmed_message(tmp_path: Path, crash_rounds: int) -> None:
     """Publishers fill a queue while another client deletes and declares a second one, holding
-    deliveries across the deletes; the broker is killed at a random moment, each round."""
+    deliveries across the deletes, and another works a quorum queue with transient messages;
+    the broker is killed at a random moment, each round."""
     rng = random.Random(os.environ.get("CRASH_SEED"))
     expected: set[bytes] = set()
     churn = Churn("churn", rng)
+    quorum = QuorumTraffic(rng)
     for round_number in range(crash_rounds):
         broker = BrokerProcess(tmp_path)
         try:
             churn.check_recovered(broker.url)
+            quorum.check_recovered(broker.url)
             setup = pika.BlockingConnection(pika.URLParameters(broker.url))
             setup.channel().queue_declare("crash", durable=True)
             setup.close()
@@ -208,6 +264,11 @@ def test_kill_9_never_loses_a_confirmed_message(tmp_path: Path, crash_rounds: in
                 for i in range(3)
             ]
             churn.name = f"churn{round_number}"
+            threads.append(
+                threading.Thread(
+                    target=quorum.run_until_killed, args=(broker.url, f"quorum{round_number}")
+                )
+            )
             threads.append(threading.Thread(target=churn.run_until_killed, args=(broker.url,)))
             for thread in threads:
                 thread.start()
@@ -228,6 +289,7 @@ def test_kill_9_never_loses_a_confirmed_message(tmp_path: Path, crash_rounds: in
     survivor = BrokerProcess(tmp_path)
     try:
         churn.check_recovered(survivor.url)
+        quorum.check_recovered(survivor.url)
         connection = pika.BlockingConnection(pika.URLParameters(survivor.url))
         recovered = [body for body, _redelivered in drain(connection.channel(), "crash")]
         connection.close()
@@ -236,6 +298,7 @@ def test_kill_9_never_loses_a_confirmed_message(tmp_path: Path, crash_rounds: in
     assert len(recovered) == len(set(recovered)), "a message came back twice"
     assert expected <= set(recovered), f"lost {len(expected - set(recovered))} confirmed"
     assert churn.cycles >= crash_rounds, "the queue was hardly ever deleted"
+    assert quorum.published >= crash_rounds, "the quorum queue was hardly used"
 
 
 class _watching:

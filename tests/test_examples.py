@@ -30,6 +30,8 @@ EXPECTED = {
     "07_rpc.py": "every request got its answer",
     "08_publisher_confirms.py": "returned: 'lost?' came back with 312 NO_ROUTE",
     "09_retry_with_delay.py": "attempt 3 at 'charge card 4242' succeeded",
+    "10_poison_messages.py": "set aside after 3 crashes: 'resize corrupt.jpg' in 'tasks.poison' "
+    "(reason delivery_limit, from 'tasks')",
 }
 
 

@@ -116,8 +116,7 @@ REFUSED = [
     ("x-queue-type", "foo", "\"unsupported queue type 'foo'\""),
     ("x-queue-type", "Classic", "\"unsupported queue type 'Classic'\""),
     ("x-queue-type", "", "\"unsupported queue type ''\""),
-    # RabbitMQ has these two; we refuse them as it refuses a type it does not have.
-    ("x-queue-type", "quorum", "\"unsupported queue type 'quorum'\""),
+    # RabbitMQ has streams; we refuse them as it refuses a type it does not have.
     ("x-queue-type", "stream", "\"unsupported queue type 'stream'\""),
     ("x-queue-type", b"classic", "{unacceptable_type,binary}"),
     ("x-queue-type", 1, "{unacceptable_type,signedint}"),
@@ -257,8 +256,8 @@ def test_quorum_only_arguments_are_reported_in_table_order() -> None:
 
 
 def test_an_unknown_queue_type_is_reported_before_other_bad_values() -> None:
-    assert queue_error({"x-message-ttl": -1, "x-queue-type": "quorum"}) == (
-        f"invalid arg 'x-queue-type' for {Q}: \"unsupported queue type 'quorum'\""
+    assert queue_error({"x-message-ttl": -1, "x-queue-type": "bogus"}) == (
+        f"invalid arg 'x-queue-type' for {Q}: \"unsupported queue type 'bogus'\""
     )
 
 

@@ -95,7 +95,7 @@ def test_a_type_plugs_in_by_its_class(log_type: type[LogQueue]) -> None:
     )
     text = refusal(lambda: vhost.declare_queue("q", OWNER, arguments={"x-queue-type": "log"}))
     assert text == "invalid property 'non-durable' for queue 'q' in vhost '/'"
-    text = refusal(lambda: vhost.check_server_named({"x-queue-type": "log"}, **_FLAGS))
+    text = refusal(lambda: vhost.check_server_named("amq.gen-1", {"x-queue-type": "log"}, **_FLAGS))
     assert text == "Cannot declare a server-named queue for type rabbit_log_queue"
     # A redeclare compares what it takes, in its order.
     text = refusal(

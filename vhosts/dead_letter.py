@@ -14,7 +14,7 @@ from typing import Any
 
 from vhosts.message import Message, evolve
 
-REASONS = ("rejected", "expired", "maxlen")
+REASONS = ("rejected", "expired", "maxlen", "delivery_limit")  # the last: quorum queues
 
 
 class Long(int):

@@ -38,6 +38,7 @@ import attrs
 from vhosts.errors import BrokerError
 from vhosts.node import Node
 from vhosts.policies import Policy, validate_policy
+from vhosts.queue_types import QUEUE_TYPES
 from vhosts.topology import (
     BindingSpec,
     ExchangeSpec,
@@ -192,7 +193,10 @@ def _current_versions(node: Node, definitions: Definitions) -> Topology:
                 )
             )
     return Topology(
-        vhosts=tuple(VhostSpec(name) for name in node.vhosts),
+        vhosts=tuple(
+            VhostSpec(name, default_queue_type=vhost.default_queue_type)
+            for name, vhost in node.vhosts.items()
+        ),
         users=tuple(UserSpec(user.name, password_hash="") for user in node.users),
         exchanges=tuple(exchanges),
         queues=tuple(queues),
@@ -304,7 +308,7 @@ class _Reader:
         top = self.where(document, "top level")
         version = document.get("rabbit_version", document.get("rabbitmq_version", ""))
         readers: dict[str, Callable[[_Object, Where], Any]] = {
-            "vhosts": lambda o, w: VhostSpec(self.field(o, w, "name", str), w),
+            "vhosts": self.vhost,
             "users": lambda o, w: self.user(o, w, str(version)),
             "permissions": self.permission,
             "topic_permissions": self.topic_permission,
@@ -344,6 +348,17 @@ class _Reader:
                     f"{_UNSUPPORTED[section]}"
                 )
         return definitions
+
+    def vhost(self, obj: _Object, where: Where) -> VhostSpec:
+        name = self.field(obj, where, "name", str)
+        metadata = self.field(obj, where, "metadata", dict, {})
+        default_type = metadata.get("default_queue_type")
+        if default_type is not None and default_type not in QUEUE_TYPES:
+            known = ", ".join(sorted(QUEUE_TYPES))
+            raise self.fail(
+                where, f'unknown default_queue_type "{default_type}" (amqp-lite has {known})'
+            )
+        return VhostSpec(name, where, default_type)
 
     def user(self, obj: _Object, where: Where, version: str) -> UserSpec:
         name = self.field(obj, where, "name", str)

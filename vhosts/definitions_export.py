@@ -40,7 +40,7 @@ def export_definitions(node: Node) -> dict[str, Any]:
             }
             for user in users
         ],
-        "vhosts": [_vhost(vhost.name) for vhost in vhosts],
+        "vhosts": [_vhost(vhost) for vhost in vhosts],
         "permissions": [
             {
                 "user": user.name,
@@ -77,9 +77,12 @@ def export_definitions(node: Node) -> dict[str, Any]:
     }
 
 
-def _vhost(name: str) -> dict[str, Any]:
-    description = "Default virtual host" if name == DEFAULT_VHOST else ""
-    return {"name": name, "limits": [], "metadata": {"description": description, "tags": []}}
+def _vhost(vhost: VirtualHost) -> dict[str, Any]:
+    description = "Default virtual host" if vhost.name == DEFAULT_VHOST else ""
+    metadata: dict[str, Any] = {"description": description, "tags": []}
+    if vhost.default_queue_type is not None:  # RabbitMQ writes it only when set
+        metadata = {"default_queue_type": vhost.default_queue_type, **metadata}
+    return {"name": vhost.name, "limits": [], "metadata": metadata}
 
 
 def _policies(vhost: VirtualHost) -> Iterator[dict[str, Any]]:
@@ -109,7 +112,7 @@ def _queue(vhost: str, queue: Queue) -> dict[str, Any]:
         "vhost": vhost,
         "durable": queue.durable,
         "auto_delete": queue.auto_delete,
-        "type": "classic",
+        "type": queue.type_name,
         "arguments": _json(queue.arguments),
     }
 

@@ -80,6 +80,7 @@ class QueueInfo:
     messages_unacknowledged: int
     message_bytes_ready: int
     consumers: int
+    type: str = "classic"  # its x-queue-type
 
     @property
     def messages(self) -> int:
@@ -186,6 +187,7 @@ def queue_info(vhost: VirtualHost, queue: Queue) -> QueueInfo:
         queue.unacked_count,
         queue.ready_bytes,
         queue.consumer_count,
+        queue.type_name,
     )
 
 

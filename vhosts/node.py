@@ -14,6 +14,7 @@ from vhosts.events import NodeEvents
 from vhosts.message import Message
 from vhosts.policies import Policy
 from vhosts.queue import Queue, StoredEntry
+from vhosts.queue_types import check_queue_type_name
 from vhosts.store import Store, stored_bcc
 from vhosts.stream_storage import STREAMS_DIRECTORY, StreamStorage
 from vhosts.timers import Timers
@@ -95,12 +96,19 @@ class Node:
         for name in vhost_names:
             self.add_vhost(name)
 
-    def add_vhost(self, name: str) -> VirtualHost:
+    def add_vhost(self, name: str, *, default_queue_type: str | None = None) -> VirtualHost:
+        """Create vhost `name` if it is not there; `default_queue_type`, when given, becomes
+        its default queue type (see `set_default_queue_type`)."""
         vhost = self.vhosts.get(name)
+        if vhost is not None and default_queue_type is not None:
+            self.set_default_queue_type(name, default_queue_type)
         if vhost is None:
+            if default_queue_type is not None:
+                check_queue_type_name(default_queue_type)
             vhost = self.vhosts[name] = self._new_vhost(name, self.store)
+            vhost.default_queue_type = default_queue_type
             if self.store is not None:
-                self.store.save_vhost(name)
+                self.store.save_vhost(name, default_queue_type)
             self.events.vhost_created.emit(vhost)
             guest = self.users.get("guest")
             if guest is not None and name not in guest.permissions:
@@ -129,6 +137,17 @@ class Node:
         if vhost is not None:
             self.events.vhost_deleted.emit(vhost)
         return vhost
+
+    def set_default_queue_type(self, name: str, queue_type: str | None) -> None:
+        """The x-queue-type a vhost's queues get when declared without one, where the type
+        allows their flags (RabbitMQ 3.11's vhost metadata); None: classic, as before.
+        ValueError for a type this broker does not have."""
+        vhost = self.vhost(name)
+        if queue_type is not None:
+            check_queue_type_name(queue_type)
+        vhost.default_queue_type = queue_type
+        if self.store is not None:
+            self.store.save_vhost(name, queue_type)
 
     def vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
@@ -331,8 +350,11 @@ class Node:
 
 def _stored_topology(store: Store) -> Topology:
     """What the store holds apart from messages: everything durable, so declared durable."""
+    default_types = store.default_queue_types()
     return Topology(
-        vhosts=tuple(VhostSpec(name) for name in store.vhosts()),
+        vhosts=tuple(
+            VhostSpec(name, default_queue_type=default_types.get(name)) for name in store.vhosts()
+        ),
         users=tuple(UserSpec(*user) for user in store.users()),
         permissions=tuple(
             PermissionSpec(user, vhost, Permission(configure, write, read))

@@ -21,7 +21,13 @@ import attrs
 
 from exchanges.erlang_text import binary, erlang_float
 from exchanges.values import octets
-from vhosts.queue_settings import OVERFLOW_MODES, QUEUE_MODES, erlang_string
+from vhosts.queue_settings import (
+    DEAD_LETTER_STRATEGIES,
+    LEADER_LOCATORS,
+    OVERFLOW_MODES,
+    QUEUE_MODES,
+    erlang_string,
+)
 
 APPLY_TO = ("all", "queues", "exchanges")
 
@@ -56,10 +62,22 @@ CHECKED_KEYS: dict[str, tuple[Any, str]] = {
     "message-ttl": (_natural(0), "is not a valid message TTL"),
     "overflow": (lambda v: v in OVERFLOW_MODES, "is not a valid overflow value"),
     "queue-mode": (lambda v: v in QUEUE_MODES, "is not a valid queue-mode value"),  # no effect
+    # Quorum queues.
+    "delivery-limit": (_natural(0), "is not a valid delivery limit"),
+    "dead-letter-strategy": (
+        lambda v: v in DEAD_LETTER_STRATEGIES,
+        "is not a valid dead letter strategy",
+    ),
+    "max-in-memory-length": (_natural(0), "is not a valid maximum memory in bytes"),  # sic
+    "max-in-memory-bytes": (_natural(0), "is not a valid maximum memory in bytes"),
+    "queue-leader-locator": (
+        lambda v: v in LEADER_LOCATORS,
+        "is not a valid queue leader locator value",
+    ),
 }
 
-# Keys RabbitMQ (or a common plugin) knows that mean nothing here: mirroring, quorum queues,
-# streams, federation. They are taken and ignored, values unchecked, so that definitions
+# Keys RabbitMQ (or a common plugin) knows that mean nothing here: mirroring, streams,
+# federation. They are taken and ignored, values unchecked, so that definitions
 # exported from a production broker load.
 IGNORED_KEYS = frozenset(
     {
@@ -71,13 +89,8 @@ IGNORED_KEYS = frozenset(
         "ha-promote-on-failure",
         "queue-master-locator",
         "queue-version",
-        "max-in-memory-length",
-        "max-in-memory-bytes",
-        "delivery-limit",
-        "dead-letter-strategy",
         "max-age",
         "stream-max-segment-size-bytes",
-        "queue-leader-locator",
         "initial-cluster-size",
         "federation-upstream",
         "federation-upstream-set",

@@ -132,6 +132,13 @@ class QueueHost(Protocol):
         """Republish `entries` (already out of the ready list) through the queue's DLX."""
         ...
 
+    def dead_letter_confirmed(
+        self, queue: Queue, entry: QueueEntry, reason: str, settled: set[str]
+    ) -> bool:
+        """Offer the dead letter of `entry` to the target queues not in `settled`; True once
+        every target took it (at-least-once dead-lettering)."""
+        ...
+
     def queue_expired(self, queue: Queue) -> None:
         """The queue was unused for its x-expires: delete it."""
         ...
@@ -146,6 +153,11 @@ class _Detached:
 
     def dead_letter(self, queue: Queue, entries: list[QueueEntry], reason: str) -> None:
         pass
+
+    def dead_letter_confirmed(
+        self, queue: Queue, entry: QueueEntry, reason: str, settled: set[str]
+    ) -> bool:
+        return True
 
     def queue_expired(self, queue: Queue) -> None:
         pass
@@ -165,6 +177,10 @@ class Queue:
     # Policy keys the type cannot take: a policy holding any of them does not apply to it.
     unsupported_policies: ClassVar[frozenset[str]] = frozenset()
     server_named: ClassVar[bool] = False  # may queue.declare with an empty name make one?
+    # Does the store keep every message, or (False) only persistent ones?
+    keeps_every_message: ClassVar[bool] = False
+    # The prefetch of a consumer made without one (0: no limit).
+    default_prefetch: ClassVar[int] = 0
 
     @classmethod
     def compatible(cls, *, durable: bool, exclusive: bool, auto_delete: bool) -> bool:
@@ -286,7 +302,7 @@ class Queue:
             return None
         entry = self._new_entry(message)
         self.counts.publish += 1
-        if self.store is not None and self._keeps(message):
+        if self.store is not None and (self.keeps_every_message or message.persistent):
             self._persist(entry)
         self.ready.append(entry)
         self.ready_bytes += len(message.body)
@@ -307,10 +323,6 @@ class Queue:
         if ttl is not None:
             entry.expires_at = self.host.clock.now() + ttl / 1000
         return entry
-
-    def _keeps(self, message: Message) -> bool:
-        """Does the store keep this message (the queue having a store)? Persistent ones."""
-        return message.persistent
 
     def _would_overflow(self, message: Message) -> bool:
         max_length, max_bytes = self.settings.max_length, self.settings.max_length_bytes
@@ -449,7 +461,7 @@ class Queue:
         return None
 
     def get(self, *, no_ack: bool) -> QueueEntry | None:
-        self.touch()
+        self._used()
         ready = self.ready
         if ready and ready[0].expires_at is not None:
             self.expire_due(self.host.clock.now())
@@ -584,8 +596,12 @@ class Queue:
         self.expire_due(now)
         self._schedule_expiry()
 
-    def touch(self) -> None:
-        """The queue was used (declared again, a basic.get): its x-expires starts over."""
+    def touch(self, *, passive: bool = False) -> None:
+        """The queue was declared again (`passive`: only looked up): x-expires starts over."""
+        self._used()
+
+    def _used(self) -> None:
+        """The queue was used (a basic.get, its last consumer went): x-expires starts over."""
         if self.settings.expires is not None:
             self._last_used = self.host.clock.now()
             self._schedule_idle_check()
@@ -645,8 +661,7 @@ class Queue:
         if self._consumer_groups is not None:
             self._regroup()
         if not self.consumers:
-            self.touch()
-            self._schedule_idle_check()
+            self._used()
         # With a single active consumer the next in line is active now, but like RabbitMQ 3.10
         # the queue does not run for it here: what waits goes once something stirs the queue (a
         # publish, a requeue, a new consumer, a channel going). A client that closes its channel

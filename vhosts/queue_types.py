@@ -42,12 +42,21 @@ from vhosts.queue_settings import (
     erlang_string,
     invalid_argument,
 )
+from vhosts.quorum_queue import QuorumQueue
 
 # By the value of x-queue-type.
 QUEUE_TYPES: dict[str, type[Queue]] = {
     ClassicQueue.type_name: ClassicQueue,
+    QuorumQueue.type_name: QuorumQueue,
 }
 DEFAULT_QUEUE_TYPE = ClassicQueue.type_name  # a queue declared without x-queue-type
+
+
+def check_queue_type_name(name: str) -> None:
+    """ValueError unless `name` is a queue type this broker has (a vhost's default, say)."""
+    if name not in QUEUE_TYPES:
+        known = ", ".join(sorted(QUEUE_TYPES))
+        raise ValueError(f"unknown queue type '{name}' (this broker has {known})")
 
 
 def queue_class(arguments: Mapping[str, Any]) -> type[Queue]:
@@ -92,12 +101,13 @@ def check_queue_type(arguments: Mapping[str, Any], queue_description: str) -> ty
     return chosen
 
 
-def check_server_named(arguments: Mapping[str, Any]) -> None:
+def check_server_named(arguments: Mapping[str, Any], queue_description: str) -> None:
     """queue.declare with an empty name: only types that allow it, as RabbitMQ refuses them.
+    `queue_description` names the queue by the name it would get.
 
     RabbitMQ 3.10 crashes (541) on an unknown x-queue-type here; the usual 406 for it says more.
     """
-    chosen = check_queue_type(arguments, "a server-named queue")
+    chosen = check_queue_type(arguments, queue_description)
     if not chosen.server_named:
         raise PreconditionFailed(
             f"Cannot declare a server-named queue for type {chosen.rabbit_module}"

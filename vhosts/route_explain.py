@@ -40,7 +40,10 @@ def explain_route(
 
 def _named(destination: Hashable) -> tuple[str, str]:
     # Anything else a router holds is queue-like: a Queue, a direct reply-to consumer, or
-    # the stand-in for a queue that does not exist.
+    # the stand-in for a queue that does not exist. A queue of a type other than classic says
+    # so ("quorum queue 'jobs'"): what happens to the message there differs.
     if isinstance(destination, Exchange):
         return "exchange", destination.name
-    return "queue", destination.name  # type: ignore[attr-defined]
+    queue_type = getattr(destination, "type_name", "classic")
+    kind = "queue" if queue_type == "classic" else f"{queue_type} queue"
+    return kind, destination.name  # type: ignore[attr-defined]

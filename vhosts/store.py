@@ -23,11 +23,12 @@ from typing import Any
 import attrs
 
 STORE_FILE = "amqp-lite.sqlite3"  # the store's one file, in its data directory
-SCHEMA_VERSION = 4  # 2: queue_messages.expires_at; 3: policies, messages.bcc; 4: topic_permissions
+SCHEMA_VERSION = 5  # 2: queue_messages.expires_at; 3: policies, messages.bcc; 4: topic_permissions
+# 5: vhosts.default_queue_type
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS vhosts (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS vhosts (name TEXT PRIMARY KEY, default_queue_type TEXT);
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, algorithm TEXT NOT NULL, tags TEXT NOT NULL
 );
@@ -72,7 +73,7 @@ CREATE TABLE IF NOT EXISTS queue_messages (
 
 # Operation kinds, each one SQL statement run with executemany over a run of rows.
 _SQL = {
-    "vhost": "INSERT OR REPLACE INTO vhosts VALUES (?)",
+    "vhost": "INSERT OR REPLACE INTO vhosts VALUES (?, ?)",
     "vhost-": "DELETE FROM vhosts WHERE name = ?",
     "vhost-queue-messages-": "DELETE FROM queue_messages WHERE vhost = ?",
     "vhost-queues-": "DELETE FROM queues WHERE vhost = ?",
@@ -108,8 +109,8 @@ _SQL = {
     "release": "DELETE FROM held_messages WHERE id = ?",
     "vhost-held-": "DELETE FROM held_messages WHERE vhost = ?",
     "message-": "DELETE FROM messages WHERE id = ?",
-    "enqueue": "INSERT OR REPLACE INTO queue_messages VALUES (?, ?, ?, ?, 0, ?)",
-    "delivered": "UPDATE queue_messages SET redelivered = 1 "
+    "enqueue": "INSERT OR REPLACE INTO queue_messages VALUES (?, ?, ?, ?, ?, ?)",
+    "delivered": "UPDATE queue_messages SET redelivered = ? "
     "WHERE vhost = ? AND queue = ? AND seq = ?",
     "dequeue": "DELETE FROM queue_messages WHERE vhost = ? AND queue = ? AND seq = ?",
 }
@@ -228,8 +229,8 @@ class Store:
     def has_pending(self) -> bool:
         return self._op_seq > self._taken_upto
 
-    def save_vhost(self, name: str) -> None:
-        self._record("vhost", (name,))
+    def save_vhost(self, name: str, default_queue_type: str | None = None) -> None:
+        self._record("vhost", (name, default_queue_type))
 
     def delete_vhost(self, name: str) -> None:
         for kind in (
@@ -358,12 +359,21 @@ class Store:
         self._record("release", (held_id,))
 
     def enqueue(
-        self, vhost: str, queue: str, seq: int, message_id: int, expires_at: float | None = None
+        self,
+        vhost: str,
+        queue: str,
+        seq: int,
+        message_id: int,
+        expires_at: float | None = None,
+        delivered: int = 0,
     ) -> int:
-        return self._record("enqueue", (vhost, queue, seq, message_id, expires_at))
+        """A queue holds a stored message at position `seq`; `delivered`: how often it was
+        delivered before (the queue's type decides whether that is a count or a flag)."""
+        return self._record("enqueue", (vhost, queue, seq, message_id, delivered, expires_at))
 
-    def mark_delivered(self, vhost: str, queue: str, seq: int) -> None:
-        self._record("delivered", (vhost, queue, seq))
+    def mark_delivered(self, vhost: str, queue: str, seq: int, delivered: int = 1) -> None:
+        """The entry at `seq` was delivered: after a restart it counts as `delivered` times."""
+        self._record("delivered", (delivered, vhost, queue, seq))
 
     def dequeue(self, vhost: str, queue: str, seq: int) -> None:
         self._record("dequeue", (vhost, queue, seq))
@@ -398,6 +408,11 @@ class Store:
 
     def vhosts(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT name FROM vhosts ORDER BY name")]
+
+    def default_queue_types(self) -> dict[str, str]:
+        """The vhosts that have a default queue type, and theirs."""
+        rows = self._db.execute("SELECT name, default_queue_type FROM vhosts")
+        return {name: kind for name, kind in rows if kind is not None}
 
     def users(self) -> list[tuple[str, str, str, list[str]]]:
         rows = self._db.execute("SELECT name, password_hash, algorithm, tags FROM users")
@@ -515,6 +530,7 @@ _MIGRATIONS = {
     1: ("ALTER TABLE queue_messages ADD COLUMN expires_at REAL",),
     2: ("ALTER TABLE messages ADD COLUMN bcc TEXT",),  # and the new policies table
     3: (),  # the new topic_permissions table
+    4: ("ALTER TABLE vhosts ADD COLUMN default_queue_type TEXT",),
 }
 
 

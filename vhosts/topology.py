@@ -37,6 +37,7 @@ from vhosts.vhost import VirtualHost
 class VhostSpec:
     name: str
     origin: object = None  # where it came from, for the caller's error messages
+    default_queue_type: str | None = None  # None: leave the vhost's as it is
 
 
 @attrs.frozen
@@ -166,7 +167,7 @@ class TopologyTarget(Protocol):
     @property
     def users(self) -> Users: ...
 
-    def add_vhost(self, name: str) -> VirtualHost: ...
+    def add_vhost(self, name: str, *, default_queue_type: str | None = None) -> VirtualHost: ...
 
     def add_user(
         self,
@@ -187,7 +188,7 @@ def apply_topology(node: TopologyTarget, topology: Topology, rules: Rules) -> No
     """Apply `topology` to `node`, section by section, under `rules`."""
     for v in topology.vhosts:
         with _applying(rules, v.origin):
-            node.add_vhost(v.name)
+            node.add_vhost(v.name, default_queue_type=v.default_queue_type)
     for u in topology.users:
         with _applying(rules, u.origin):
             node.add_user(

@@ -251,14 +251,14 @@ class VirtualHost:
         `new_queue_name` given with `server_named=True`."""
         if passive:
             queue = self.queue(name, owner)
-            queue.touch()
+            queue.touch(passive=True)
             return queue
         arguments = self.with_default_type(
             arguments or {}, durable=durable, exclusive=exclusive, auto_delete=auto_delete
         )
         if not name:
-            check_server_named(arguments)
             name = self.new_queue_name()
+            check_server_named(arguments, f"queue '{name}' in vhost '{self.name}'")
         elif not server_named:
             self.check_queue_name(name)
         existing = self.queues.get(name)
@@ -316,13 +316,21 @@ class VirtualHost:
         )
 
     def check_server_named(
-        self, arguments: dict[str, Any], *, durable: bool, exclusive: bool, auto_delete: bool
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
     ) -> None:
-        """May queue.declare with an empty name make this queue? Some types refuse it."""
+        """May queue.declare with an empty name make this queue, named `name`? Some types
+        refuse it."""
         check_server_named(
             self.with_default_type(
                 arguments, durable=durable, exclusive=exclusive, auto_delete=auto_delete
-            )
+            ),
+            f"queue '{name}' in vhost '{self.name}'",
         )
 
     def new_queue(self, name: str, **options: Any) -> Queue:
@@ -557,33 +565,69 @@ class VirtualHost:
 
     def dead_letter(self, queue: Queue, entries: list[QueueEntry], reason: str) -> None:
         """Republish what left `queue` (rejected, expired, over its limit) through its DLX."""
-        settings = queue.settings
-        exchange_name = settings.dead_letter_exchange
-        exchange = self.exchanges.get(exchange_name) if exchange_name is not None else None
+        exchange = self._dead_letter_exchange(queue)
         if exchange is None:
             return  # RabbitMQ drops a dead letter whose exchange does not exist
         now = self.clock.now()
         for entry in entries:
-            message = dead_lettered(
-                entry.message,
-                queue.name,
-                reason,
-                exchange.name,
-                settings.dead_letter_routing_key,
-                now,
-            )
-            headers = message.properties.headers
-            targets: Iterable[Queue]
-            if message.bcc:  # routed by every key it was published with, as RabbitMQ does
-                keys = _routing_keys(message.routing_key, headers)
-                keys += [key for key in message.bcc if key not in keys]
-                targets = self.walk(exchange, keys, headers, message)
-            else:
-                targets = self.route(exchange, message.routing_key, headers, message)
-            if reason != "rejected":  # an automatic loop back to a queue ends there
-                targets = [q for q in targets if not is_death_cycle(q.name, headers)]
+            message, targets = self._dead_letter_targets(queue, exchange, entry, reason, now)
             for target in targets:
                 target.enqueue(message)
+
+    def dead_letter_confirmed(
+        self, queue: Queue, entry: QueueEntry, reason: str, settled: set[str]
+    ) -> bool:
+        """At-least-once dead-lettering (quorum queues): offer the dead letter of `entry` to
+        each target queue not yet in `settled`; those that take it join `settled`.
+
+        True once it reached some queue and no target refused it (a full reject-publish
+        queue): the source may forget it then. Each target records the message in the store
+        before the source forgets it, so a crash between keeps a copy.
+        """
+        exchange = self._dead_letter_exchange(queue)
+        if exchange is None:
+            return False  # kept until the exchange exists
+        message, targets = self._dead_letter_targets(
+            queue, exchange, entry, reason, self.clock.now()
+        )
+        routed = refused = False
+        for target in targets:
+            routed = True
+            if target.name in settled:
+                continue
+            if target.enqueue(message) is None:
+                refused = True
+            else:
+                settled.add(target.name)
+        return routed and not refused
+
+    def _dead_letter_exchange(self, queue: Queue) -> Exchange | None:
+        name = queue.settings.dead_letter_exchange
+        return self.exchanges.get(name) if name is not None else None
+
+    def _dead_letter_targets(
+        self, queue: Queue, exchange: Exchange, entry: QueueEntry, reason: str, now: float
+    ) -> tuple[Message, Iterable[Queue]]:
+        """The dead letter of `entry` and the queues it goes to, as RabbitMQ routes it."""
+        message = dead_lettered(
+            entry.message,
+            queue.name,
+            reason,
+            exchange.name,
+            queue.settings.dead_letter_routing_key,
+            now,
+        )
+        headers = message.properties.headers
+        targets: Iterable[Queue]
+        if message.bcc:  # routed by every key it was published with, as RabbitMQ does
+            keys = _routing_keys(message.routing_key, headers)
+            keys += [key for key in message.bcc if key not in keys]
+            targets = self.walk(exchange, keys, headers, message)
+        else:
+            targets = self.route(exchange, message.routing_key, headers, message)
+        if reason != "rejected":  # an automatic loop back to a queue ends there
+            targets = [q for q in targets if not is_death_cycle(q.name, headers)]
+        return message, targets
 
     def _hold_for(self, message: Message, exchange: Exchange, delay_ms: int) -> None:
         self._hold(exchange, message, self.clock.now() + delay_ms / 1000)

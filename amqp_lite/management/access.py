@@ -42,13 +42,20 @@ def _vhost(call: Call, name: str) -> dict[str, Any]:
         "name": name,
         "description": meta["description"],
         "tags": list(meta["tags"]),
-        "metadata": {"description": meta["description"], "tags": list(meta["tags"])},
-        "default_queue_type": "undefined",
+        "metadata": _metadata(meta),
+        "default_queue_type": meta["default_queue_type"] or "undefined",
         "tracing": call.admin.tracing(name),
         "cluster_state": {NODE_NAME: "running"},
         "message_stats": message_stats(stats, key, stats.vhost_counts(name), CHANNEL_STATS),
         **with_rates(stats, key, totals, tuple(totals)),
     }
+
+
+def _metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    shown = {"description": meta["description"], "tags": list(meta["tags"])}
+    if meta["default_queue_type"] is not None:
+        shown["default_queue_type"] = meta["default_queue_type"]
+    return shown
 
 
 def vhosts(call: Call) -> Any:
@@ -77,7 +84,18 @@ def put_vhost(call: Call) -> Created:
     if isinstance(tags, str):
         tags = [t.strip() for t in tags.split(",") if t.strip()]
     description = body.get("description", meta["description"])
-    call.admin.set_vhost_metadata(name, description=str(description), tags=[str(t) for t in tags])
+    default_type = body.get("default_queue_type")
+    if default_type is not None and not isinstance(default_type, str):
+        raise bad_request("default_queue_type must be a string")
+    try:
+        call.admin.set_vhost_metadata(
+            name,
+            description=str(description),
+            tags=[str(t) for t in tags],
+            default_queue_type=default_type,
+        )
+    except ValueError as error:
+        raise bad_request(str(error)) from None
     if tracing is not None:
         call.admin.set_tracing(name, tracing)
     if created:

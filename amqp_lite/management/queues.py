@@ -78,6 +78,13 @@ def queue_json(call: Call, queue: Queue, *, details: bool = False) -> dict[str, 
         "message_stats": message_stats(stats, queue, queue.counts, QUEUE_STATS),
         **with_rates(stats, queue, totals, tuple(totals)),
     }
+    if queue.type_name == "quorum":  # what RabbitMQ adds for its Raft members
+        shaped.update(
+            leader=NODE_NAME,
+            members=[NODE_NAME],
+            online=[NODE_NAME],
+            messages_dlx=getattr(queue, "dead_letter_count", 0),
+        )
     owner = queue.exclusive_owner
     if isinstance(owner, ServerConnection):
         shaped["owner_pid_details"] = {
