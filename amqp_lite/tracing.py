@@ -49,6 +49,8 @@ class ChannelTracer:
 
     def published(self, message: Message, queues: Collection[Named]) -> None:
         """`message` was routed to `queues` and is about to be enqueued there."""
+        if self._unheard():
+            return
         if message.exchange == DEFAULT_EXCHANGE:
             # RabbitMQ's default exchange names a queue for each routing key before looking
             # the queues up, so its trace lists those names, queues or not.
@@ -73,6 +75,8 @@ class ChannelTracer:
         """`entry` went out on this channel (basic.deliver or basic.get-ok)."""
         if entry.message.exchange == TRACE_EXCHANGE:
             return  # a trace message is never traced again, or the firehose would feed itself
+        if self._unheard():
+            return
         self._trace(
             "deliver",
             entry.queue.name,
@@ -86,7 +90,17 @@ class ChannelTracer:
             },
         )
 
+    def _unheard(self) -> bool:
+        """Nothing would receive a copy: no binding, no alternate exchange. The copy is then
+        counted as published to the trace exchange, and not made."""
+        exchange = self.vhost.exchanges[TRACE_EXCHANGE]
+        if len(exchange.router) or exchange.alternate_exchange:
+            return False
+        exchange.publish_in += 1
+        return True
+
     def _trace(self, event: str, name: str, message: Message, details: dict[str, Any]) -> None:
+        vhost = self.vhost
         headers = {
             "exchange_name": message.exchange,
             "routing_keys": message_routing_keys(message),
@@ -95,7 +109,6 @@ class ChannelTracer:
             **details,
         }
         copy = Message(TRACE_EXCHANGE, f"{event}.{name}", Properties(headers=headers), message.body)
-        vhost = self.vhost
         vhost.publish(vhost.exchanges[TRACE_EXCHANGE], copy)
 
 

@@ -18,7 +18,7 @@ import pytest
 import trio
 from pika.adapters.blocking_connection import BlockingChannel
 
-from amqp_lite import Broker, run_in_thread
+from amqp_lite import Broker, ThreadedBroker, run_in_thread
 from amqp_lite.wire import methods
 from amqp_lite.wire.frames import encode_method
 from amqp_lite.wire.properties import Properties, encode_properties
@@ -352,3 +352,22 @@ async def test_a_vhost_starts_untraced(server: Broker) -> None:
     with pytest.raises(Exception, match="no vhost"):
         server.admin.set_tracing("missing", True)
     await trio.lowlevel.checkpoint()
+
+
+def test_copies_nobody_would_receive_are_counted_not_made(broker: ThreadedBroker) -> None:
+    broker.admin.set_tracing("/", True)
+    connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+    channel = connection.channel()
+    queue = channel.queue_declare("", exclusive=True).method.queue
+
+    def published_to_trace() -> int:
+        return broker.call(lambda: broker.node.vhost("/").exchanges[TRACE].publish_in)
+
+    channel.basic_publish("", queue, b"unheard")
+    channel.basic_get(queue, auto_ack=True)
+    assert published_to_trace() == 2  # a publish and a delivery, as RabbitMQ counts them
+    sink = _sink(channel)
+    channel.basic_publish("", queue, b"heard")
+    assert [key for key, _, _ in _drain(channel, sink)] == ["publish."]
+    assert published_to_trace() == 3
+    connection.close()
