@@ -76,7 +76,7 @@ class Publisher:
             return
         refused = self.route(exchange, message, method.mandatory)
         if self._confirms.active:
-            self._confirms.published(refused=refused, stored=message.store_id is not None)
+            self._confirms.published(refused=refused, stored=message.on_disk)
             counts = self._deliveries.counts
             counts.received_confirm += 1
             if not refused:

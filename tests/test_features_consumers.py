@@ -364,8 +364,6 @@ def test_single_active_consumer_false_is_an_ordinary_queue(
         ({"x-queue-type": "bogus"}, "\"unsupported queue type 'bogus'\""),
         ({"x-queue-type": "Classic"}, "\"unsupported queue type 'Classic'\""),
         ({"x-queue-type": 5}, "{unacceptable_type,signedint}"),
-        # RabbitMQ has streams; this broker lacks them and says so as RabbitMQ would.
-        ({"x-queue-type": "stream"}, "\"unsupported queue type 'stream'\""),
     ],
 )
 def test_bad_queue_arguments_are_refused(

@@ -116,8 +116,6 @@ REFUSED = [
     ("x-queue-type", "foo", "\"unsupported queue type 'foo'\""),
     ("x-queue-type", "Classic", "\"unsupported queue type 'Classic'\""),
     ("x-queue-type", "", "\"unsupported queue type ''\""),
-    # RabbitMQ has streams; we refuse them as it refuses a type it does not have.
-    ("x-queue-type", "stream", "\"unsupported queue type 'stream'\""),
     ("x-queue-type", b"classic", "{unacceptable_type,binary}"),
     ("x-queue-type", 1, "{unacceptable_type,signedint}"),
     ("x-queue-type", None, "{unacceptable_type,void}"),

@@ -52,6 +52,7 @@ class Message:
         "body",
         "encoded_properties",
         "exchange",
+        "logged",
         "routing_key",
         "store_id",
         "store_refs",
@@ -78,6 +79,8 @@ class Message:
         self.encoded_properties = encoded_properties
         self.store_id: int | None = None  # set once the durable store holds the content
         self.store_refs = 0  # durable queues and delayed exchanges holding it; see keep_in
+        # A stream's log holds it: on disk once the store's current write cycle is done.
+        self.logged = False
         self.ttl: int | None = None  # milliseconds, from the `expiration` property when set
         # The BCC header's keys: the header goes before routing, but RabbitMQ keeps the keys
         # with the message and routes its dead letters by them too.
@@ -119,6 +122,11 @@ class Message:
         self.store_refs -= 1
         if not self.store_refs:
             store.delete_message(self.store_id)
+
+    @property
+    def on_disk(self) -> bool:
+        """Did routing write it anywhere durable (so that a confirm waits for the fsync)?"""
+        return self.store_id is not None or self.logged
 
     @property
     def persistent(self) -> bool:

@@ -116,7 +116,14 @@ class Node:
         return vhost
 
     def _new_vhost(self, name: str, store: Store | None = None) -> VirtualHost:
-        return VirtualHost(name, store, clock=self.clock, timers=self.timers, events=self.events)
+        return VirtualHost(
+            name,
+            store,
+            clock=self.clock,
+            timers=self.timers,
+            events=self.events,
+            streams=self.streams,
+        )
 
     def delete_vhost(self, name: str) -> VirtualHost | None:
         """Remove a vhost and everything in it; the caller closes connections still open on it.
@@ -298,6 +305,7 @@ class Node:
         self._recover_messages(store)
         self._recover_held_messages(store)
         store.drop_orphans()
+        self.streams.forget_unclaimed()  # logs of streams deleted while their files stayed
 
     def _recover_held_messages(self, store: Store) -> None:
         """Delayed messages go back on the clock; those already due are released at once."""

@@ -194,6 +194,11 @@ class Queue:
         """Refuse (PreconditionFailed) the declare flags the type cannot have."""
 
     @classmethod
+    def check_declaration(cls, arguments: Mapping[str, Any], description: str) -> None:
+        """Refuse what the type refuses after the arguments and flags passed (a stream's
+        segment size over RabbitMQ's ceiling, say)."""
+
+    @classmethod
     def resolve_settings(
         cls, arguments: Mapping[str, Any], policy: Mapping[str, Any] | None
     ) -> QueueSettings:

@@ -82,6 +82,9 @@ class QueueSettings:
     # Quorum queues: redeliveries past this are dead-lettered (None: no limit), and how.
     delivery_limit: int | float | None = None
     dead_letter_strategy: str = "at-most-once"
+    # Streams: segments whose newest message is older go (ms), and where segments roll (bytes).
+    max_age: int | None = None
+    max_segment_size: int | None = None
 
     @property
     def limited(self) -> bool:
@@ -192,12 +195,29 @@ def _check_max_age(value: Any, _arguments: Mapping[str, Any]) -> None:
     # RabbitMQ crashes (541) on a value with no leading digits; a 406 says the same more kindly.
     if not isinstance(value, str):
         raise _Invalid(f"{{unacceptable_type,{type_name(value)}}}")
-    digits = len(value) - len(value.lstrip("0123456789"))
-    if not digits or int(value[:digits]) <= 0 or value[digits:] not in MAX_AGE_UNITS:
+    if max_age_ms(value) is None:
         raise _Invalid("invalid_max_age")
 
 
-MAX_AGE_UNITS = ("Y", "M", "D", "h", "m", "s")
+# An age's units, as x-max-age and the max-age policy key take them ("7D", "1h", "30s").
+MAX_AGE_UNITS = {
+    "Y": 365 * 24 * 3600 * 1000,
+    "M": 30 * 24 * 3600 * 1000,
+    "D": 24 * 3600 * 1000,
+    "h": 3600 * 1000,
+    "m": 60 * 1000,
+    "s": 1000,
+}
+
+
+def max_age_ms(text: str) -> int | None:
+    """An age like "7D" in milliseconds; None unless digits (not all zero) and one unit."""
+    digits = len(text) - len(text.lstrip("0123456789"))
+    unit = MAX_AGE_UNITS.get(text[digits:])
+    if not digits or unit is None or int(text[:digits]) <= 0:
+        return None
+    return int(text[:digits]) * unit
+
 
 _Check = Callable[[Any, Mapping[str, Any]], None]
 

@@ -13,7 +13,8 @@ How a new queue type plugs in
    `declare_arguments` and `consume_arguments` (what it takes, in RabbitMQ's order; RabbitMQ's
    other types' arguments are then refused with its text), `unsupported_policies` and
    `server_named`; override the classmethods `compatible` (may a vhost default make one),
-   `check_properties` (durable/exclusive/auto-delete refusals), `resolve_settings` (arguments
+   `check_properties` (durable/exclusive/auto-delete refusals), `check_declaration` (checks
+   of its own that come after those), `resolve_settings` (arguments
    and policy into settings) and, for variants of one type, `variant`. An argument check
    RabbitMQ has that is not yet in `vhosts.queue_settings.DECLARE_CHECKS` goes there, in
    RabbitMQ's place.
@@ -43,11 +44,13 @@ from vhosts.queue_settings import (
     invalid_argument,
 )
 from vhosts.quorum_queue import QuorumQueue
+from vhosts.stream_queue import StreamQueue
 
 # By the value of x-queue-type.
 QUEUE_TYPES: dict[str, type[Queue]] = {
     ClassicQueue.type_name: ClassicQueue,
     QuorumQueue.type_name: QuorumQueue,
+    StreamQueue.type_name: StreamQueue,
 }
 DEFAULT_QUEUE_TYPE = ClassicQueue.type_name  # a queue declared without x-queue-type
 
@@ -142,4 +145,5 @@ def check_new_queue(
         auto_delete=auto_delete,
         description=queue_description,
     )
+    chosen.check_declaration(arguments, queue_description)
     return chosen

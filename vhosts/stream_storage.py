@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 STREAMS_DIRECTORY = "streams"  # in a data directory, beside the store
 LABEL_FILE = "stream.json"  # in each stream's directory: which stream it is
+OFFSETS_FILE = "offsets.json"  # and where its tracked consumers resume
 REMOVED_SUFFIX = ".removed"
 
 
@@ -52,6 +53,7 @@ class StreamStorage:
         self._pending: dict[SegmentLog, None] = {}  # logs with something to write, in order
         self._new: dict[SegmentLog, tuple[str, str]] = {}  # directories to make, and labels
         self._removed: list[SegmentLog] = []  # logs of deleted streams: directories to remove
+        self._offsets: dict[SegmentLog, dict[str, int]] = {}  # tracked offsets to write
         self._found: dict[tuple[str, str], Path] | None = None  # by recovery, not yet claimed
 
     @property
@@ -65,7 +67,7 @@ class StreamStorage:
 
     @property
     def has_pending(self) -> bool:
-        return bool(self._pending or self._new or self._removed)
+        return bool(self._pending or self._new or self._removed or self._offsets)
 
     # -- opening and removing ------------------------------------------------------------------
 
@@ -96,10 +98,26 @@ class StreamStorage:
         log.on_pending = _ignore
         log.close_readers()
         self._pending.pop(log, None)
+        self._offsets.pop(log, None)
         if self._new.pop(log, None) is not None:
             return  # never written: nothing on disk to remove
         self._wake()
         self._removed.append(log)
+
+    def tracked_offsets(self, log: SegmentLog) -> dict[str, int]:
+        """Where the stream's tracked consumers resume, by name, as last saved."""
+        try:
+            saved = json.loads((log.directory / OFFSETS_FILE).read_bytes())
+        except (OSError, ValueError):  # none yet, or a save cut short: start afresh
+            return {}
+        if not isinstance(saved, dict):
+            return {}
+        return {k: v for k, v in saved.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+    def save_offsets(self, log: SegmentLog, offsets: Mapping[str, int]) -> None:
+        """Keep the stream's tracked offsets with the next batch."""
+        self._wake()
+        self._offsets[log] = dict(offsets)
 
     def forget_unclaimed(self) -> None:
         """Recovery is over: directories of streams the node no longer has are removed."""
@@ -133,8 +151,9 @@ class StreamStorage:
             [(log, log.take_batch()) for log in self._pending],
             list(self._new.items()),
             self._removed,
+            list(self._offsets.items()),
         )
-        self._pending, self._new, self._removed = {}, {}, []
+        self._pending, self._new, self._removed, self._offsets = {}, {}, [], {}
         return batch
 
     def write_batch(self, batch: StreamBatch) -> None:
@@ -148,6 +167,11 @@ class StreamStorage:
             _fsync_directory(root)
         for log, log_batch in batch.logs:
             log.write_batch(log_batch)
+        for log, offsets in batch.offsets:
+            if log.directory.is_dir():  # not yet if the stream never had a message
+                staged = log.directory / (OFFSETS_FILE + ".new")
+                staged.write_bytes(json.dumps(offsets).encode())
+                os.replace(staged, log.directory / OFFSETS_FILE)
         for log in batch.removed:
             log.close()
             gone = log.directory.with_name(log.directory.name + REMOVED_SUFFIX)
@@ -171,19 +195,22 @@ class StreamStorage:
 
 
 class StreamBatch:
-    """One cycle's writes: each log's batch, directories to make, logs to remove."""
+    """One cycle's writes: each log's batch, directories to make, logs to remove, and the
+    tracked offsets to keep."""
 
-    __slots__ = ("created", "logs", "removed")
+    __slots__ = ("created", "logs", "offsets", "removed")
 
     def __init__(
         self,
         logs: list[tuple[SegmentLog, Batch]],
         created: list[tuple[SegmentLog, tuple[str, str]]],
         removed: list[SegmentLog],
+        offsets: list[tuple[SegmentLog, dict[str, int]]],
     ) -> None:
         self.logs = logs
         self.created = created
         self.removed = removed
+        self.offsets = offsets
 
 
 def _scan(root: Path) -> dict[tuple[str, str], Path]:

@@ -31,6 +31,7 @@ from vhosts.queue import Queue, QueueEntry
 from vhosts.queue_settings import validate_exchange_arguments
 from vhosts.queue_types import check_new_queue, check_server_named, queue_class, with_default_type
 from vhosts.store import Store
+from vhosts.stream_storage import StreamStorage
 from vhosts.timers import Timers
 
 Destination = Queue | Exchange
@@ -81,8 +82,11 @@ class VirtualHost:
         clock: Clock | None = None,
         timers: Timers | None = None,
         events: VhostEvents | None = None,
+        streams: StreamStorage | None = None,
     ) -> None:
         self.name = name
+        # Where stream queues keep their logs: the node's (a temporary directory by default).
+        self.streams = streams if streams is not None else StreamStorage()
         self.clock = clock if clock is not None else Clock()
         self.timers = timers if timers is not None else Timers()
         self.events = events if events is not None else VhostEvents()  # the node's, shared
