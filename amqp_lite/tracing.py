@@ -26,6 +26,16 @@ from vhosts.exchange import DEFAULT_EXCHANGE, TRACE_EXCHANGE
 _PROPERTY_ORDER = tuple(reversed([p.attr for p in PROPERTIES]))
 
 
+# What a trace names as the connection of a message the management API publishes or gets
+# (RabbitMQ names the process of its internal connection, which has no counterpart here).
+MANAGEMENT_CONNECTION = "management API"
+
+
+def management_tracer(vhost: VirtualHost, user: str, node: str) -> ChannelTracer:
+    """The tracer of what the management API publishes and gets, on its channel 1."""
+    return ChannelTracer(vhost, connection=MANAGEMENT_CONNECTION, channel=1, user=user, node=node)
+
+
 class Named(Protocol):
     """A queue, or the pseudo-queue a direct reply-to reply reaches."""
 

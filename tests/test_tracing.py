@@ -371,3 +371,42 @@ def test_copies_nobody_would_receive_are_counted_not_made(broker: ThreadedBroker
     assert [key for key, _, _ in _drain(channel, sink)] == ["publish."]
     assert published_to_trace() == 3
     connection.close()
+
+
+def test_the_management_api_publishes_and_gets_traced() -> None:
+    with run_in_thread(management=True) as broker:
+        assert broker.management_url is not None
+        api = Api(broker.management_url)
+        broker.admin.set_tracing("/", True)
+        connection, channel = _open(Target(broker.url, broker=broker), "/")
+        sink = _sink(channel)
+        queue = channel.queue_declare("via-http").method.queue
+        published = api.post(
+            "/api/exchanges/%2F/amq.default/publish",
+            {
+                "properties": {},
+                "routing_key": queue,
+                "payload": "hello",
+                "payload_encoding": "string",
+            },
+        )
+        assert published.body == {"routed": True}
+        got = api.post(
+            f"/api/queues/%2F/{queue}/get",
+            {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"},
+        )
+        assert got.body[0]["payload"] == "hello"
+        traces = _drain(channel, sink)
+        assert [(key, body) for key, _, body in traces] == [
+            ("publish.", b"hello"),
+            (f"deliver.{queue}", b"hello"),
+        ]
+        for _, headers, _ in traces:
+            assert (headers["connection"], headers["channel"], headers["user"]) == (
+                "management API",
+                1,
+                "guest",
+            )
+        assert traces[0][1]["routed_queues"] == [queue]
+        assert traces[1][1]["redelivered"] == 0
+        connection.close()

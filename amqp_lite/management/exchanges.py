@@ -19,6 +19,7 @@ from amqp_lite.management.app import (
 from amqp_lite.management.bindings import binding_json
 from amqp_lite.management.paging import listing
 from amqp_lite.management.stats import EXCHANGE_STATS, with_rates
+from amqp_lite.tracing import management_tracer
 from amqp_lite.wire import Properties
 from amqp_lite.wire.properties import encode_properties
 from vhosts import Exchange, Message
@@ -169,7 +170,11 @@ def publish(call: Call) -> dict[str, Any]:
     message = Message(target.name, routing_key, properties, content, raw)
     vhost = call.admin.node.vhost(target.vhost_name)
     try:
-        queues, _ = vhost.publish(target, message)
+        trace = None
+        if vhost.tracing:
+            node = call.admin.node.cluster_name
+            trace = management_tracer(vhost, call.user.name, node).published
+        queues, _ = vhost.publish(target, message, trace)
     except BrokerError as error:
         raise bad_request(error.text) from None
     return {"routed": bool(queues)}

@@ -22,6 +22,7 @@ from amqp_lite.management.exchanges import properties_json
 from amqp_lite.management.overview import NODE_NAME
 from amqp_lite.management.paging import listing
 from amqp_lite.management.stats import QUEUE_STATS, message_stats, with_rates
+from amqp_lite.tracing import management_tracer
 from vhosts import Queue
 from vhosts.errors import BrokerError
 
@@ -193,10 +194,16 @@ def get_messages(call: Call) -> list[dict[str, Any]]:
         raise bad_request("truncate must be a non-negative integer")
     taken = []
     results = []
+    vhost = call.admin.node.vhost(queue.vhost_name)
+    tracer = None
+    if vhost.tracing:
+        tracer = management_tracer(vhost, call.user.name, call.admin.node.cluster_name)
     for _ in range(count):
         entry = queue.get(no_ack=False)
         if entry is None:
             break
+        if tracer is not None:
+            tracer.delivered(entry)
         taken.append(entry)
         message = entry.message
         payload = message.body if truncate is None else message.body[:truncate]
