@@ -196,10 +196,15 @@ async def _connect(url: str, tls: ssl.SSLContext | None = None) -> _Connection:
     return conn
 
 
-async def _declare(conn: _Connection, channel: int, queue: str, durable: bool) -> None:
-    await conn.rpc(
-        channel, methods.QueueDeclare(queue=queue, durable=durable), methods.QueueDeclareOk
+async def _declare(
+    conn: _Connection, channel: int, queue: str, durable: bool, queue_type: str | None = None
+) -> None:
+    """A queue for the run; of `queue_type` (x-queue-type) when given, durable if it must be."""
+    arguments = {"x-queue-type": queue_type} if queue_type else {}
+    declare = methods.QueueDeclare(
+        queue=queue, durable=durable or queue_type == "quorum", arguments=arguments
     )
+    await conn.rpc(channel, declare, methods.QueueDeclareOk)
 
 
 class _Confirms:
@@ -253,6 +258,7 @@ class BenchResult:
     consume_seconds: float = 0.0
     consume_cpu: float = 0.0
     round_trips_us: list[float] = field(default_factory=list)
+    queue_type: str | None = None  # x-queue-type of the queues, when given
     connections: int = 0
     connections_seconds: float = 0.0
 
@@ -278,6 +284,8 @@ class BenchResult:
             return f"client cpu {100 * used / wall:.0f}%" if wall else ""
 
         kind = "persistent, durable queue" if self.persistent else "transient"
+        if self.queue_type:
+            kind += f", {self.queue_type} queue"
         return "\n".join(
             [
                 f"amqp-lite bench  {self.url}",
@@ -433,11 +441,12 @@ async def _round_trips(
     body: bytes,
     raw_properties: bytes,
     durable: bool,
+    queue_type: str | None = None,
 ) -> list[float]:
     consumer = await _connect(url, tls)
     try:
         await consumer.rpc(1, methods.ChannelOpen(), methods.ChannelOpenOk)
-        await _declare(consumer, 1, queue, durable)
+        await _declare(consumer, 1, queue, durable, queue_type)
         consume = methods.BasicConsume(queue=queue, consumer_tag="rtt", no_ack=True)
         await consumer.rpc(1, consume, methods.BasicConsumeOk)
         channel = 3
@@ -482,12 +491,15 @@ async def measure(
     persistent: bool = False,
     ssl_context: ssl.SSLContext | None = None,
     connections: int = 0,
+    queue_type: str | None = None,
 ) -> BenchResult:
-    """Run the measurements against the broker at `url` and return the figures."""
+    """Run the measurements against the broker at `url` and return the figures; `queue_type`
+    ("quorum") declares the queues with that x-queue-type (a quorum queue is durable)."""
     tls = tls_context(url, ssl_context)
     parts = urlsplit(url)
     shown = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
     result = BenchResult(shown, messages, size, persistent, window, prefetch, ack_every)
+    result.queue_type = queue_type
     body = b"x" * size
     raw_properties = encode_properties(Properties(delivery_mode=2) if persistent else None)
     stem = f"amqp-lite-bench-{uuid.uuid4().hex[:12]}"
@@ -495,13 +507,21 @@ async def measure(
     conn = await _connect(url, tls)
     try:
         await conn.rpc(4, methods.ChannelOpen(), methods.ChannelOpenOk)  # for setup and cleanup
-        await _declare(conn, 4, queue, persistent)
+        await _declare(conn, 4, queue, persistent, queue_type)
         try:
             await _publish_confirmed(conn, queue, result, body, raw_properties)
             await _consume(conn, queue, result)
             if latency_messages > 0:
                 result.round_trips_us = await _round_trips(
-                    url, tls, conn, rtt_queue, latency_messages, body, raw_properties, persistent
+                    url,
+                    tls,
+                    conn,
+                    rtt_queue,
+                    latency_messages,
+                    body,
+                    raw_properties,
+                    persistent,
+                    queue_type,
                 )
             if connections > 0:
                 result.connections = connections
@@ -532,6 +552,7 @@ def run_bench(
     timeout: float = 300.0,
     ssl_context: ssl.SSLContext | None = None,
     connections: int = 0,
+    queue_type: str | None = None,
 ) -> int:
     """Measure, print the table; 0 on success, 1 (with the reason on stderr) otherwise."""
 
@@ -548,6 +569,7 @@ def run_bench(
                 persistent=persistent,
                 ssl_context=ssl_context,
                 connections=connections,
+                queue_type=queue_type,
             )
 
     try:

@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--latency-messages", type=int, default=2000, help="0 skips round trips")
     bench.add_argument("--persistent", action="store_true", help="delivery_mode 2, durable queue")
     bench.add_argument(
+        "--queue-type",
+        choices=("classic", "quorum"),
+        help="declare the queues with this x-queue-type (a quorum queue is durable)",
+    )
+    bench.add_argument(
         "--connections", type=int, default=0, help="also time opening this many connections"
     )
     bench.add_argument(
@@ -259,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             persistent=args.persistent,
             ssl_context=_bench_tls(args),
             connections=args.connections,
+            queue_type=args.queue_type,
         )
     return 2
 

@@ -23,6 +23,13 @@ def test_bench_reports_positive_rates(
     assert broker.url.split("@")[1] in out and "guest:guest" not in out  # no password shown
 
 
+def test_bench_on_quorum_queues(broker: ThreadedBroker, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_bench(broker.url, messages=200, latency_messages=20, queue_type="quorum") == 0
+    out = capsys.readouterr().out
+    assert "(transient, quorum queue)" in out and "0 nacked" in out and "200 in" in out
+    assert broker.admin.queues("/") == []  # deleted afterwards
+
+
 def test_bench_over_tls_and_timing_connections(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("cryptography", reason="generated certificates need amqp-lite[tls]")
     from amqp_lite import run_in_thread
