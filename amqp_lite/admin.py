@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from amqp_lite import resources as resource_readings
 from amqp_lite.connection import ServerConnection, State
 from vhosts import Node, Permission, Queue, inventory
 from vhosts.errors import NotFound, PreconditionFailed
@@ -102,6 +104,19 @@ class ConsumerInfo:
     exclusive: bool
     prefetch_count: int
     arguments: dict[str, Any]
+
+
+@attrs.frozen
+class ResourceInfo:
+    """Memory and disk as the alarms see them (RabbitMQ's mem_* and disk_free* node fields)."""
+
+    mem_used: int  # bytes, the resident set when last read
+    mem_limit: int  # the high watermark, in bytes
+    mem_alarm: bool
+    disk_free: int  # bytes free where the data directory is, when last read
+    disk_free_limit: int
+    disk_free_alarm: bool
+    total_memory: int  # what a relative watermark is a fraction of
 
 
 class Admin:
@@ -382,6 +397,35 @@ class Admin:
                         )
                     )
         return found
+
+    # -- resources -------------------------------------------------------------------------------
+
+    def resources(self) -> ResourceInfo:
+        """Memory and disk, their limits and alarms; read now when nothing watches them."""
+        alarms = self.node.alarms
+        monitor = self.server.resources if self.server is not None else None
+        if monitor is None:
+            total = resource_readings.available_memory()
+            watermark = resource_readings.MemoryWatermark()
+            disk_limit = resource_readings.DiskFreeLimit()
+            return ResourceInfo(
+                resource_readings.resident_memory(),
+                watermark.limit(total),
+                resource_readings.MEMORY in alarms,
+                resource_readings.free_disk_space(Path.cwd()),
+                disk_limit.limit(total),
+                resource_readings.DISK in alarms,
+                total,
+            )
+        return ResourceInfo(
+            monitor.memory_used,
+            monitor.memory_limit,
+            resource_readings.MEMORY in alarms,
+            monitor.disk_free,
+            monitor.disk_free_limit,
+            resource_readings.DISK in alarms,
+            monitor.total_memory,
+        )
 
     # -- the whole topology ----------------------------------------------------------------------
 

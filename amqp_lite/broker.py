@@ -22,6 +22,7 @@ import trio
 
 from amqp_lite.admin import Admin
 from amqp_lite.login import DEFAULT_LOOPBACK_USERS
+from amqp_lite.resources import DiskFreeLimit, MemoryWatermark, ResourceMonitor
 from amqp_lite.server import Server
 from amqp_lite.storage import CODEC, open_store
 from amqp_lite.tls import VERIFY_PEER, TlsOptions, server_ssl_context
@@ -114,6 +115,11 @@ class Broker(_Shortcuts):
         prometheus_host: str | None = None,
         prometheus_port: int = 0,
         prometheus_tls: bool = False,
+        memory_high_watermark: str | float | MemoryWatermark = 0.4,
+        disk_free_limit: str | int | DiskFreeLimit = "50MB",
+        memory_used: Callable[[], int] | None = None,
+        disk_free: Callable[[], int] | None = None,
+        total_memory: int | None = None,
     ) -> None:
         """`data_dir=None` keeps nothing on disk; a directory makes durable things survive.
 
@@ -132,6 +138,13 @@ class Broker(_Shortcuts):
 
         `prometheus` serves RabbitMQ's Prometheus metrics (`prometheus_url`) on
         `prometheus_port` (0: a free one), over HTTPS with `prometheus_tls`.
+
+        The memory and disk alarms block publishers as RabbitMQ's do: `memory_high_watermark` is
+        a fraction of `total_memory` (by default the machine's, or the cgroup's limit) or a size
+        such as "300MB"; `disk_free_limit` a size, or "mem_relative:1.5". `memory_used` and
+        `disk_free` replace the readings (bytes now), for a test that moves the broker's clock
+        rather than filling memory: they are read every 2.5 s, and every 0.1 to 10 s, of it.
+        ValueError here for a setting that does not parse.
         """
         self.host = host
         self.data_dir = data_dir
@@ -160,6 +173,19 @@ class Broker(_Shortcuts):
         self.prometheus: Prometheus | None = None
         self._prometheus_scope: trio.CancelScope | None = None
         self._stats: Stats | None = None  # message counts the two HTTP endpoints share
+        self._memory_high_watermark = (
+            memory_high_watermark
+            if isinstance(memory_high_watermark, MemoryWatermark)
+            else MemoryWatermark.parse(memory_high_watermark)
+        )
+        self._disk_free_limit = (
+            disk_free_limit
+            if isinstance(disk_free_limit, DiskFreeLimit)
+            else DiskFreeLimit.parse(disk_free_limit)
+        )
+        self._memory_used = memory_used
+        self._disk_free = disk_free
+        self._total_memory = total_memory
 
     @property
     def port(self) -> int:
@@ -184,6 +210,12 @@ class Broker(_Shortcuts):
         if self.prometheus is None:
             raise RuntimeError("the metrics are off: Broker(prometheus=True) turns them on")
         return self.prometheus.url
+
+    @property
+    def resources(self) -> ResourceMonitor:
+        """The memory and disk monitor: its limits and last readings."""
+        assert self.server.resources is not None
+        return self.server.resources
 
     @property
     def url(self) -> str:
@@ -255,8 +287,21 @@ class Broker(_Shortcuts):
         if self.node is None or self._definitions is not None:
             self.node = await trio.to_thread.run_sync(self._prepare_node)
         self.tls = self._tls_options()
+        resources = ResourceMonitor(
+            self.node,
+            memory_high_watermark=self._memory_high_watermark,
+            disk_free_limit=self._disk_free_limit,
+            data_dir=self.data_dir if self.data_dir is not None else tempfile.gettempdir(),
+            memory_used=self._memory_used,
+            disk_free=self._disk_free,
+            total_memory=self._total_memory,
+        )
         self.server = Server(
-            self.node, heartbeat=self.heartbeat, loopback_users=self.loopback_users, tls=self.tls
+            self.node,
+            heartbeat=self.heartbeat,
+            loopback_users=self.loopback_users,
+            tls=self.tls,
+            resources=resources,
         )
         self.admin = Admin(self.node, self.server)
         self._nursery_manager = trio.open_nursery()

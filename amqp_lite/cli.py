@@ -9,12 +9,15 @@ import os
 import signal
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
 from amqp_lite.broker import Broker
 from amqp_lite.login import CERT_LOGIN_FROM, LOGIN_FROM_DN
+from amqp_lite.resources import DiskFreeLimit, MemoryWatermark
 from amqp_lite.storage import default_data_dir, open_store
 from amqp_lite.tls import (
     DEFAULT_TLS_PORT,
@@ -25,6 +28,8 @@ from amqp_lite.tls import (
 )
 from vhosts import DEFAULT_VHOST
 from vhosts.store import StoreError
+
+T = TypeVar("T")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +126,25 @@ def main(argv: list[str] | None = None) -> int:
         "--prometheus-tls",
         action="store_true",
         help="serve the Prometheus metrics over HTTPS with the same certificate",
+    )
+    limits = serve.add_argument_group(
+        "resources and limits", "RabbitMQ's flow control and limits, with its defaults"
+    )
+    limits.add_argument(
+        "--memory-high-watermark",
+        type=_parsed(MemoryWatermark.parse),
+        default=MemoryWatermark(),
+        metavar="FRACTION|SIZE",
+        help="block publishers while the broker uses more memory than this: a fraction of the "
+        "machine's memory (or the cgroup's limit), default 0.4, or a size such as 300MB, 2GiB",
+    )
+    limits.add_argument(
+        "--disk-free-limit",
+        type=_parsed(DiskFreeLimit.parse),
+        default=DiskFreeLimit(),
+        metavar="SIZE|mem_relative:X",
+        help="block publishers while the data directory's disk has less free space than this: "
+        "a size (default 50MB) or mem_relative:1.5 (times the memory)",
     )
     serve.add_argument(
         "--data-dir",
@@ -236,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                 prometheus_port=args.prometheus_port,
                 prometheus_tls=args.prometheus_tls,
                 password_hashing=args.password_hashing,
+                memory_high_watermark=args.memory_high_watermark,
+                disk_free_limit=args.disk_free_limit,
             )
             trio.run(_serve, broker)
         except refusals as error:
@@ -319,6 +345,18 @@ def _bench_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _parsed(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a parser whose ValueError says what is wrong."""
+
+    def argument(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return argument
 
 
 def _port_or_none(text: str) -> int | None:

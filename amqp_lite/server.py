@@ -20,6 +20,7 @@ import trio
 
 from amqp_lite.connection import CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, ServerConnection
 from amqp_lite.login import DEFAULT_LOOPBACK_USERS, TlsPeer
+from amqp_lite.resources import ResourceMonitor
 from amqp_lite.tls import TlsOptions
 from vhosts import Node
 from vhosts.store import Store
@@ -48,8 +49,10 @@ class Server:
         heartbeat: int = 60,
         loopback_users: Collection[str] = DEFAULT_LOOPBACK_USERS,
         tls: TlsOptions | None = None,
+        resources: ResourceMonitor | None = None,
     ) -> None:
-        """`tls` makes the TLS listener's context at once, so bad settings fail here."""
+        """`tls` makes the TLS listener's context at once, so bad settings fail here.
+        `resources` watches memory and disk while serving, and raises the node's alarms."""
         self.node = node
         if not node.cluster_name:  # as RabbitMQ's rabbit@<short hostname>
             node.cluster_name = f"amqp-lite@{socket.gethostname().split('.')[0]}"
@@ -61,6 +64,7 @@ class Server:
         self.host = ""
         self.port: int = 0  # the plain AMQP listener's, 0 when there is none
         self.tls_port: int = 0  # the amqps listener's, 0 when there is none
+        self.resources = resources
         self._nursery: trio.Nursery | None = None
 
     async def serve(
@@ -97,12 +101,16 @@ class Server:
                     nursery.start_soon(self._accept, listener, nursery, False)
                 for listener in secure:
                     nursery.start_soon(self._accept, listener, nursery, True)
+                if self.resources is not None:
+                    self.resources.start()
                 if plain:
                     log.info("listening on %s:%d", host, self.port)
                 if secure:
                     log.info("listening for TLS on %s:%d", host, self.tls_port)
                 task_status.started(self.port or self.tls_port)
         finally:
+            if self.resources is not None:
+                self.resources.stop()
             for undo in unsubscribe:
                 undo()
 

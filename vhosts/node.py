@@ -8,6 +8,8 @@ command line.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 from vhosts.clock import Clock
 from vhosts.errors import NotAllowed, NotFound
 from vhosts.events import NodeEvents
@@ -83,7 +85,9 @@ class Node:
         self.streams = streams
         if store is not None:
             streams.mark = store.mark  # a stream's write is part of the store's cycle
-        self.alarms: set[str] = set()  # resources in alarm: "memory", "disk"
+        # Resources in alarm ("memory", "disk"), each with what raised it: a free-space
+        # monitor and a failing write may both say "disk", and each clears only its own.
+        self._alarms: dict[str, set[str]] = {}
         # As RabbitMQ: the default user is made only on a node with no users and no vhosts
         # (a new store), so that a guest deleted for security stays deleted across restarts.
         if store is not None:
@@ -278,16 +282,28 @@ class Node:
     def clear_policy(self, vhost: str, name: str) -> bool:
         return self.vhost(vhost).delete_policy(name)
 
-    def set_alarm(self, resource: str) -> None:
-        """A resource ("memory", "disk") ran short: publishers are to be blocked."""
-        if resource not in self.alarms:
-            self.alarms.add(resource)
-            self.events.alarm_set.emit(resource)
+    @property
+    def alarms(self) -> AbstractSet[str]:
+        """The resources in alarm."""
+        return self._alarms.keys()
 
-    def clear_alarm(self, resource: str) -> None:
-        if resource in self.alarms:
-            self.alarms.discard(resource)
-            self.events.alarm_cleared.emit(resource)
+    def set_alarm(self, resource: str, source: str = "") -> None:
+        """A resource ("memory", "disk") ran short, as `source` finds: publishers are to be
+        blocked until every source that raised the alarm has cleared it."""
+        sources = self._alarms.get(resource)
+        if sources is None:
+            self._alarms[resource] = {source}
+            self.events.alarm_set.emit(resource)
+        else:
+            sources.add(source)
+
+    def clear_alarm(self, resource: str, source: str = "") -> None:
+        sources = self._alarms.get(resource)
+        if sources is not None and source in sources:
+            sources.discard(source)
+            if not sources:
+                del self._alarms[resource]
+                self.events.alarm_cleared.emit(resource)
 
     def _recover(self, store: Store) -> None:
         """Rebuild vhosts, users, durable topology and persistent messages from the store."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import resource
-import shutil
 import socket
 import time
 from typing import Any
@@ -129,11 +128,9 @@ def whoami(call: Call) -> dict[str, Any]:
 
 def _node(call: Call) -> dict[str, Any]:
     stats = call.stats
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    disk = shutil.disk_usage(os.getcwd())
+    figures = call.admin.resources()
     fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     server = call.admin.server
-    alarms = call.admin.node.alarms
     return {
         "name": NODE_NAME,
         "type": "disc",
@@ -142,12 +139,12 @@ def _node(call: Call) -> dict[str, Any]:
         "uptime": int((time.monotonic() - _STARTED) * 1000),
         "processors": os.cpu_count() or 1,
         "rates_mode": "basic",
-        "mem_used": usage.ru_maxrss * 1024,
-        "mem_limit": 0,
-        "mem_alarm": "memory" in alarms,
-        "disk_free": disk.free,
-        "disk_free_limit": 50_000_000,
-        "disk_free_alarm": "disk" in alarms,
+        "mem_used": figures.mem_used,
+        "mem_limit": figures.mem_limit,
+        "mem_alarm": figures.mem_alarm,
+        "disk_free": figures.disk_free,
+        "disk_free_limit": figures.disk_free_limit,
+        "disk_free_alarm": figures.disk_free_alarm,
         "fd_used": len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0,
         "fd_total": fd_limit,
         "sockets_used": len(server.connections) if server is not None else 0,

@@ -15,7 +15,6 @@ import hashlib
 import os
 import platform
 import resource
-import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from amqp_lite.identity import RABBITMQ_VERSION
 from amqp_lite.prometheus.text import Family, Labels
+from amqp_lite.resources import resident_memory
 from amqp_lite.version import __version__
 from vhosts.counters import MessageCounts
 from vhosts.queue import Queue
@@ -255,7 +255,6 @@ SPECS: dict[str, tuple[str, str]] = {
 PROTOCOL = (("protocol", "amqp091"),)
 # The queue types RabbitMQ 3.10.8 always reports, with the modules that name them.
 RABBITMQ_QUEUE_TYPES = ("rabbit_classic_queue", "rabbit_quorum_queue", "rabbit_stream_queue")
-DISK_FREE_LIMIT = 50_000_000  # bytes, RabbitMQ's default disk_free_limit
 
 Sample = tuple[Labels, float]
 
@@ -294,14 +293,15 @@ class Metrics:
     # -- the node --------------------------------------------------------------------------------
 
     def _node_families(self) -> Iterator[Family]:
-        alarms = self.admin.node.alarms
+        figures = self.admin.resources()
         churn = self.stats.churn
         server = self.admin.server
         fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         yield _family("process_start_time_seconds", [((), int(self.started_at))])
         yield _family("rabbitmq_alarms_file_descriptor_limit", [((), 0)])
-        yield _family("rabbitmq_alarms_free_disk_space_watermark", [((), int("disk" in alarms))])
-        yield _family("rabbitmq_alarms_memory_used_watermark", [((), int("memory" in alarms))])
+        disk_alarm, memory_alarm = int(figures.disk_free_alarm), int(figures.mem_alarm)
+        yield _family("rabbitmq_alarms_free_disk_space_watermark", [((), disk_alarm)])
+        yield _family("rabbitmq_alarms_memory_used_watermark", [((), memory_alarm)])
         for name, event in (
             ("rabbitmq_connections_opened_total", "connection_created"),
             ("rabbitmq_connections_closed_total", "connection_closed"),
@@ -315,14 +315,13 @@ class Metrics:
         yield _family("rabbitmq_process_open_fds", [((), _open_fds())])
         sockets = len(server.connections) if server is not None else 0
         yield _family("rabbitmq_process_open_tcp_sockets", [((), sockets)])
-        yield _family("rabbitmq_process_resident_memory_bytes", [((), _resident_memory())])
-        disk = shutil.disk_usage(self._data_dir or os.getcwd())
-        yield _family("rabbitmq_disk_space_available_bytes", [((), disk.free)])
+        yield _family("rabbitmq_process_resident_memory_bytes", [((), resident_memory())])
+        yield _family("rabbitmq_disk_space_available_bytes", [((), figures.disk_free)])
         yield _family("rabbitmq_process_max_fds", [((), fd_limit)])
         yield _family("rabbitmq_process_max_tcp_sockets", [((), fd_limit)])
-        # No memory watermark blocks publishers here: the limit is the machine's memory.
-        yield _family("rabbitmq_resident_memory_limit_bytes", [((), _physical_memory())])
-        yield _family("rabbitmq_disk_space_available_limit_bytes", [((), DISK_FREE_LIMIT)])
+        yield _family("rabbitmq_resident_memory_limit_bytes", [((), figures.mem_limit)])
+        limit = figures.disk_free_limit
+        yield _family("rabbitmq_disk_space_available_limit_bytes", [((), limit)])
 
     # -- queues, channels, connections -----------------------------------------------------------
 
@@ -539,20 +538,4 @@ def _open_fds() -> int:
     try:
         return len(os.listdir("/proc/self/fd"))
     except OSError:
-        return 0
-
-
-def _resident_memory() -> int:
-    """Resident set size now (RabbitMQ's rss strategy); the peak where /proc is missing."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * resource.getpagesize()
-    except (OSError, IndexError, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (OSError, ValueError):
         return 0
