@@ -14,8 +14,23 @@ from typing import Any
 
 import pytest
 
+from amqp_lite import run_in_thread
 from tests.conftest import Target
 from tests.quorum_helpers import QUORUM, QuorumSession, session
+
+
+@pytest.fixture(scope="module")
+def target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
+    """One broker for the module (each test keeps to names of its own), with a data directory
+    so that confirms wait for the disk; or the broker named by --rabbitmq-url."""
+    url = request.config.getoption("rabbitmq_url")
+    if url:
+        yield Target(url)
+        return
+    with run_in_thread(data_dir=tmp_path_factory.mktemp("quorum")) as running:
+        yield Target(running.url, broker=running)
 
 
 @pytest.fixture

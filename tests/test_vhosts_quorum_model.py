@@ -284,5 +284,5 @@ class QuorumModel(RuleBasedStateMachine):
             assert not self.ready
 
 
-QuorumModel.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
+QuorumModel.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 test_quorum_queue_against_the_model = QuorumModel.TestCase
