@@ -111,8 +111,9 @@ class PriorityQueue(ClassicQueue):
     def _pop_expired(self, now: float) -> list[QueueEntry]:
         return self._levels.pop_expired(now)
 
-    def _heads(self) -> Iterable[QueueEntry]:
-        return self._levels.heads()
+    def _head_deadlines(self) -> list[float]:
+        heads = self._levels.heads()
+        return [entry.expires_at for entry in heads if entry.expires_at is not None]
 
 
 class PriorityReady:

@@ -567,13 +567,13 @@ class Queue:
     def _pop_expired(self, now: float) -> list[QueueEntry]:
         return pop_expired(self.ready, now)
 
-    def _heads(self) -> Iterable[QueueEntry]:
-        """The message(s) at the head, where messages expire (a priority queue has several)."""
-        ready = self.ready
-        return (ready[0],) if ready else ()
-
     def _head_deadlines(self) -> list[float]:
-        return [entry.expires_at for entry in self._heads() if entry.expires_at is not None]
+        """When the message(s) at the head expire, where messages expire (a priority queue has
+        a head per priority)."""
+        ready = self.ready
+        if ready and (expires_at := ready[0].expires_at) is not None:
+            return [expires_at]
+        return []
 
     def _expire_head(self) -> None:
         """The head changed (a fetch, a requeue, a publish): RabbitMQ drops what is past its time
