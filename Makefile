@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint format bench clean java-client chromium
+.PHONY: serve test lint format bench clean java-client chromium prometheus
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,3 +44,9 @@ APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -y -qq --no-install-recommends
 chromium:
 	test -x $(CHROMIUM) || $(APT_GET) install chromium >/dev/null \
 	  || ($(APT_GET) update && $(APT_GET) install chromium >/dev/null)
+
+# Debian's Prometheus server, which a test runs to scrape the broker and answer the Grafana
+# RabbitMQ-Overview dashboard's queries (it skips itself without it).
+prometheus:
+	test -x /usr/bin/prometheus || $(APT_GET) install prometheus >/dev/null \
+	  || ($(APT_GET) update && $(APT_GET) install prometheus >/dev/null)

@@ -6,10 +6,14 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -304,3 +308,67 @@ def test_metrics_over_https() -> None:
         context = broker.certificates.client_context()
         with urllib.request.urlopen(broker.prometheus_url, context=context, timeout=10) as answer:
             assert b"\nrabbitmq_queues 0\n" in answer.read()
+
+
+# -- a real Prometheus server, running the dashboard's queries -----------------------------------
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="needs Debian's prometheus (make prometheus)")
+def test_prometheus_answers_every_rabbitmq_overview_query(
+    broker: ThreadedBroker, tmp_path: Path
+) -> None:
+    assert broker.prometheus_url is not None and PROMETHEUS is not None
+    target = broker.prometheus_url.removeprefix("http://").removesuffix("/metrics")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 250ms\n  scrape_timeout: 250ms\n"
+        "scrape_configs:\n  - job_name: amqp-lite\n"
+        f"    static_configs:\n      - targets: ['{target}']\n"
+    )
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        connection = traffic(broker)
+        api = f"http://127.0.0.1:{port}/api/v1/query?query="
+
+        def query(expr: str) -> list[Any]:
+            try:
+                status, _, body = _request(api + urllib.parse.quote(expr))
+            except urllib.error.URLError:  # not listening yet
+                return []
+            answer = json.loads(body) if status == 200 else {}
+            return list(answer.get("data", {}).get("result", []))
+
+        # rate(...[60s]) needs two samples: wait for three scrapes.
+        deadline = time.monotonic() + 60
+        while not query("count_over_time(rabbitmq_queues[1m]) >= 3"):
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)  # polling the server is the only way to learn it has scraped
+        cluster = broker.node.cluster_name if broker.node is not None else ""
+        unanswered = []
+        for expr in DASHBOARD["exprs"]:
+            promql = expr.replace("$rabbitmq_cluster", cluster).replace("$namespace", "")
+            if not query(promql):
+                unanswered.append(expr)
+        assert unanswered == []
+        connection.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
