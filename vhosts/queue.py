@@ -41,7 +41,7 @@ from vhosts.queue_settings import (
     check_consume_arguments,
     resolve_queue_settings,
 )
-from vhosts.timers import Timers
+from vhosts.timers import Timer, Timers
 
 if TYPE_CHECKING:
     from vhosts.store import Store
@@ -244,9 +244,9 @@ class Queue:
         self.deleted = False
         self._next_seq = 0
         self._dispatching = False
-        self._expiry_timer_at: float | None = None  # when the head-expiry timer fires
+        self._expiry_timer: Timer | None = None  # fires when the head's message expires
         self._last_used = self.host.clock.now()  # for x-expires
-        self._idle_timer_at: float | None = None
+        self._idle_timer: Timer | None = None  # looks whether x-expires is up
         self._schedule_idle_check()
 
     def __repr__(self) -> str:
@@ -553,6 +553,11 @@ class Queue:
         count = self.purge()
         if self.store is not None:
             self.store.delete_queue(self.vhost_name, self.name)
+        # Its timers hold the queue (a long TTL or x-expires would keep it for hours): let go.
+        for timer in (self._expiry_timer, self._idle_timer):
+            if timer is not None:
+                self.host.timers.cancel(timer)
+        self._expiry_timer = self._idle_timer = None
         return count
 
     # -- time ------------------------------------------------------------------------------------
@@ -588,16 +593,15 @@ class Queue:
         if not deadlines:
             return
         when = min(deadlines)
-        if self._expiry_timer_at is not None and self._expiry_timer_at <= when:
-            return
-        self._expiry_timer_at = when
-        self.host.timers.schedule(when, self._expiry_timer)
+        timer = self._expiry_timer
+        if timer is not None:
+            if timer.when <= when:
+                return  # it fires first, and looks again then
+            self.host.timers.cancel(timer)
+        self._expiry_timer = self.host.timers.schedule(when, self._on_expiry_timer)
 
-    def _expiry_timer(self, now: float) -> None:
-        if self._expiry_timer_at is not None and self._expiry_timer_at <= now:
-            self._expiry_timer_at = None
-        if self.deleted:
-            return
+    def _on_expiry_timer(self, now: float) -> None:
+        self._expiry_timer = None
         self.expire_due(now)
         self._schedule_expiry()
 
@@ -613,13 +617,14 @@ class Queue:
 
     def _schedule_idle_check(self) -> None:
         expires = self.settings.expires
-        if expires is None or self.consumers or self._idle_timer_at is not None:
+        if expires is None or self.consumers or self._idle_timer is not None:
             return
-        self._idle_timer_at = self._last_used + expires / 1000
-        self.host.timers.schedule(self._idle_timer_at, self._idle_check)
+        self._idle_timer = self.host.timers.schedule(
+            self._last_used + expires / 1000, self._idle_check
+        )
 
     def _idle_check(self, now: float) -> None:
-        self._idle_timer_at = None
+        self._idle_timer = None
         expires = self.settings.expires
         if self.deleted or expires is None or self.consumers:
             return

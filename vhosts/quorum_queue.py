@@ -514,7 +514,7 @@ class QuorumQueue(Queue):
 
     def _idle_check(self, now: float) -> None:
         if self.unacked_count:
-            self._idle_timer_at = None
+            self._idle_timer = None
             return  # in use; the last settlement starts the clock again
         super()._idle_check(now)
 
