@@ -341,7 +341,7 @@ class Broker(_Shortcuts):
     ) -> None:
         from amqp_lite.prometheus import Prometheus
 
-        self.prometheus = Prometheus(self.admin, self._shared_stats(), data_dir=self.data_dir)
+        self.prometheus = Prometheus(self.admin, self._shared_stats())
         context = self._http_ssl_context("prometheus_tls") if self._prometheus_tls else None
         with trio.CancelScope() as self._prometheus_scope:
             await self.prometheus.serve(host, port, ssl_context=context, task_status=task_status)

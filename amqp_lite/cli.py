@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = None if args.transient else (args.data_dir or default_data_dir())
         if str(data_dir).lower() == "none":
             data_dir = None
-        refusals: tuple[type[Exception], ...] = (StoreError, TlsConfigError)
+        # OSError: a listener's port in use, said in one line rather than a traceback.
+        refusals: tuple[type[Exception], ...] = (StoreError, TlsConfigError, OSError)
         if args.definitions is not None:
             # Imported only when asked for, as the broker does.
             from vhosts.definitions import DefinitionsError

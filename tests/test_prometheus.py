@@ -372,3 +372,25 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_serve_says_which_port_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "amqp_lite", "serve", "--transient", "--port", "0"),
+                *("--no-management", "--prometheus-port", str(port)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 1
+    [refusal] = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert refusal.endswith(
+        f"cannot serve Prometheus metrics on 127.0.0.1:{port}: Address already in use"
+    )
+    assert "Traceback" not in done.stderr

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import ssl
 from typing import TYPE_CHECKING
@@ -23,8 +22,6 @@ from amqp_lite.prometheus.metrics import Metrics
 from amqp_lite.prometheus.text import CONTENT_TYPE, render
 
 if TYPE_CHECKING:
-    import os
-
     from amqp_lite.admin import Admin
     from amqp_lite.management.stats import Stats
 
@@ -36,14 +33,15 @@ _ALLOW = (("allow", "HEAD, GET, OPTIONS"),)
 class Prometheus:
     """One broker's metrics endpoint: its HTTP listener and what it reads at each scrape."""
 
-    def __init__(
-        self, admin: Admin, stats: Stats, *, data_dir: str | os.PathLike[str] | None = None
-    ) -> None:
-        self.metrics = Metrics(admin, stats, data_dir=data_dir)
+    def __init__(self, admin: Admin, stats: Stats) -> None:
+        self.metrics = Metrics(admin, stats)
         self.http = HttpServer(self.answer, name="Prometheus metrics")
         self.host = ""
-        self.port = 0
         self.scheme = "http"
+
+    @property
+    def port(self) -> int:
+        return self.http.port
 
     @property
     def url(self) -> str:
@@ -75,11 +73,12 @@ class Prometheus:
         """Serve until cancelled, over HTTPS with `ssl_context`; reports the bound port through
         `task_status`."""
         self.scheme = "http" if ssl_context is None else "https"
-        serve = functools.partial(self.http.serve, ssl_context=ssl_context)
+        self.host = host
         try:
-            async with trio.open_nursery() as nursery:
-                self.port = await nursery.start(serve, host, port)
-                self.host = host
-                task_status.started(self.port)
+            await self.http.serve(host, port, ssl_context=ssl_context, task_status=task_status)
+        except OSError as error:  # a port in use: say which
+            raise OSError(
+                error.errno, f"cannot serve Prometheus metrics on {host}:{port}: {error.strerror}"
+            ) from None
         finally:
             self.metrics.close()

@@ -264,13 +264,10 @@ _AGGREGATED_ONLY = ("process_start_time_seconds", "rabbitmq_alarms_")
 class Metrics:
     """Reads the broker at scrape time; keeps only what outlives the objects it counts."""
 
-    def __init__(
-        self, admin: Admin, stats: Stats, *, data_dir: str | os.PathLike[str] | None = None
-    ) -> None:
+    def __init__(self, admin: Admin, stats: Stats) -> None:
         self.admin = admin
         self.stats = stats  # message counts of channels, closed ones included, and churn
         self.started_at = time.time()
-        self._data_dir = data_dir
         # Deliveries, gets and acks of deleted queues, by queue type: global counters never fall.
         self._retired: defaultdict[str, MessageCounts] = defaultdict(MessageCounts)
         self._unsubscribe = admin.node.events.queue_deleted.subscribe(self._queue_deleted)
