@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import logging
 import os
 import ssl
 import tempfile
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from amqp_lite.management.stats import Stats
     from amqp_lite.prometheus import Prometheus
 
+log = logging.getLogger("amqp_lite.broker")
 T = TypeVar("T")
 
 
@@ -263,6 +265,8 @@ class Broker(_Shortcuts):
                 clock=self._clock,
                 password_hashing=self._password_hashing,
             )
+            if store is not None:
+                _log_recovered(node)
         if self._definitions is not None:
             # Imported here: most embedders never load definitions.
             from vhosts.definitions import load
@@ -519,3 +523,17 @@ def run_in_thread(**broker_options: Any) -> Iterator[ThreadedBroker]:
     finally:
         threaded._token.run_sync_soon(handle["stop"])
         thread.join()
+
+
+def _log_recovered(node: Node) -> None:
+    """What start-up found in the store, as RabbitMQ reports its recovery."""
+    vhosts = node.vhosts.values()
+    queues = sum(len(vhost.queues) for vhost in vhosts)
+    messages = sum(queue.message_count for vhost in vhosts for queue in vhost.queues.values())
+    log.info(
+        "recovered %d vhosts, %d users, %d queues, %d messages",
+        len(node.vhosts),
+        len(node.users),
+        queues,
+        messages,
+    )

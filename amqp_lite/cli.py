@@ -17,6 +17,7 @@ import trio
 
 from amqp_lite.broker import Broker
 from amqp_lite.login import CERT_LOGIN_FROM, LOGIN_FROM_DN
+from amqp_lite.logs import configure as configure_logging
 from amqp_lite.resources import DiskFreeLimit, MemoryWatermark
 from amqp_lite.storage import default_data_dir, open_store
 from amqp_lite.tls import (
@@ -52,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=_port_or_none, default=5672, help="plain AMQP; 'none' for no such listener"
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="json: one JSON object per line (time, level, logger, message), for log collectors",
+    )
     serve.add_argument(
         "--vhost", action="append", default=[], help="a virtual host besides '/' (repeatable)"
     )
@@ -221,9 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "serve":
-        logging.basicConfig(
-            level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        configure_logging(args.log_level, args.log_format)
         vhosts = (DEFAULT_VHOST, *[v for v in args.vhost if v != DEFAULT_VHOST])
         data_dir = None if args.transient else (args.data_dir or default_data_dir())
         if str(data_dir).lower() == "none":

@@ -143,6 +143,9 @@ class ServerConnection:
         # On the I/O layer's clock, fixed when it first asks (see read_deadline).
         self._handshake_deadline: float | None = None
         self._close_deadline: float | None = None
+        # Why the connection ends, for the log line when it has (None: the client vanished).
+        self._close_reason: str | None = None
+        log.info("accepting AMQP connection %s", self.name)
 
     # -- the I/O layer's interface ---------------------------------------------------------------
 
@@ -258,6 +261,10 @@ class ServerConnection:
         """The read deadline passed: the connection is over, without a word (as RabbitMQ drops
         it). Returns True when that means the client missed its heartbeats."""
         missed_heartbeats = self.state is State.OPEN
+        if missed_heartbeats:
+            self._close_reason = f"missed heartbeats from client, timeout: {self.heartbeat}s"
+        elif self.state is not State.CLOSING:
+            self._close_reason = "handshake timeout"
         self.connection_lost()
         return missed_heartbeats
 
@@ -283,6 +290,7 @@ class ServerConnection:
             return
         close = methods.ConnectionClose(reply_code=reply_code, reply_text=fitted(text))
         self.send_method(0, close)
+        self._close_reason = f"closed by the broker: {reply_code} {text}"
         self.state = State.CLOSING
         self.release()
 
@@ -290,6 +298,22 @@ class ServerConnection:
         """The socket is gone, however that happened."""
         self.state = State.CLOSED
         self.release()
+        self._log_closed()
+
+    def _log_closed(self) -> None:
+        """One line when a connection is over, with why (once: this may be called again)."""
+        reason, self._close_reason = self._close_reason, ""
+        if reason == "":
+            return
+        vhost, user = self.vhost, self.user
+        opened = vhost is not None and user is not None
+        who = f" (vhost '{vhost.name}', user '{user.name}')" if vhost and user else ""
+        if reason is None:
+            level = logging.WARNING if opened else logging.INFO
+            reason = "client unexpectedly closed TCP connection"
+        else:
+            level = logging.INFO
+        log.log(level, "closing AMQP connection %s%s: %s", self.name, who, reason)
 
     def abandon(self) -> None:
         """Hang up without a word: even closing failed. The I/O layer closes the socket."""
@@ -495,6 +519,14 @@ class ServerConnection:
         # Anything else crossed our channel.close on the wire: drop it, as the spec says.
 
     def _close_channel(self, channel: Channel, error: BrokerError) -> None:
+        log.warning(  # the client's mistake: warning, so that error means ours
+            "channel error on connection %s, channel %d: %s (class %d, method %d)",
+            self.name,
+            channel.number,
+            reply_text(error.reply_code, error.text),
+            error.class_id,
+            error.method_id,
+        )
         self._forget_channel(channel)
         self._closing_channels.add(channel.number)
         close = methods.ChannelClose(
@@ -518,13 +550,26 @@ class ServerConnection:
     def _close_connection(self, error: BrokerError) -> None:
         if self.state in (State.CLOSING, State.CLOSED):
             return
+        text = reply_text(error.reply_code, error.text)
         if self.state in (State.AWAITING_START_OK, State.AWAITING_TUNE_OK):
             # As RabbitMQ: before tune-ok a client is not trusted with a reason.
+            log.warning(
+                "connection %s: handshake error, hanging up without a reply: %s", self.name, text
+            )
             self._hang_up_silently()
             return
         self._send_connection_close(error)
 
     def _send_connection_close(self, error: BrokerError) -> None:
+        text = reply_text(error.reply_code, error.text)
+        log.warning(
+            "connection error on %s: %s (class %d, method %d)",
+            self.name,
+            text,
+            error.class_id,
+            error.method_id,
+        )
+        self._close_reason = f"connection error: {text}"
         self.send_method(
             0,
             methods.ConnectionClose(
@@ -609,6 +654,7 @@ class ServerConnection:
         so that a client guessing passwords cannot try again at once."""
         self.state = State.CLOSED
         self.close_delay = SILENT_CLOSE_DELAY
+        self._close_reason = "hung up without a reply after a failed handshake"
         self.release()
         self.on_output()  # nothing to say, but the writer must wake up to hang up
 
@@ -637,10 +683,23 @@ class ServerConnection:
         self.vhost = vhost
         self.state = State.OPEN
         self.send_method(0, methods.ConnectionOpenOk())
+        client = self.client_properties
+        log.info(
+            "connection %s: user '%s' authenticated and granted access to vhost '%s' "
+            "(client: %s %s)",
+            self.name,
+            self.user.name,
+            vhost.name,
+            _printable(client.get("product")),
+            _printable(client.get("version")),
+        )
         self._blocking = bool(self.node.alarms)
         self.node.events.connection_created.emit(self)
 
     def _connection_close(self, method: methods.ConnectionClose) -> None:
+        self._close_reason = (
+            f"client closed the connection: {method.reply_code} '{_printable(method.reply_text)}'"
+        )
         self.send_method(0, methods.ConnectionCloseOk())
         self.state = State.CLOSED
         self.release()
@@ -670,6 +729,14 @@ def _describe_unexpected(frame: Frame) -> str:
         kind, payload = FRAME_HEARTBEAT, b""
     octets = ",".join(str(octet) for octet in payload)
     return f"type {kind}, all octets = <<{octets}>>"
+
+
+def _printable(value: object) -> str:
+    """A client-supplied value for a log line: text, shortened, without line breaks."""
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    text = "?" if value is None else str(value)
+    return text[:100].replace("\n", " ").replace("\r", " ")
 
 
 def _ignore() -> None:
