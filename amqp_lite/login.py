@@ -26,7 +26,9 @@ import attrs
 from amqp_lite.wire.fields import DECODE_ERRORS, table_items
 from vhosts import User, Users
 
-PASSWORD_MECHANISMS = ("AMQPLAIN", "PLAIN")  # in the order RabbitMQ 3.10.8 lists them
+# RabbitMQ 3.10.8 lists its mechanisms in an order that varies from node to node; this is one
+# it was seen to use.
+PASSWORD_MECHANISMS = ("AMQPLAIN", "PLAIN")
 EXTERNAL = "EXTERNAL"  # offered on TLS connections only: the client certificate is the login
 
 # RabbitMQ's user that may connect only over loopback unless configured otherwise.
