@@ -22,6 +22,7 @@ from urllib.parse import quote
 import trio
 
 from amqp_lite.admin import Admin
+from amqp_lite.limits import DEFAULT_MAX_MESSAGE_SIZE, Limits
 from amqp_lite.login import DEFAULT_LOOPBACK_USERS
 from amqp_lite.resources import DiskFreeLimit, MemoryWatermark, ResourceMonitor
 from amqp_lite.server import Server
@@ -122,6 +123,7 @@ class Broker(_Shortcuts):
         memory_used: Callable[[], int] | None = None,
         disk_free: Callable[[], int] | None = None,
         total_memory: int | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         """`data_dir=None` keeps nothing on disk; a directory makes durable things survive.
 
@@ -147,6 +149,10 @@ class Broker(_Shortcuts):
         `disk_free` replace the readings (bytes now), for a test that moves the broker's clock
         rather than filling memory: they are read every 2.5 s, and every 0.1 to 10 s, of it.
         ValueError here for a setting that does not parse.
+
+        `max_message_size` is the largest body a publish may have, in bytes (RabbitMQ's
+        max_message_size: 128 MiB by default, at most 512 MiB); a larger one is refused with
+        406 as soon as its content header says how large it is.
         """
         self.host = host
         self.data_dir = data_dir
@@ -188,6 +194,7 @@ class Broker(_Shortcuts):
         self._memory_used = memory_used
         self._disk_free = disk_free
         self._total_memory = total_memory
+        self.limits = Limits(max_message_size=max_message_size)
 
     @property
     def port(self) -> int:
@@ -306,6 +313,7 @@ class Broker(_Shortcuts):
             loopback_users=self.loopback_users,
             tls=self.tls,
             resources=resources,
+            limits=self.limits,
         )
         self.admin = Admin(self.node, self.server)
         self._nursery_manager = trio.open_nursery()

@@ -30,6 +30,7 @@ from amqp_lite.consuming import Consumers
 from amqp_lite.content import ContentAssembler
 from amqp_lite.delivery import Deliveries
 from amqp_lite.errors import CommandInvalid
+from amqp_lite.limits import Limits
 from amqp_lite.publishing import Publisher
 from amqp_lite.settlement import Settlements
 from amqp_lite.topology import NamingAQueue, Topology
@@ -49,6 +50,7 @@ class ChannelHost(Protocol):
     name: str  # "peer_host:peer_port -> host:port"
     node: Node
     frame_max: int
+    limits: Limits
 
     def send(self, data: bytes) -> None: ...
 
@@ -112,7 +114,7 @@ class Channel:
             reply_address=self._reply_address,
             tracer=tracer,
         )
-        self.content = ContentAssembler(self.publisher.publish)
+        self.content = ContentAssembler(self.publisher.publish, host.limits)
         # Content header and body frames go straight to the part that assembles them.
         self.handle_header: Callable[[HeaderFrame], None] = self.content.header
         self.handle_body: Callable[[BodyFrame], None] = self.content.body

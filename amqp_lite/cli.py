@@ -16,9 +16,10 @@ from typing import TypeVar
 import trio
 
 from amqp_lite.broker import Broker
+from amqp_lite.limits import DEFAULT_MAX_MESSAGE_SIZE
 from amqp_lite.login import CERT_LOGIN_FROM, LOGIN_FROM_DN
 from amqp_lite.logs import configure as configure_logging
-from amqp_lite.resources import DiskFreeLimit, MemoryWatermark
+from amqp_lite.resources import DiskFreeLimit, MemoryWatermark, parse_information_unit
 from amqp_lite.storage import default_data_dir, open_store
 from amqp_lite.tls import (
     DEFAULT_TLS_PORT,
@@ -153,6 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         help="block publishers while the data directory's disk has less free space than this: "
         "a size (default 50MB) or mem_relative:1.5 (times the memory)",
     )
+    limits.add_argument(
+        "--max-message-size",
+        type=_parsed(parse_information_unit),
+        default=DEFAULT_MAX_MESSAGE_SIZE,
+        metavar="SIZE",
+        help="refuse a publish whose body is larger (default 128MiB, at most 512MiB)",
+    )
     serve.add_argument(
         "--data-dir",
         default=None,
@@ -268,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 password_hashing=args.password_hashing,
                 memory_high_watermark=args.memory_high_watermark,
                 disk_free_limit=args.disk_free_limit,
+                max_message_size=args.max_message_size,
             )
             trio.run(_serve, broker)
         except refusals as error:

@@ -23,6 +23,7 @@ from typing import Any
 from amqp_lite.channel import Channel
 from amqp_lite.errors import ChannelError, UnexpectedFrame
 from amqp_lite.identity import server_properties
+from amqp_lite.limits import Limits
 from amqp_lite.login import (
     DEFAULT_LOOPBACK_USERS,
     LoginInvalid,
@@ -69,6 +70,8 @@ CLOSE_TIMEOUT = 3.0  # seconds we wait for close-ok after sending connection.clo
 # SILENT_CLOSE_DELAY, which makes a client without authentication_failure_close wait.
 SILENT_CLOSE_DELAY = 3.0
 
+DEFAULT_LIMITS = Limits()
+
 SHUTDOWN_TEXT = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
 
 
@@ -97,8 +100,10 @@ class ServerConnection:
         local: tuple[str, int] = ("", 0),
         tls: TlsPeer | None = None,
         loopback_users: Collection[str] = DEFAULT_LOOPBACK_USERS,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.node = node
+        self.limits = limits  # the node-wide ones: largest message...
         self.peer = peer  # the client's address and port, as the I/O layer knows them
         self.local = local
         self.tls = tls  # a TLS connection's client certificate, for EXTERNAL

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from amqp_lite.errors import UnexpectedFrame
+from amqp_lite.limits import Limits
 from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import BodyFrame, HeaderFrame
 from amqp_lite.wire.methods import Method
-from vhosts.errors import BrokerError
+from vhosts.errors import BrokerError, PreconditionFailed
 
 # RabbitMQ's text for a content frame where a method frame should be.
 NOT_A_METHOD = "expected method frame, got non method frame instead"
@@ -26,6 +27,8 @@ class ContentAssembler:
     __slots__ = (
         "_body",
         "_body_size",
+        "_limits",
+        "_max_size",
         "_on_content",
         "_properties",
         "_raw_properties",
@@ -33,8 +36,10 @@ class ContentAssembler:
         "method",
     )
 
-    def __init__(self, on_content: OnContent) -> None:
+    def __init__(self, on_content: OnContent, limits: Limits) -> None:
         self._on_content = on_content
+        self._limits = limits
+        self._max_size = limits.max_message_size
         self.method: methods.BasicPublish | None = (
             None  # the publish whose content is on its way, if any
         )
@@ -71,6 +76,11 @@ class ContentAssembler:
                 ),
                 method,
             )
+        if frame.body_size > self._max_size:
+            # Refused on the header's word, before a byte of the body is kept: the body's
+            # frames, if the client sends them, meet a closed channel and are dropped.
+            too_large = self._limits.message_too_large(frame.body_size)
+            raise blaming(PreconditionFailed(str(too_large)), method)
         self._properties = frame.properties
         self._raw_properties = frame.raw_properties
         self._body_size = frame.body_size

@@ -18,7 +18,13 @@ from typing import Any, TypeVar
 
 import trio
 
-from amqp_lite.connection import CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, ServerConnection
+from amqp_lite.connection import (
+    CLOSE_TIMEOUT,
+    DEFAULT_LIMITS,
+    HANDSHAKE_TIMEOUT,
+    ServerConnection,
+)
+from amqp_lite.limits import Limits
 from amqp_lite.login import DEFAULT_LOOPBACK_USERS, TlsPeer
 from amqp_lite.resources import ResourceMonitor
 from amqp_lite.tls import TlsOptions
@@ -50,9 +56,11 @@ class Server:
         loopback_users: Collection[str] = DEFAULT_LOOPBACK_USERS,
         tls: TlsOptions | None = None,
         resources: ResourceMonitor | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         """`tls` makes the TLS listener's context at once, so bad settings fail here.
-        `resources` watches memory and disk while serving, and raises the node's alarms."""
+        `resources` watches memory and disk while serving, and raises the node's alarms;
+        `limits` are the node-wide limits (largest message...)."""
         self.node = node
         if not node.cluster_name:  # as RabbitMQ's rabbit@<short hostname>
             node.cluster_name = f"amqp-lite@{socket.gethostname().split('.')[0]}"
@@ -65,6 +73,7 @@ class Server:
         self.port: int = 0  # the plain AMQP listener's, 0 when there is none
         self.tls_port: int = 0  # the amqps listener's, 0 when there is none
         self.resources = resources
+        self.limits = limits
         self._nursery: trio.Nursery | None = None
 
     async def serve(
@@ -232,6 +241,7 @@ class Server:
                 local=local,
                 tls=tls_peer,
                 loopback_users=self.loopback_users,
+                limits=self.limits,
             )
         except Exception:
             log.exception("internal error setting up a connection")

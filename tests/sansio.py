@@ -22,7 +22,8 @@ from typing import Any
 
 import attrs
 
-from amqp_lite.connection import ServerConnection
+from amqp_lite.connection import DEFAULT_LIMITS, ServerConnection
+from amqp_lite.limits import Limits
 from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import (
     HEARTBEAT_FRAME,
@@ -59,9 +60,11 @@ Received = Method | Message
 
 
 class Peer:
-    def __init__(self, node: Node | None = None, *, heartbeat: int = 60) -> None:
+    def __init__(
+        self, node: Node | None = None, *, heartbeat: int = 60, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self.node = node if node is not None else Node()
-        self.connection = ServerConnection(self.node, heartbeat=heartbeat)
+        self.connection = ServerConnection(self.node, heartbeat=heartbeat, limits=limits)
         self.frame_max = 131072
         self.heartbeats = 0  # heartbeat frames the connection sent, not in `receive()`
         self._decoder = FrameDecoder(frame_max=0, client=True)  # the client side takes any size
@@ -203,9 +206,9 @@ class Peer:
         return self.call(channel, methods.QueueDeclare(queue=name, **flags), methods.QueueDeclareOk)
 
 
-def opened(node: Node | None = None, **handshake: Any) -> Peer:
+def opened(node: Node | None = None, *, limits: Limits = DEFAULT_LIMITS, **handshake: Any) -> Peer:
     """A peer past the handshake, with channel 1 open."""
-    peer = Peer(node)
+    peer = Peer(node, limits=limits)
     peer.handshake(**handshake)
     peer.open_channel(1)
     return peer
