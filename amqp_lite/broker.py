@@ -16,6 +16,7 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
 
@@ -30,6 +31,8 @@ from amqp_lite.storage import CODEC, open_store
 from amqp_lite.tls import VERIFY_PEER, TlsOptions, server_ssl_context
 from vhosts import DEFAULT_VHOST, Node
 from vhosts.clock import Clock
+from vhosts.page_files import PAGES_DIRECTORY
+from vhosts.paging import DEFAULT_NODE_BUDGET, DEFAULT_QUEUE_BUDGET, Paging
 from vhosts.stream_storage import StreamStorage
 from vhosts.users import DEFAULT_HASHING, hashing_module
 
@@ -124,6 +127,8 @@ class Broker(_Shortcuts):
         disk_free: Callable[[], int] | None = None,
         total_memory: int | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        queue_memory_budget: int = DEFAULT_QUEUE_BUDGET,
+        node_memory_budget: int = DEFAULT_NODE_BUDGET,
     ) -> None:
         """`data_dir=None` keeps nothing on disk; a directory makes durable things survive.
 
@@ -153,6 +158,11 @@ class Broker(_Shortcuts):
         `max_message_size` is the largest body a publish may have, in bytes (RabbitMQ's
         max_message_size: 128 MiB by default, at most 512 MiB); a larger one is refused with
         406 as soon as its content header says how large it is.
+
+        `queue_memory_budget` and `node_memory_budget` are the bytes of ready messages one
+        classic queue, and all of them together, keep in memory; messages past them wait in
+        page files (in `data_dir`, or a temporary directory) until the head of their queue
+        reaches them.
         """
         self.host = host
         self.data_dir = data_dir
@@ -195,6 +205,9 @@ class Broker(_Shortcuts):
         self._disk_free = disk_free
         self._total_memory = total_memory
         self.limits = Limits(max_message_size=max_message_size)
+        self._memory_budgets = (queue_memory_budget, node_memory_budget)
+        if min(self._memory_budgets) < 0:
+            raise ValueError("a memory budget cannot be negative")
 
     @property
     def port(self) -> int:
@@ -271,6 +284,7 @@ class Broker(_Shortcuts):
                 store=store,
                 clock=self._clock,
                 password_hashing=self._password_hashing,
+                paging=self._paging(store.directory / PAGES_DIRECTORY if store else None),
             )
             if store is not None:
                 _log_recovered(node)
@@ -286,6 +300,16 @@ class Broker(_Shortcuts):
                 raise
         return node
 
+    def _paging(self, directory: Path | None) -> Paging:
+        queue_budget, node_budget = self._memory_budgets
+        return Paging(
+            directory,
+            encode_properties=CODEC.encode_properties,
+            decode_properties=CODEC.decode_properties,
+            queue_budget=queue_budget,
+            node_budget=node_budget,
+        )
+
     async def __aenter__(self) -> Broker:
         if self.node is None and self.data_dir is None:
             # Nothing to read: no worker thread.
@@ -294,6 +318,7 @@ class Broker(_Shortcuts):
                 streams=StreamStorage(codec=CODEC),  # in a temporary directory
                 clock=self._clock,
                 password_hashing=self._password_hashing,
+                paging=self._paging(None),  # in a temporary directory too
             )
         if self.node is None or self._definitions is not None:
             self.node = await trio.to_thread.run_sync(self._prepare_node)
@@ -418,6 +443,8 @@ def _flush(node: Node) -> None:
 
 def _close(node: Node) -> None:
     node.streams.close()
+    if node.paging is not None:
+        node.paging.close()
     if node.store is not None:
         node.store.close()
 

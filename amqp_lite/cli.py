@@ -11,7 +11,7 @@ import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trio
 
@@ -29,6 +29,7 @@ from amqp_lite.tls import (
     TlsOptions,
 )
 from vhosts import DEFAULT_VHOST
+from vhosts.paging import DEFAULT_NODE_BUDGET, DEFAULT_QUEUE_BUDGET
 from vhosts.store import StoreError
 
 T = TypeVar("T")
@@ -170,6 +171,21 @@ def main(argv: list[str] | None = None) -> int:
         "--transient", action="store_true", help="keep nothing on disk (same as --data-dir none)"
     )
     serve.add_argument(
+        "--queue-memory-budget",
+        type=_parsed(parse_information_unit),
+        default=DEFAULT_QUEUE_BUDGET,
+        metavar="SIZE",
+        help="bytes of ready messages one classic queue keeps in memory before paging to disk "
+        "(e.g. 64MiB, 100MB, 0 to page at once; default 64MiB)",
+    )
+    serve.add_argument(
+        "--node-memory-budget",
+        type=_parsed(parse_information_unit),
+        default=DEFAULT_NODE_BUDGET,
+        metavar="SIZE",
+        help="the same for all classic queues together (default 256MiB)",
+    )
+    serve.add_argument(
         "--definitions",
         metavar="FILE",
         help="a RabbitMQ definitions file (rabbitmqctl export_definitions) to load before serving",
@@ -200,6 +216,23 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--tls-ca", metavar="FILE", help="trust the broker's certificate by this CA")
     bench.add_argument(
         "--tls-insecure", action="store_true", help="do not verify the broker's certificate"
+    )
+    bench.add_argument(
+        "--backlog",
+        type=int,
+        metavar="N",
+        help="instead: queue N messages, then drain them; with --broker-pid, report its memory",
+    )
+    bench.add_argument(
+        "--broker-pid", type=int, help="the broker's process id, to read its memory from /proc"
+    )
+    bench.add_argument(
+        "--queue-argument",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an argument of the backlog's queue (repeatable), e.g. x-queue-mode=lazy; "
+        "NAME:=JSON for a typed value",
     )
 
     explain = commands.add_parser(
@@ -277,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                 memory_high_watermark=args.memory_high_watermark,
                 disk_free_limit=args.disk_free_limit,
                 max_message_size=args.max_message_size,
+                queue_memory_budget=args.queue_memory_budget,
+                node_memory_budget=args.node_memory_budget,
             )
             trio.run(_serve, broker)
         except refusals as error:
@@ -290,6 +325,20 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_explain(
             args.definitions, args.vhost, args.exchange, args.routing_key, args.header
+        )
+    if args.command == "bench" and args.backlog is not None:
+        from amqp_lite.bench import run_backlog
+
+        return run_backlog(
+            args.url,
+            args.backlog,
+            args.size,
+            window=args.window,
+            prefetch=args.prefetch,
+            ack_every=args.ack_every,
+            persistent=args.persistent,
+            arguments=dict(_queue_argument(text) for text in args.queue_argument),
+            broker_pid=args.broker_pid,
         )
     if args.command == "bench":
         from amqp_lite.bench import run_bench
@@ -372,6 +421,15 @@ def _parsed(parse: Callable[[str], T]) -> Callable[[str], T]:
             raise argparse.ArgumentTypeError(str(error)) from None
 
     return argument
+
+
+def _queue_argument(text: str) -> tuple[str, Any]:
+    """`x-queue-mode=lazy` -> ("x-queue-mode", "lazy"); `x-max-length:=10` -> (..., 10)."""
+    if ":=" in text:
+        name, value = text.split(":=", 1)
+        return name, json.loads(value)
+    name, _, value = text.partition("=")
+    return name, value
 
 
 def _port_or_none(text: str) -> int | None:

@@ -29,6 +29,7 @@ from amqp_lite.login import DEFAULT_LOOPBACK_USERS, TlsPeer
 from amqp_lite.resources import ResourceMonitor
 from amqp_lite.tls import TlsOptions
 from vhosts import Node
+from vhosts.page_files import PageArea
 from vhosts.store import Store
 from vhosts.stream_storage import StreamBatch, StreamStorage
 
@@ -105,6 +106,8 @@ class Server:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._write_to_disk, self.node.store, self.node.streams)
+                if self.node.paging is not None:
+                    nursery.start_soon(self._page_io, self.node.paging.area)
                 nursery.start_soon(self._run_timers)
                 for listener in plain:
                     nursery.start_soon(self._accept, listener, nursery, False)
@@ -192,6 +195,27 @@ class Server:
             if store is not None:
                 for connection in list(self.connections):
                     _guarded(connection, connection.store_progressed)
+
+    async def _page_io(self, area: PageArea) -> None:
+        """Write the pages queues cut and read back the ones they will need next, in a worker
+        thread, so that the event loop never waits for the disk (page files are not fsynced).
+        """
+        wakeup = _Wakeup()
+        area.on_pending = wakeup.set
+        while True:
+            wakeup.clear()
+            if not area.has_pending:
+                await wakeup.wait()
+                continue
+            work = area.take_work()
+            with trio.CancelScope(shield=True):  # taken: done before anything else goes
+                await trio.to_thread.run_sync(area.do_work, work)
+            if work.errors:  # a full disk, most likely: the pages not written stay in memory
+                log.error("page files: %d operations failed: %s", len(work.errors), work.errors[0])
+            try:
+                area.work_done(work)
+            except Exception:  # a bug in one queue must not stop paging for the others
+                log.exception("internal error handing back pages read ahead")
 
     async def _run_timers(self) -> None:
         """Expire messages, delete idle queues, release delayed messages when they are due.

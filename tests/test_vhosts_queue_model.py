@@ -1,7 +1,9 @@
 """A queue (vhosts.queue.Queue) against a simple model, driven by Hypothesis in random order:
 publish (with or without a per-message TTL), deliver to a consumer as it gets credit, basic.get,
 ack, reject with or without requeue, requeue several at once, time passing, and length limits
-in each overflow mode.
+in each overflow mode. Some queues page (a memory budget of a few messages, pages of a few
+messages, segment files of a few pages), with the page files' reads and writes done at random
+moments, so the same model holds whatever is on disk.
 
 The model is RabbitMQ's semantics written plainly: ready messages in publish order, a requeued
 message back at its original place, expiry at the head only (a head that is due goes at once,
@@ -12,7 +14,6 @@ dead-lettered (with its reason) or refused.
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 from hypothesis import settings
@@ -25,27 +26,46 @@ from hypothesis.stateful import (
     rule,
 )
 
+from amqp_lite.storage import CODEC
+from amqp_lite.wire import Properties
+from amqp_lite.wire.properties import encode_properties
 from vhosts.classic_queue import ClassicQueue
 from vhosts.clock import Clock
 from vhosts.message import Message
+from vhosts.paged_fifo import RECORD_OVERHEAD
+from vhosts.paging import MESSAGE_OVERHEAD, Paging
 from vhosts.queue import Queue, QueueEntry
 from vhosts.queue_settings import OVERFLOW_MODES, QueueSettings
 from vhosts.timers import Timers
 
 
 class Host:
-    """The queue's vhost: a frozen clock, timers the test runs, dead letters recorded."""
+    """The queue's vhost: a frozen clock, timers the test runs, dead letters recorded, and
+    paging when given a memory budget."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory_budget: int | None = None) -> None:
         self.clock = Clock(frozen_at=1000.0)
         self.timers = Timers()
         self.dead: list[tuple[int, str]] = []  # (message number, reason), in order
+        self.paging: Paging | None = None
+        if memory_budget is not None:
+            self.paging = Paging(
+                encode_properties=CODEC.encode_properties,
+                decode_properties=CODEC.decode_properties,
+                queue_budget=memory_budget,
+                page_bytes=3 * (RECORD_OVERHEAD + 2),  # about three messages a page
+                segment_size=400,  # a few pages a segment file
+            )
 
     def dead_letter(self, queue: Queue, entries: list[QueueEntry], reason: str) -> None:
         self.dead.extend((_number(entry), reason) for entry in entries)
 
     def queue_expired(self, queue: Queue) -> None:
         raise AssertionError("no x-expires here")
+
+
+PROPERTIES = Properties()
+ENCODED_PROPERTIES = encode_properties(PROPERTIES)
 
 
 class FakeConsumer:
@@ -110,8 +130,16 @@ class QueueModel(RuleBasedStateMachine):
         max_length=st.none() | st.integers(0, 4),
         overflow=st.sampled_from(OVERFLOW_MODES),
         queue_ttl=st.none() | st.integers(0, 3000),
+        memory_budget=st.none() | st.sampled_from([0, MESSAGE_OVERHEAD * 2]),
     )
-    def make_queue(self, max_length: int | None, overflow: str, queue_ttl: int | None) -> None:
+    def make_queue(
+        self,
+        max_length: int | None,
+        overflow: str,
+        queue_ttl: int | None,
+        memory_budget: int | None,
+    ) -> None:
+        self.host = Host(memory_budget)
         self.settings = QueueSettings(
             max_length=max_length,
             overflow=overflow,
@@ -173,7 +201,7 @@ class QueueModel(RuleBasedStateMachine):
     def publish(self, ttl: int | None) -> None:
         number = self.published
         self.published += 1
-        message = Message("", "q", types.SimpleNamespace(priority=None), b"%d" % number)
+        message = Message("", "q", PROPERTIES, b"%d" % number, ENCODED_PROPERTIES)
         message.ttl = ttl
         max_length = self.settings.max_length
         overflow = self.settings.overflow
@@ -256,6 +284,14 @@ class QueueModel(RuleBasedStateMachine):
         self._deliver_expected()
         self._settle()
 
+    @precondition(lambda self: self.host.paging is not None)
+    @rule()
+    def page_files_written_and_read(self) -> None:
+        """The page area's driver runs a cycle: pages read ahead join the queue's head."""
+        assert self.host.paging is not None
+        self.host.paging.area.flush()
+        self._settle()
+
     @rule(seconds=st.sampled_from([0.001, 0.5, 1.0, 2.5, 10.0]))
     def time_passes(self, seconds: float) -> None:
         self.host.clock.advance(seconds)
@@ -272,6 +308,22 @@ class QueueModel(RuleBasedStateMachine):
         ]
         assert self.queue.message_count == len(self.ready)
         assert self.queue.ready_bytes == sum(len(b"%d" % e.number) for e in self.ready)
+
+    @invariant()
+    def paged_messages_are_counted_and_memory_stays_bounded(self) -> None:
+        queue = self.queue
+        assert isinstance(queue, ClassicQueue)
+        in_memory = len(queue.ready) - queue.paged_count
+        assert queue.paged_count >= 0 and in_memory >= 0
+        if self.host.paging is not None:
+            # What the budget holds, requeued messages (they were in memory), a page read
+            # ahead with half a page left before it, a page's worth being filled: no more.
+            requeued = sum(expected.redelivered for expected in self.ready)
+            assert in_memory <= 2 + requeued + 6 + 4
+
+    def teardown(self) -> None:
+        if self.host.paging is not None:
+            self.host.paging.close()
 
     @invariant()
     def dead_letters_are_the_models(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from sys import intern
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
@@ -72,8 +73,10 @@ class Message:
         body: bytes,
         encoded_properties: bytes | None = None,
     ) -> None:
-        self.exchange = exchange
-        self.routing_key = routing_key
+        # Interned: the messages waiting in a queue mostly share their names, and a name is as
+        # big as a small body.
+        self.exchange = intern(exchange)
+        self.routing_key = intern(routing_key)
         self._properties = properties
         self.body = body
         self.encoded_properties = encoded_properties
@@ -113,15 +116,58 @@ class Message:
             self.store_id = store.save_message(
                 self.exchange, self.routing_key, self.encoded_properties, self.body, self.bcc
             )
-        self.store_refs += 1
+        if self.store_refs < 0:  # counted by the store (see paged_out)
+            store.add_holder(self.store_id)
+        else:
+            self.store_refs += 1
         return self.store_id
 
     def let_go(self, store: Store) -> None:
         """One holder fewer; the stored content goes with the last."""
         assert self.store_id is not None
+        if self.store_refs < 0:  # counted by the store, since a holder paged it out
+            store.drop_holder(self.store_id)
+            return
         self.store_refs -= 1
         if not self.store_refs:
             store.delete_message(self.store_id)
+
+    # A stored message a queue pages out leaves memory with that queue's hold on its content,
+    # which a page record then carries as its "paged id": the store id when the page held the
+    # only hold, its negation when the count of holders moved to the store (`Store.holders`)
+    # because other holders, in memory or in pages, hold the same content.
+
+    def paged_out(self, store: Store) -> int:
+        """One holder of the stored content goes to a page: the paged id the page keeps."""
+        store_id = self.store_id
+        assert store_id is not None
+        if self.store_refs == 1:
+            return store_id  # the page takes over the only hold; this object may go
+        if self.store_refs > 1:  # others hold it too: from now on the store counts
+            store.count_holders(store_id, self.store_refs)
+            self.store_refs = -1
+        return -store_id
+
+    def paged_in(self, paged_id: int) -> None:
+        """A message read back from a page holds its stored content as the page did."""
+        if paged_id > 0:
+            self.store_id, self.store_refs = paged_id, 1
+        else:
+            self.store_id, self.store_refs = -paged_id, -1
+
+    @staticmethod
+    def let_go_paged(store: Store, paged_id: int) -> None:
+        """A page's hold on stored content goes without the message being read back."""
+        if paged_id > 0:
+            store.delete_message(paged_id)
+        else:
+            store.drop_holder(-paged_id)
+
+    def shed_properties(self) -> None:
+        """Keep only the encoded properties while queued (decoded again when asked): a
+        decoded property object costs more memory than a waiting message's body."""
+        if self.encoded_properties is not None and Message.decode_properties is not None:
+            self._properties = None
 
     @property
     def on_disk(self) -> bool:

@@ -14,6 +14,8 @@ from vhosts.clock import Clock
 from vhosts.errors import NotAllowed, NotFound
 from vhosts.events import NodeEvents
 from vhosts.message import Message
+from vhosts.page_files import PAGES_DIRECTORY
+from vhosts.paging import Paging
 from vhosts.policies import Policy
 from vhosts.queue import Queue, StoredEntry
 from vhosts.queue_types import check_queue_type_name
@@ -50,6 +52,7 @@ DEFAULT_VHOST = "/"
 # ('amq.gen-...') could not be declared; what the store names but no longer has (a binding
 # whose queue is gone) is skipped; anything else the domain refuses stops the start-up.
 RESTORING = Rules(declare_queues=False)
+RESTORE_BATCH = 1000  # stored entries a queue takes back at a time
 
 
 class Node:
@@ -63,12 +66,14 @@ class Node:
         clock: Clock | None = None,
         cluster_name: str = "",
         password_hashing: str = DEFAULT_HASHING,
+        paging: Paging | None = None,
     ) -> None:
         """`cluster_name` is what clients are told the broker is called (server properties);
         the server names an unnamed node after its host. `password_hashing` hashes the
         passwords given at runtime (RabbitMQ's password_hashing_module). `streams` is where
         stream queues keep their logs: by default beside the store, or in a temporary
-        directory when there is no store."""
+        directory when there is no store. `paging` is where classic queues page past their
+        memory budget: by default beside the store; with neither, they keep all in memory."""
         self.cluster_name = cluster_name
         self.password_hashing = hashing_module(password_hashing)
         self.clock = clock if clock is not None else Clock()
@@ -88,6 +93,15 @@ class Node:
         # Resources in alarm ("memory", "disk"), each with what raised it: a free-space
         # monitor and a failing write may both say "disk", and each clears only its own.
         self._alarms: dict[str, set[str]] = {}
+        if paging is None and store is not None:
+            paging = Paging(
+                store.directory / PAGES_DIRECTORY,
+                encode_properties=store.codec.encode_properties,
+                decode_properties=store.codec.decode_properties,
+            )
+        self.paging = paging
+        if paging is not None:  # queued messages keep only their encoded properties
+            Message.decode_properties = paging.decode_properties
         # As RabbitMQ: the default user is made only on a node with no users and no vhosts
         # (a new store), so that a guest deleted for security stays deleted across restarts.
         if store is not None:
@@ -127,6 +141,7 @@ class Node:
             timers=self.timers,
             events=self.events,
             streams=self.streams,
+            paging=self.paging,
         )
 
     def delete_vhost(self, name: str) -> VirtualHost | None:
@@ -343,13 +358,20 @@ class Node:
                 store.release(held_id)  # its exchange is gone; drop_orphans takes the content
                 continue
             message = Message(original_exchange, key, None, body, raw)
-            message.store_id, message.store_refs = message_id, 1
+            message.store_id = message_id
+            message.store_refs = -1 if message_id in store.holders else 1  # see Store.holders
             message.bcc = stored_bcc(bcc)
             vhost._hold(exchange, message, release_at, held_id)
 
     def _recover_messages(self, store: Store) -> None:
+        """Each queue gets its stored entries back, a batch at a time, so that a backlog
+        bigger than memory pages as it comes back rather than first filling memory.
+
+        Content that several holders share gets its count in the store (`Store.holders`) and
+        an object per holder, so that no object has to outlive its place in a page."""
         Message.decode_properties = store.codec.decode_properties
-        messages: dict[int, Message] = {}  # one object per stored content, however many queues
+        shared = store.shared_contents()
+        store.holders.update(shared)
         queue: Queue | None = None
         entries: list[StoredEntry] = []
         for row in store.queue_messages():  # ordered by vhost, queue, position
@@ -359,15 +381,16 @@ class Node:
                 if queue is not None:
                     queue.restore(entries)
                 queue, entries = self.vhosts[vhost_name].queues.get(queue_name), []
-                if queue is None:
-                    continue
-            message = messages.get(message_id)
-            if message is None:
-                message = messages[message_id] = Message(exchange, key, None, body, raw)
-                message.store_id = message_id
-                message.bcc = stored_bcc(bcc)
-            message.store_refs += 1
+            if queue is None:
+                continue
+            message = Message(exchange, key, None, body, raw)
+            message.store_id = message_id
+            message.store_refs = -1 if message_id in shared else 1
+            message.bcc = stored_bcc(bcc)
             entries.append(StoredEntry(seq, message, delivered, expires_at))
+            if len(entries) >= RESTORE_BATCH:
+                queue.restore(entries)
+                entries = []
         if queue is not None:
             queue.restore(entries)
 

@@ -44,6 +44,7 @@ from vhosts.queue_settings import (
 from vhosts.timers import Timer, Timers
 
 if TYPE_CHECKING:
+    from vhosts.paging import Paging
     from vhosts.store import Store
 
 
@@ -127,6 +128,7 @@ class QueueHost(Protocol):
 
     clock: Clock
     timers: Timers
+    paging: Paging | None  # where a classic queue's ready messages go past its memory budget
 
     def dead_letter(self, queue: Queue, entries: list[QueueEntry], reason: str) -> None:
         """Republish `entries` (already out of the ready list) through the queue's DLX."""
@@ -150,6 +152,7 @@ class _Detached:
     def __init__(self) -> None:
         self.clock = Clock()
         self.timers = Timers()
+        self.paging: Paging | None = None
 
     def dead_letter(self, queue: Queue, entries: list[QueueEntry], reason: str) -> None:
         pass
@@ -698,7 +701,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def pop_expired(fifo: ReadyList, now: float) -> list[QueueEntry]:
+def pop_expired(fifo: ReadyList | deque[QueueEntry], now: float) -> list[QueueEntry]:
     """Expired entries at the head of a FIFO (anything with [0] and popleft)."""
     expired = []
     while fifo and fifo[0].expires_at is not None and fifo[0].expires_at <= now:

@@ -199,6 +199,7 @@ class Store:
         self._next_held_id: int = (
             1 + self._db.execute("SELECT COALESCE(MAX(id), 0) FROM held_messages").fetchone()[0]
         )
+        self.holders: dict[int, int] = {}  # see count_holders
 
     def close(self) -> None:
         self._db.close()
@@ -348,6 +349,24 @@ class Store:
     def delete_message(self, message_id: int) -> None:
         self._record("message-", (message_id,))
 
+    # Holders of stored content are counted on its `Message` object, except for content that
+    # a queue paged out while others held it too: its count moves here (see Message.paged_out).
+
+    def count_holders(self, message_id: int, holders: int) -> None:
+        self.holders[message_id] = holders
+
+    def add_holder(self, message_id: int) -> None:
+        self.holders[message_id] += 1
+
+    def drop_holder(self, message_id: int) -> None:
+        """One holder fewer; the content goes with the last."""
+        left = self.holders[message_id] - 1
+        if left:
+            self.holders[message_id] = left
+        else:
+            del self.holders[message_id]
+            self.delete_message(message_id)
+
     def hold(self, vhost: str, exchange: str, release_at: float, message_id: int) -> int:
         """A delayed-message exchange holds a stored message until `release_at`; returns its id."""
         held_id = self._next_held_id
@@ -467,6 +486,15 @@ class Store:
             if type(row[7]) is not str or type(row[6]) is not str:
                 row = (*row[:6], _from_text(row[6]), _from_text(row[7]), *row[8:])
             yield row
+
+    def shared_contents(self) -> dict[int, int]:
+        """Stored content that more than one queue entry or delayed hold holds, and how many."""
+        return dict(
+            self._db.execute(
+                "SELECT message, COUNT(*) FROM (SELECT message FROM queue_messages "
+                "UNION ALL SELECT message FROM held_messages) GROUP BY message HAVING COUNT(*) > 1"
+            )
+        )
 
     def held_messages(
         self,

@@ -26,6 +26,7 @@ from vhosts.exchange import (
     released_headers,
 )
 from vhosts.message import Message, evolve
+from vhosts.paging import Paging
 from vhosts.policies import Policy, PolicySet
 from vhosts.queue import Queue, QueueEntry
 from vhosts.queue_settings import validate_exchange_arguments
@@ -83,12 +84,14 @@ class VirtualHost:
         timers: Timers | None = None,
         events: VhostEvents | None = None,
         streams: StreamStorage | None = None,
+        paging: Paging | None = None,
     ) -> None:
         self.name = name
         # Where stream queues keep their logs: the node's (a temporary directory by default).
         self.streams = streams if streams is not None else StreamStorage()
         self.clock = clock if clock is not None else Clock()
         self.timers = timers if timers is not None else Timers()
+        self.paging = paging  # the node's: where classic queues page (None: they do not)
         self.events = events if events is not None else VhostEvents()  # the node's, shared
         self.description = ""  # what an operator says the vhost is for (metadata, not kept)
         self.tags: list[str] = []
@@ -507,6 +510,7 @@ class VirtualHost:
         for queue in queues:
             if queue.enqueue(message) is None:
                 refused = True
+        message.shed_properties()  # queued: the encoded form is what it needs from now on
         return queues, refused
 
     def route(
