@@ -14,6 +14,11 @@ Three figures, each on fresh queues that are deleted afterwards:
 
 An amqps:// URL (or `ssl_context`) measures over TLS.
 
+With `backlog`, it measures a backlog instead: N messages published (confirmed) to a fresh
+queue with no consumer, then drained by one consumer; it reports both rates and the broker's
+resident memory (read from /proc/<pid>/status, given the broker's process id) with the backlog
+queued, sampled every second throughout, and after the drain.
+
 The client is kept cheap so that it measures the broker, not itself: publishes are pre-encoded
 and written in batches, and the consume loop splits frames itself and reads only the delivery
 tag of basic.deliver (the general method decoder costs ~5 us a delivery, which would cap the
@@ -22,6 +27,7 @@ client near the rates being measured).  Client CPU per phase is printed as a san
 
 from __future__ import annotations
 
+import contextlib
 import math
 import ssl
 import statistics
@@ -40,7 +46,15 @@ from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import PROTOCOL_HEADER, encode_content, encode_method
 from amqp_lite.wire.properties import encode_properties
 
-__all__ = ["BenchError", "BenchResult", "measure", "run_bench"]
+__all__ = [
+    "BacklogResult",
+    "BenchError",
+    "BenchResult",
+    "measure",
+    "measure_backlog",
+    "run_backlog",
+    "run_bench",
+]
 
 _unpack_from = struct.unpack_from
 _FRAME_METHOD, _FRAME_HEADER, _FRAME_BODY, _FRAME_END = 1, 2, 3, 0xCE
@@ -537,6 +551,171 @@ async def measure(
     finally:
         await conn.close()
     return result
+
+
+@dataclass
+class BacklogResult:
+    url: str
+    messages: int
+    size: int
+    persistent: bool
+    arguments: dict[str, Any]
+    broker_pid: int | None
+    publish: BenchResult
+    rss_queued: int | None = None  # bytes, with the backlog queued
+    rss_peak: int | None = None  # the most seen by the sampler, from the start to the end
+    rss_drained: int | None = None  # after the drain
+
+    def report(self) -> str:
+        kind = "persistent, durable queue" if self.persistent else "transient"
+        arguments = ", ".join(f"{k}={v}" for k, v in self.arguments.items()) or "none"
+        result = self.publish
+        lines = [
+            f"amqp-lite bench --backlog  {self.url}",
+            f"  {self.messages} messages of {self.size} B ({kind}), queue arguments: {arguments}",
+            f"  confirmed publish: {result.publish_rate:10,.0f} msg/s  "
+            f"({result.publish_seconds:.1f} s, {result.nacked} nacked)",
+            f"  consume backlog:   {result.consume_rate:10,.0f} msg/s  "
+            f"({result.consumed} in {result.consume_seconds:.1f} s, prefetch "
+            f"{result.prefetch}, ack every {result.ack_every})",
+        ]
+        if self.broker_pid is None:
+            lines.append("  broker memory:     not measured (give --broker-pid)")
+        else:
+            per_message = ""
+            if self.rss_queued is not None and self.rss_drained is not None and self.messages:
+                per_message = (
+                    f", {(self.rss_queued - self.rss_drained) / self.messages:.0f} B a message "
+                    "above the drained figure"
+                )
+            lines.append(
+                f"  broker RSS (pid {self.broker_pid}): {_mb(self.rss_queued)} with the backlog "
+                f"queued, {_mb(self.rss_peak)} at most, {_mb(self.rss_drained)} drained"
+                f"{per_message}"
+            )
+        return "\n".join(lines)
+
+
+def _mb(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1e6:,.0f} MB"
+
+
+def resident_memory(pid: int) -> int | None:
+    """VmRSS of process `pid` in bytes, from /proc (None where that cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+async def measure_backlog(
+    url: str,
+    *,
+    messages: int,
+    size: int = 100,
+    window: int = 1000,
+    prefetch: int = 500,
+    ack_every: int = 50,
+    persistent: bool = False,
+    arguments: dict[str, Any] | None = None,
+    broker_pid: int | None = None,
+    progress: Any = None,
+) -> BacklogResult:
+    """Publish `messages` to a fresh queue, note the broker's memory, drain it, note it again."""
+    parts = urlsplit(url)
+    shown = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
+    arguments = dict(arguments or {})
+    publish = BenchResult(shown, messages, size, persistent, window, prefetch, ack_every)
+    result = BacklogResult(shown, messages, size, persistent, arguments, broker_pid, publish)
+    body = b"x" * size
+    raw_properties = encode_properties(Properties(delivery_mode=2) if persistent else None)
+    queue = f"amqp-lite-backlog-{uuid.uuid4().hex[:12]}"
+    peak = 0
+
+    async def sample() -> None:
+        nonlocal peak
+        while broker_pid is not None:
+            peak = max(peak, resident_memory(broker_pid) or 0)
+            await trio.sleep(1)
+
+    conn = await _connect(url)
+    try:
+        await conn.rpc(4, methods.ChannelOpen(), methods.ChannelOpenOk)
+        declare = methods.QueueDeclare(queue=queue, durable=persistent, arguments=arguments)
+        await conn.rpc(4, declare, methods.QueueDeclareOk)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sample)
+                if progress is not None:
+                    nursery.start_soon(_report_progress, progress, broker_pid)
+                await _publish_confirmed(conn, queue, publish, body, raw_properties)
+                await trio.sleep(1)  # let the broker settle (pages written) before looking
+                if broker_pid is not None:
+                    result.rss_queued = resident_memory(broker_pid)
+                await _consume(conn, queue, publish)
+                if broker_pid is not None:
+                    result.rss_drained = resident_memory(broker_pid)
+                    peak = max(peak, result.rss_queued or 0, result.rss_drained or 0)
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.move_on_after(60) as cleanup:
+                cleanup.shield = True
+                with contextlib.suppress(BenchError):  # the failure that got us here says more
+                    await conn.rpc(4, methods.QueueDelete(queue=queue), methods.QueueDeleteOk)
+    finally:
+        await conn.close()
+    result.rss_peak = peak or None
+    return result
+
+
+async def _report_progress(progress: Any, broker_pid: int | None) -> None:
+    """Every ten seconds, that the run goes on, and the broker's memory (on `progress`)."""
+    started = time.perf_counter()
+    while True:
+        await trio.sleep(10)
+        rss = f", broker RSS {_mb(resident_memory(broker_pid))}" if broker_pid else ""
+        print(f"  ... {time.perf_counter() - started:.0f} s{rss}", file=progress, flush=True)
+
+
+def run_backlog(
+    url: str,
+    messages: int,
+    size: int = 100,
+    *,
+    window: int = 1000,
+    prefetch: int = 500,
+    ack_every: int = 50,
+    persistent: bool = False,
+    arguments: dict[str, Any] | None = None,
+    broker_pid: int | None = None,
+) -> int:
+    """`amqp-lite bench --backlog N`: print the figures; 0 on success, 1 otherwise."""
+
+    async def main() -> BacklogResult:
+        return await measure_backlog(
+            url,
+            messages=messages,
+            size=size,
+            window=window,
+            prefetch=prefetch,
+            ack_every=ack_every,
+            persistent=persistent,
+            arguments=arguments,
+            broker_pid=broker_pid,
+            progress=sys.stderr,
+        )
+
+    try:
+        result = trio.run(main)
+    except (BenchError, OSError, trio.BrokenResourceError) as error:
+        print(f"amqp-lite bench: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(result.report())
+    return 0
 
 
 def run_bench(
