@@ -54,6 +54,7 @@ class Message:
         "encoded_properties",
         "exchange",
         "logged",
+        "routed",
         "routing_key",
         "store_id",
         "store_refs",
@@ -88,6 +89,7 @@ class Message:
         # The BCC header's keys: the header goes before routing, but RabbitMQ keeps the keys
         # with the message and routes its dead letters by them too.
         self.bcc: tuple[str, ...] = ()
+        self.routed = False  # see queued
 
     @property
     def properties(self) -> Properties:
@@ -141,9 +143,9 @@ class Message:
         """One holder of the stored content goes to a page: the paged id the page keeps."""
         store_id = self.store_id
         assert store_id is not None
-        if self.store_refs == 1:
-            return store_id  # the page takes over the only hold; this object may go
-        if self.store_refs > 1:  # others hold it too: from now on the store counts
+        if self.store_refs == 1 and self.routed:
+            return store_id  # the page takes over the only hold there will ever be
+        if self.store_refs > 0:  # others hold it too, or may yet: from now on the store counts
             store.count_holders(store_id, self.store_refs)
             self.store_refs = -1
         return -store_id
@@ -163,9 +165,11 @@ class Message:
         else:
             store.drop_holder(-paged_id)
 
-    def shed_properties(self) -> None:
-        """Keep only the encoded properties while queued (decoded again when asked): a
-        decoded property object costs more memory than a waiting message's body."""
+    def queued(self) -> None:
+        """Routing is over: no queue takes it from now on (a copy, if anything: a dead letter,
+        a delayed release). While it waits, only its encoded properties are kept (decoded again
+        when asked): a decoded property object costs more memory than a small body."""
+        self.routed = True
         if self.encoded_properties is not None and Message.decode_properties is not None:
             self._properties = None
 

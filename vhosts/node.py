@@ -386,6 +386,7 @@ class Node:
             message = Message(exchange, key, None, body, raw)
             message.store_id = message_id
             message.store_refs = -1 if message_id in shared else 1
+            message.routed = True  # this entry is its one holder, or the store counts them
             message.bcc = stored_bcc(bcc)
             entries.append(StoredEntry(seq, message, delivered, expires_at))
             if len(entries) >= RESTORE_BATCH:

@@ -58,7 +58,7 @@ class _Segment:
 class PageWork:
     """One cycle of the driver: page writes, then reads, then segment removals."""
 
-    __slots__ = ("errors", "reads", "removals", "results", "writes")
+    __slots__ = ("directory", "errors", "reads", "removals", "results", "writes")
 
     def __init__(
         self,
@@ -69,6 +69,7 @@ class PageWork:
         self.writes = writes
         self.reads = reads
         self.removals = removals
+        self.directory: Path | None = None  # to make first, when there are writes
         self.results: list[bytes | None] = []  # one per read, by do_work
         self.errors: list[OSError] = []  # what failed, for the driver to report
         # Writes that failed keep their bytes in memory: the page is then read from there.
@@ -125,8 +126,8 @@ class PageArea:
 
     def take_work(self) -> PageWork:
         work = PageWork(list(self._writes), self._reads, self._removals)
-        if work.writes or work.removals:
-            self.directory.mkdir(parents=True, exist_ok=True)  # in this thread: no race
+        if work.writes:
+            work.directory = self.directory
         self._writes, self._reads, self._removals = {}, [], []
         return work
 
@@ -135,6 +136,11 @@ class PageArea:
         """Write, read and remove, in a worker thread; touches nothing but files and `work`."""
         written: list[PageRef] = []
         descriptors: dict[Path, int] = {}
+        if work.directory is not None:
+            try:
+                work.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                work.errors.append(error)
         try:
             for ref in work.writes:
                 data = ref.data

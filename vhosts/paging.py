@@ -26,7 +26,10 @@ MiB = 1024 * 1024
 DEFAULT_NODE_BUDGET = 256 * MiB  # all classic queues of a node together
 DEFAULT_QUEUE_BUDGET = 64 * MiB  # one classic queue
 GRANT = MiB  # room is granted in steps of this
-PAGE_BYTES = 128 * 1024  # a page's records take about this much
+# A page's records take about an eighth of the per-queue budget, within these bounds: so a
+# page being filled never holds more than a small part of what the budget allows.
+MAX_PAGE_BYTES = 128 * 1024
+MIN_PAGE_BYTES = 4 * 1024
 # What a ready message takes in memory besides its body, measured with tracemalloc: entry (88),
 # message (104), position (32), encoded properties (33 and up), the deque's slot, allocator
 # rounding. A message's decoded properties are dropped once it is queued.
@@ -105,15 +108,18 @@ class Paging:
         node_budget: int = DEFAULT_NODE_BUDGET,
         queue_budget: int = DEFAULT_QUEUE_BUDGET,
         segment_size: int = SEGMENT_SIZE,
-        page_bytes: int = PAGE_BYTES,
+        page_bytes: int | None = None,
     ) -> None:
-        """`directory`: where page files go (emptied now); None for a temporary one."""
+        """`directory`: where page files go (emptied now); None for a temporary one.
+        `page_bytes`: the size of a page, by default from the per-queue budget."""
         if node_budget < 0 or queue_budget < 0:
             raise ValueError("a memory budget cannot be negative")
         self.area = PageArea(directory, segment_size=segment_size)
         self.budget = MemoryBudget(node_budget, queue_budget)
         self.encode_properties = encode_properties
         self.decode_properties = decode_properties
+        if page_bytes is None:
+            page_bytes = min(max(queue_budget // 8, MIN_PAGE_BYTES), MAX_PAGE_BYTES)
         self.page_bytes = page_bytes
 
     def close(self) -> None:

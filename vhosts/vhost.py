@@ -510,7 +510,7 @@ class VirtualHost:
         for queue in queues:
             if queue.enqueue(message) is None:
                 refused = True
-        message.shed_properties()  # queued: the encoded form is what it needs from now on
+        message.queued()
         return queues, refused
 
     def route(
@@ -581,6 +581,7 @@ class VirtualHost:
             message, targets = self._dead_letter_targets(queue, exchange, entry, reason, now)
             for target in targets:
                 target.enqueue(message)
+            message.queued()
 
     def dead_letter_confirmed(
         self, queue: Queue, entry: QueueEntry, reason: str, settled: set[str]
