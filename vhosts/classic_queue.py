@@ -110,6 +110,17 @@ class ClassicQueue(Queue):
             len(self.ready) - self.paged_count
         ) * MESSAGE_OVERHEAD
 
+    @property
+    def _own_limit(self) -> int | None:
+        """A lazy queue (x-queue-mode, or the queue-mode policy key) keeps nothing in memory
+        that it need not: as RabbitMQ's lazy queues, it pages from the first message."""
+        return 0 if self.settings.lazy else None
+
+    def apply_settings(self, settings: QueueSettings) -> None:
+        super().apply_settings(settings)
+        if self._memory_check_at != math.inf:
+            self._memory_check_at = 0  # lazy or not now: the next message asks the budget
+
     def allowance_reduced(self, allowance: int) -> None:
         if self._memory_check_at != math.inf:
             self._memory_check_at = allowance
@@ -121,7 +132,7 @@ class ClassicQueue(Queue):
             self._memory_check_at = math.inf  # nowhere to page to: memory it is
             return
         footprint = self.memory_footprint()
-        allowance = paging.budget.grant(self, footprint)
+        allowance = paging.budget.grant(self, footprint, self._own_limit)
         if allowance > footprint:
             self._memory_check_at = allowance
             return
@@ -147,7 +158,7 @@ class ClassicQueue(Queue):
         if self.deleted or paging is None:
             return
         footprint = self.memory_footprint()
-        allowance = paging.budget.grant(self, footprint)
+        allowance = paging.budget.grant(self, footprint, self._own_limit)
         if allowance > footprint and self._stop_paging(fifo):
             self._memory_check_at = allowance
 

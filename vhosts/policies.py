@@ -61,7 +61,7 @@ CHECKED_KEYS: dict[str, tuple[Any, str]] = {
     "max-length-bytes": (_natural(0), "is not a valid maximum length in bytes"),
     "message-ttl": (_natural(0), "is not a valid message TTL"),
     "overflow": (lambda v: v in OVERFLOW_MODES, "is not a valid overflow value"),
-    "queue-mode": (lambda v: v in QUEUE_MODES, "is not a valid queue-mode value"),  # no effect
+    "queue-mode": (lambda v: v in QUEUE_MODES, "is not a valid queue-mode value"),
     # Quorum queues.
     "delivery-limit": (_natural(0), "is not a valid delivery limit"),
     "dead-letter-strategy": (

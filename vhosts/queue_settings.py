@@ -79,6 +79,7 @@ class QueueSettings:
     overflow: str = "drop-head"
     max_priority: int | None = None
     single_active_consumer: bool = False
+    lazy: bool = False  # x-queue-mode lazy: a classic queue pages its messages from the first
     # Quorum queues: redeliveries past this are dead-lettered (None: no limit), and how.
     delivery_limit: int | float | None = None
     dead_letter_strategy: str = "at-most-once"
@@ -161,7 +162,6 @@ def _check_overflow(value: Any, _arguments: Mapping[str, Any]) -> None:
 
 
 def _check_queue_mode(value: Any, _arguments: Mapping[str, Any]) -> None:
-    # Accepted for compatibility; "lazy" changes nothing here.
     if _text(value) not in QUEUE_MODES:
         raise _Invalid(erlang_string(f"unsupported queue mode '{value}'"))
 
@@ -416,6 +416,7 @@ def resolve_queue_settings(
         overflow=_as_text(argument_first("x-overflow", "overflow")) or "drop-head",
         max_priority=arguments.get("x-max-priority"),
         single_active_consumer=arguments.get("x-single-active-consumer") is True,
+        lazy=argument_first("x-queue-mode", "queue-mode") == "lazy",
     )
 
 
