@@ -15,7 +15,8 @@ below, never through `isinstance`:
               requeue(entries, channel_closed=...) (nack/reject/recover, or the channel went)
   consumers   validate_consume_arguments, check_consumable, add_consumer, remove_consumer
   purge       purge() -> count; delete() when the queue goes
-  counts      message_count, consumer_count, unacked_count, ready_bytes, unacked_bytes, counts
+  counts      message_count, consumer_count, unacked_count, ready_bytes, unacked_bytes, counts,
+              paged_count, paged_bytes (ready messages waiting on disk)
   store       what a type keeps in the durable store, and restore(stored) at start-up
   time        expiry of messages (TTL at the head) and of the queue itself (x-expires)
 
@@ -265,6 +266,16 @@ class Queue:
     @property
     def message_count(self) -> int:
         return len(self.ready)
+
+    @property
+    def paged_count(self) -> int:
+        """Ready messages waiting on disk rather than in memory (a classic queue's paging)."""
+        return 0
+
+    @property
+    def paged_bytes(self) -> int:
+        """Their bodies' bytes."""
+        return 0
 
     @property
     def consumer_count(self) -> int:

@@ -34,6 +34,7 @@ def queue_json(call: Call, queue: Queue, *, details: bool = False) -> dict[str, 
     vhost = call.admin.node.vhosts[queue.vhost_name]
     policy = vhost.policy_for("queue", queue.name)
     ready, unacked = queue.message_count, queue.unacked_count
+    paged, paged_bytes = queue.paged_count, queue.paged_bytes
     totals = {
         "messages": ready + unacked,
         "messages_ready": ready,
@@ -66,13 +67,13 @@ def queue_json(call: Call, queue: Queue, *, details: bool = False) -> dict[str, 
         "message_bytes": queue.ready_bytes + queue.unacked_bytes,
         "message_bytes_ready": queue.ready_bytes,
         "message_bytes_unacknowledged": queue.unacked_bytes,
-        "message_bytes_ram": queue.ready_bytes + queue.unacked_bytes,
-        "message_bytes_paged_out": 0,
+        "message_bytes_ram": queue.ready_bytes - paged_bytes + queue.unacked_bytes,
+        "message_bytes_paged_out": paged_bytes,
         "message_bytes_persistent": 0,
-        "messages_ram": ready + unacked,
-        "messages_ready_ram": ready,
+        "messages_ram": ready - paged + unacked,
+        "messages_ready_ram": ready - paged,
         "messages_unacknowledged_ram": unacked,
-        "messages_paged_out": 0,
+        "messages_paged_out": paged,
         "messages_persistent": 0,
         "recoverable_slaves": None,
         "backing_queue_status": {"mode": "default", "len": ready, "version": 1},

@@ -87,6 +87,11 @@ SPECS: dict[str, tuple[str, str]] = {
         "Size of ready and unacknowledged messages stored in memory",
     ),
     "rabbitmq_queue_messages_ready_ram": (GAUGE, "Ready messages stored in memory"),
+    "rabbitmq_queue_messages_paged_out": (GAUGE, "Messages paged out to disk"),
+    "rabbitmq_queue_messages_paged_out_bytes": (
+        GAUGE,
+        "Size in bytes of messages paged out to disk",
+    ),
     "rabbitmq_queue_messages_unacked_ram": (GAUGE, "Unacknowledged messages stored in memory"),
     "rabbitmq_queue_messages_bytes": (
         GAUGE,
@@ -362,12 +367,20 @@ class Metrics:
             per_queue("rabbitmq_queue_messages_unacked", lambda q: q.unacked_count),
             per_queue("rabbitmq_queue_messages", lambda q: q.message_count + q.unacked_count),
             per_queue("rabbitmq_queue_consumers", lambda q: q.consumer_count),
-            # Every message is held in memory (the store is a copy on disk).
-            per_queue("rabbitmq_queue_messages_ram", lambda q: q.message_count + q.unacked_count),
+            # In memory: all but what a classic queue paged out (the store is a copy on disk).
             per_queue(
-                "rabbitmq_queue_messages_ram_bytes", lambda q: q.ready_bytes + q.unacked_bytes
+                "rabbitmq_queue_messages_ram",
+                lambda q: q.message_count - q.paged_count + q.unacked_count,
             ),
-            per_queue("rabbitmq_queue_messages_ready_ram", lambda q: q.message_count),
+            per_queue(
+                "rabbitmq_queue_messages_ram_bytes",
+                lambda q: q.ready_bytes - q.paged_bytes + q.unacked_bytes,
+            ),
+            per_queue(
+                "rabbitmq_queue_messages_ready_ram", lambda q: q.message_count - q.paged_count
+            ),
+            per_queue("rabbitmq_queue_messages_paged_out", lambda q: q.paged_count),
+            per_queue("rabbitmq_queue_messages_paged_out_bytes", lambda q: q.paged_bytes),
             per_queue("rabbitmq_queue_messages_unacked_ram", lambda q: q.unacked_count),
             per_queue("rabbitmq_queue_messages_bytes", lambda q: q.ready_bytes + q.unacked_bytes),
             per_queue("rabbitmq_queue_messages_ready_bytes", lambda q: q.ready_bytes),
