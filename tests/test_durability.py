@@ -16,6 +16,7 @@ from amqp_lite import Clock, run_in_thread
 from tests.processes import BrokerProcess
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
+PAGED = ("--queue-memory-budget", "0")  # classic queues keep next to nothing in memory
 
 
 def drain(channel, queue: str) -> list[tuple[bytes, bool]]:
@@ -241,13 +242,14 @@ class Churn:
 def test_kill_9_never_loses_a_confirmed_message(tmp_path: Path, crash_rounds: int) -> None:
     """Publishers fill a queue while another client deletes and declares a second one, holding
     deliveries across the deletes, and another works a quorum queue with transient messages;
-    the broker is killed at a random moment, each round."""
+    the broker is killed at a random moment, each round. Every other round (and the survivor)
+    runs with a memory budget of nothing, so that classic queues page."""
     rng = random.Random(os.environ.get("CRASH_SEED"))
     expected: set[bytes] = set()
     churn = Churn("churn", rng)
     quorum = QuorumTraffic(rng)
     for round_number in range(crash_rounds):
-        broker = BrokerProcess(tmp_path)
+        broker = BrokerProcess(tmp_path, *PAGED if round_number % 2 else ())
         try:
             churn.check_recovered(broker.url)
             quorum.check_recovered(broker.url)
@@ -286,7 +288,7 @@ def test_kill_9_never_loses_a_confirmed_message(tmp_path: Path, crash_rounds: in
         finally:
             broker.kill()  # also when a check failed, so no broker outlives the test
 
-    survivor = BrokerProcess(tmp_path)
+    survivor = BrokerProcess(tmp_path, *PAGED)
     try:
         churn.check_recovered(survivor.url)
         quorum.check_recovered(survivor.url)
