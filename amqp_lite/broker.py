@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("amqp_lite.broker")
 T = TypeVar("T")
 
+log = logging.getLogger("amqp_lite.broker")
+
 
 class _Shortcuts:
     """The admin operations tests use most, on the broker itself; `broker.admin` has them all."""
@@ -436,9 +438,12 @@ class Broker(_Shortcuts):
 
 def _flush(node: Node) -> None:
     """Write what is still pending, stream logs first (the store's batch may wait for them)."""
-    node.streams.flush()
-    if node.store is not None:
-        node.store.flush()
+    try:
+        node.streams.flush()
+        if node.store is not None:
+            node.store.flush()
+    except Exception as error:  # a full disk, say: nothing confirmed is in there
+        log.error("could not write what was pending at shutdown, none of it confirmed: %s", error)
 
 
 def _close(node: Node) -> None:

@@ -46,6 +46,10 @@ INTERNAL_ERROR_TEXT = "INTERNAL_ERROR - internal error"
 ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 ACCEPT_RETRY = 0.1
 ACCEPT_RETRY_MAX = 2.0
+# A write to disk that failed is tried again from WRITE_RETRY up to WRITE_RETRY_MAX apart.
+WRITE_RETRY = 0.1
+WRITE_RETRY_MAX = 5.0
+WRITE_ALARM_SOURCE = "failed writes"  # beside the free-space reading's, for the disk alarm
 
 
 class Server:
@@ -173,25 +177,65 @@ class Server:
 
         The store's batch and the stream logs' are written in the same cycle, in a worker
         thread, so the event loop never waits for the disk.
+
+        A write that fails (a full disk: "database or disk is full", or any other error) stops
+        nothing: the batch stays pending, so nothing it holds is confirmed, and is tried again,
+        from WRITE_RETRY up to WRITE_RETRY_MAX seconds apart, with whatever gathered meanwhile.
+        Until a write succeeds the node has a disk alarm: publishers are blocked, consumers
+        carry on.
         """
         wakeup = _Wakeup()
         if store is not None:
             store.on_pending = wakeup.set
         streams.on_pending = wakeup.set
+        unwritten_logs: StreamBatch | None = None  # stream records a failed write left to retry
+        retry = WRITE_RETRY
         while True:
             wakeup.clear()
-            if not (streams.has_pending or (store is not None and store.has_pending)):
+            if not (
+                unwritten_logs is not None
+                or streams.has_pending
+                or (store is not None and store.has_pending)
+            ):
                 await wakeup.wait()
                 continue
-            # Shielded: a batch taken must be written, or a shutdown arriving between the take
-            # and the write would lose it (the final flush only sees what was never taken).
+            # Shielded: a batch taken must be written or given back, or a shutdown arriving
+            # between the take and the write would lose it (the final flush only sees what the
+            # store still holds).
             with trio.CancelScope(shield=True):
-                logs = streams.take_batch()
+                logs = unwritten_logs if unwritten_logs is not None else streams.take_batch()
                 batch, upto = store.take_batch() if store is not None else ([], 0)
-                await trio.to_thread.run_sync(_write_batches, streams, logs, store, batch)
-                streams.batch_written(logs)
-                if store is not None:
-                    store.batch_written(upto)
+                try:
+                    await trio.to_thread.run_sync(_write_batches, streams, logs, store, batch)
+                except _WriteFailed as failure:
+                    error = failure.__cause__
+                    if failure.where == "streams":
+                        unwritten_logs = logs
+                    else:
+                        unwritten_logs = None
+                        streams.batch_written(logs)
+                    if store is not None:
+                        store.batch_failed(batch)
+                else:
+                    error = unwritten_logs = None
+                    streams.batch_written(logs)
+                    if store is not None:
+                        store.batch_written(upto)
+            if error is not None:
+                if retry == WRITE_RETRY:  # once per episode, not every retry
+                    log.error(
+                        "cannot write to disk (%s); retrying, and publishers are blocked until "
+                        "it works again",
+                        error,
+                    )
+                    self.node.set_alarm("disk", WRITE_ALARM_SOURCE)
+                await trio.sleep(retry)
+                retry = min(retry * 2, WRITE_RETRY_MAX)
+                continue
+            if retry != WRITE_RETRY:
+                log.info("writing to disk again")
+                retry = WRITE_RETRY
+                self.node.clear_alarm("disk", WRITE_ALARM_SOURCE)
             if store is not None:
                 for connection in list(self.connections):
                     _guarded(connection, connection.store_progressed)
@@ -361,10 +405,28 @@ async def _read(stream: trio.abc.Stream, connection: ServerConnection) -> None:
 def _write_batches(
     streams: StreamStorage, logs: StreamBatch, store: Store | None, batch: list[Any]
 ) -> None:
-    """One write cycle, in a worker thread: stream records, then the store's transaction."""
-    streams.write_batch(logs)
+    """One write cycle, in a worker thread: stream records, then the store's transaction.
+
+    Raises _WriteFailed, saying which failed: the store's transaction rolls back whole, so its
+    batch can be tried again; stream records are written before the store's, so they are on
+    disk when only the store failed. (A stream write that failed half-way is tried again as it
+    is: segment logs append, and do not yet cut back to their last commit first.)
+    """
+    try:
+        streams.write_batch(logs)
+    except Exception as error:
+        raise _WriteFailed("streams") from error
     if store is not None:
-        store.write_batch(batch)
+        try:
+            store.write_batch(batch)
+        except Exception as error:
+            raise _WriteFailed("store") from error
+
+
+class _WriteFailed(Exception):
+    def __init__(self, where: str) -> None:
+        super().__init__(where)
+        self.where = where
 
 
 def _address(sockname: tuple[str, int] | tuple[str, int, int, int]) -> tuple[str, int]:

@@ -417,6 +417,13 @@ class Store:
     def batch_written(self, upto: int) -> None:
         self.durable_upto = max(self.durable_upto, upto)
 
+    def batch_failed(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """The batch could not be written (the transaction was rolled back): it is pending again,
+        ahead of what was recorded since, for the next write to try. Nothing that waits for it
+        is told it is on disk meanwhile."""
+        self._pending = batch + self._pending
+        self._taken_upto = self.durable_upto
+
     def flush(self) -> None:
         """Write everything pending now, in this thread (start-up, shutdown, tests)."""
         batch, upto = self.take_batch()
