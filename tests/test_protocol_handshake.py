@@ -147,6 +147,59 @@ async def test_a_handshake_that_stalls_after_the_header_is_dropped_too(
         assert trio.current_time() - started == pytest.approx(HANDSHAKE_TIMEOUT, abs=0.5)
 
 
+async def _trickle(client: RawClient, data: bytes, every: float) -> None:
+    for octet in data:
+        await client.send(bytes((octet,)))
+        await trio.sleep(every)
+
+
+async def test_a_client_trickling_its_handshake_is_dropped_on_time_all_the_same(
+    server: Broker, autojump_clock: trio.testing.MockClock
+) -> None:
+    """One octet a second used to reset the timeout with each read, for ever; RabbitMQ drops
+    such a client 10 to 12 seconds after it connected."""
+    async with await RawClient.connect(server.port) as client, trio.open_nursery() as nursery:
+        started = trio.current_time()
+        start_ok = encode_method(
+            0,
+            methods.ConnectionStartOk(
+                client_properties={}, mechanism="PLAIN", response=b"\0guest\0guest"
+            ),
+        )
+        nursery.start_soon(_trickle, client, PROTOCOL_HEADER + start_ok, 1.0)
+        await client.expect(methods.ConnectionStart, 0)
+        assert await client.frames_until_eof() == []
+        assert trio.current_time() - started == pytest.approx(HANDSHAKE_TIMEOUT, abs=1.1)
+        nursery.cancel_scope.cancel()
+
+
+async def test_heartbeats_before_connection_open_do_not_extend_the_handshake(
+    server: Broker, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with await RawClient.connect(server.port) as client:
+        started = trio.current_time()
+        await client.send(PROTOCOL_HEADER)
+        await client.expect(methods.ConnectionStart, 0)
+        await client.send_method(
+            0,
+            methods.ConnectionStartOk(
+                client_properties={}, mechanism="PLAIN", response=b"\0guest\0guest"
+            ),
+        )
+        tune = await client.expect(methods.ConnectionTune, 0)
+        await client.send_method(
+            0,
+            methods.ConnectionTuneOk(
+                channel_max=tune.channel_max, frame_max=tune.frame_max, heartbeat=1
+            ),
+        )
+        with pytest.raises(trio.BrokenResourceError):  # never connection.open; a heartbeat a second
+            while True:
+                await client.heartbeat()
+                await trio.sleep(1.0)
+        assert trio.current_time() - started == pytest.approx(HANDSHAKE_TIMEOUT, abs=1.1)
+
+
 # -- connection.start and connection.tune --------------------------------------------------------
 
 
