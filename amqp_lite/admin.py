@@ -398,6 +398,45 @@ class Admin:
                     )
         return found
 
+    # -- limits (RabbitMQ's set_vhost_limits, set_user_limits) ---------------------------------
+
+    def set_vhost_limits(self, vhost: str, definition: dict[str, Any]) -> None:
+        """Replace a vhost's limits (`rabbitmqctl set_vhost_limits`): {"max-connections": 10,
+        "max-queues": 100}, a negative value for no limit. ValueError with RabbitMQ's text."""
+        self.node.set_vhost_limits(self._vhost(vhost), definition)
+
+    def set_vhost_limit(self, vhost: str, name: str, value: object) -> None:
+        """Set one of a vhost's limits, keeping the others (the management API's PUT)."""
+        self.node.set_vhost_limit(self._vhost(vhost), name, value)
+
+    def clear_vhost_limits(self, vhost: str, name: str | None = None) -> None:
+        """Clear one of a vhost's limits, or (None) all of them."""
+        self.node.clear_vhost_limit(self._vhost(vhost), name)
+
+    def vhost_limits(self, vhost: str | None = None) -> dict[str, dict[str, int]]:
+        """The limits of each vhost that has some (of `vhost` only, if given)."""
+        names = [self._vhost(vhost)] if vhost is not None else sorted(self.node.vhosts)
+        limits = {name: dict(self.node.vhosts[name].limits) for name in names}
+        return {name: found for name, found in limits.items() if found}
+
+    def set_user_limits(self, user: str, definition: dict[str, Any]) -> None:
+        """Set some of a user's limits (`rabbitmqctl set_user_limits`: the others stay):
+        {"max-connections": 5, "max-channels": 50}. ValueError with RabbitMQ's text."""
+        self.node.set_user_limits(user, definition)
+
+    def clear_user_limits(self, user: str, name: str | None = None) -> None:
+        """Clear one of a user's limits, or (None: `clear_user_limits USER all`) all of them."""
+        self.node.clear_user_limit(user, name)
+
+    def user_limits(self, user: str | None = None) -> dict[str, dict[str, int]]:
+        """The limits of each user that has some (of `user` only, if given)."""
+        users = (
+            [self.node.user(user)]
+            if user is not None
+            else sorted(self.node.users, key=lambda u: u.name)
+        )
+        return {u.name: dict(u.limits) for u in users if u.limits}
+
     # -- resources -------------------------------------------------------------------------------
 
     def resources(self) -> ResourceInfo:

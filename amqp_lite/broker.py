@@ -131,6 +131,7 @@ class Broker(_Shortcuts):
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         queue_memory_budget: int = DEFAULT_QUEUE_BUDGET,
         node_memory_budget: int = DEFAULT_NODE_BUDGET,
+        connection_max: int | None = None,
     ) -> None:
         """`data_dir=None` keeps nothing on disk; a directory makes durable things survive.
 
@@ -159,7 +160,9 @@ class Broker(_Shortcuts):
 
         `max_message_size` is the largest body a publish may have, in bytes (RabbitMQ's
         max_message_size: 128 MiB by default, at most 512 MiB); a larger one is refused with
-        406 as soon as its content header says how large it is.
+        406 as soon as its content header says how large it is. `connection_max` is how many
+        connections the broker serves at once (RabbitMQ's connection_max): more wait to be
+        accepted until one closes.
 
         `queue_memory_budget` and `node_memory_budget` are the bytes of ready messages one
         classic queue, and all of them together, keep in memory; messages past them wait in
@@ -206,7 +209,7 @@ class Broker(_Shortcuts):
         self._memory_used = memory_used
         self._disk_free = disk_free
         self._total_memory = total_memory
-        self.limits = Limits(max_message_size=max_message_size)
+        self.limits = Limits(max_message_size=max_message_size, connection_max=connection_max)
         self._memory_budgets = (queue_memory_budget, node_memory_budget)
         if min(self._memory_budgets) < 0:
             raise ValueError("a memory budget cannot be negative")

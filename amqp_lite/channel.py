@@ -77,6 +77,7 @@ class Channel:
     def __init__(self, host: ChannelHost, number: int, vhost: VirtualHost, user: User) -> None:
         self.number = number
         self.vhost_name = vhost.name
+        self.user_name = user.name
         pending = partial(host.confirms_pending, self)
         self.output = output = ChannelOutput(host, number, vhost.store, pending=pending)
         send = output.reply

@@ -162,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SIZE",
         help="refuse a publish whose body is larger (default 128MiB, at most 512MiB)",
     )
+    limits.add_argument(
+        "--connection-max",
+        type=_connection_max,
+        default=None,
+        metavar="N|infinity",
+        help="serve at most N connections at once; more wait to be accepted (default infinity)",
+    )
     serve.add_argument(
         "--data-dir",
         default=None,
@@ -312,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_message_size=args.max_message_size,
                 queue_memory_budget=args.queue_memory_budget,
                 node_memory_budget=args.node_memory_budget,
+                connection_max=args.connection_max,
             )
             trio.run(_serve, broker)
         except refusals as error:
@@ -430,6 +438,14 @@ def _queue_argument(text: str) -> tuple[str, Any]:
         return name, json.loads(value)
     name, _, value = text.partition("=")
     return name, value
+
+
+def _connection_max(text: str) -> int | None:
+    if text == "infinity":
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("should be a non-negative integer, or infinity")
+    return int(text)
 
 
 def _port_or_none(text: str) -> int | None:

@@ -337,13 +337,17 @@ class ServerConnection:
             return
         self._released = True
         events = self.node.events
+        tracking = self.node.tracking
         for channel in self.channels.values():
             _logging_failures(channel.release)
+            tracking.channel_closed(channel.user_name)
             events.channel_closed.emit(channel)
         self.channels.clear()
         if self.vhost is not None:
             for queue in self.exclusive_queues:
                 _logging_failures(self.vhost.remove_queue, queue)
+            assert self.user is not None
+            tracking.connection_closed(self.vhost.name, self.user.name)
             events.connection_closed.emit(self)  # opened: it had reached its vhost
         self.exclusive_queues.clear()
 
@@ -496,6 +500,11 @@ class ServerConnection:
                     f"the negotiated channel_max ({self.channel_max})"
                 )
             assert self.vhost is not None and self.user is not None
+            try:
+                self.node.admit_channel(self.user)
+            except NotAllowed as refused:  # RabbitMQ names no method in this close
+                self._close_connection(refused)
+                return
             channel = Channel(self, frame.channel, self.vhost, self.user)
             self.channels[frame.channel] = channel
             self.send_method(frame.channel, methods.ChannelOpenOk())
@@ -546,6 +555,7 @@ class ServerConnection:
 
     def _forget_channel(self, channel: Channel) -> None:
         del self.channels[channel.number]
+        self.node.tracking.channel_closed(channel.user_name)
         self._confirming.discard(channel)
         self._awaiting_store.discard(channel)
         channel.closing = True
@@ -683,7 +693,9 @@ class ServerConnection:
     def _open(self, method: methods.ConnectionOpen) -> None:
         vhost = self.node.vhost(method.virtual_host)
         assert self.user is not None
+        self.node.admit_connection(vhost, self.user)  # the limits first, as RabbitMQ checks
         if not self.user.may_enter(vhost.name):
+            self.node.tracking.connection_closed(vhost.name, self.user.name)
             raise NotAllowed(f"access to vhost '{vhost.name}' refused for user '{self.user.name}'")
         self.vhost = vhost
         self.state = State.OPEN

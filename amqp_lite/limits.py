@@ -22,10 +22,14 @@ def _capped(size: int) -> int:
 class Limits:
     # The largest body a publish may announce, in bytes (RabbitMQ's max_message_size).
     max_message_size: int = attrs.field(default=DEFAULT_MAX_MESSAGE_SIZE, converter=_capped)
+    # Connections the node serves at once (RabbitMQ's connection_max); None: no limit.
+    connection_max: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.max_message_size < 0:
             raise ValueError("max_message_size cannot be negative")
+        if self.connection_max is not None and self.connection_max < 0:
+            raise ValueError("connection_max cannot be negative")
 
     def message_too_large(self, size: int) -> str | None:
         """RabbitMQ's refusal of a message of `size` bytes; None when it may be published."""

@@ -79,6 +79,11 @@ class Server:
         self.tls_port: int = 0  # the amqps listener's, 0 when there is none
         self.resources = resources
         self.limits = limits
+        self._sockets = (
+            0  # accepted and not yet closed, handshake or not: what connection_max counts
+        )
+        self._room = _Wakeup()  # a socket closed: below the connection limit again
+        self._at_connection_max = False
         self._nursery: trio.Nursery | None = None
 
     async def serve(
@@ -142,6 +147,7 @@ class Server:
         retry = ACCEPT_RETRY
         async with listener:
             while True:
+                await self._room_for_a_connection()
                 try:
                     stream = await listener.accept()
                 except OSError as error:
@@ -160,7 +166,33 @@ class Server:
                 if retry != ACCEPT_RETRY:
                     log.info("accepting connections again")
                     retry = ACCEPT_RETRY
-                nursery.start_soon(self._serve_connection, stream, tls)
+                self._sockets += 1
+                nursery.start_soon(self._serve_counted, stream, tls)
+
+    async def _room_for_a_connection(self) -> None:
+        """At the node's connection limit, accept nothing until a connection closes: the
+        clients wait in the kernel's listen backlog, as RabbitMQ's connection_max makes them."""
+        most = self.limits.connection_max
+        while most is not None and self._sockets >= most:
+            if not self._at_connection_max:
+                self._at_connection_max = True
+                log.warning(
+                    "%d connections, the node's limit (--connection-max): accepting no more "
+                    "until one closes",
+                    most,
+                )
+            self._room.clear()
+            await self._room.wait()
+        if self._at_connection_max:
+            self._at_connection_max = False
+            log.info("accepting connections again: below the node's limit of %s", most)
+
+    async def _serve_counted(self, stream: trio.SocketStream, tls: bool) -> None:
+        try:
+            await self._serve_connection(stream, tls)
+        finally:
+            self._sockets -= 1
+            self._room.set()
 
     async def shutdown(self) -> None:
         """Close every connection with 320 CONNECTION_FORCED and wait a little for close-ok."""

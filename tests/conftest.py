@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -122,6 +123,22 @@ class Target:
             self.broker.admin.set_tracing(vhost, on)
         else:
             self.rabbitmqctl("trace_on" if on else "trace_off", "-p", vhost)
+
+    def set_vhost_limits(self, vhost: str, limits: dict[str, int]) -> None:
+        """`rabbitmqctl set_vhost_limits` (an empty dict clears them)."""
+        if self.broker is not None:
+            self.broker.admin.set_vhost_limits(vhost, limits)
+        elif limits:
+            self.rabbitmqctl("set_vhost_limits", "-p", vhost, json.dumps(limits))
+        else:
+            self.rabbitmqctl("clear_vhost_limits", "-p", vhost)
+
+    def set_user_limits(self, user: str, limits: dict[str, int]) -> None:
+        """`rabbitmqctl set_user_limits` (kept limits stay, as RabbitMQ merges them)."""
+        if self.broker is not None:
+            self.broker.admin.set_user_limits(user, limits)
+        else:
+            self.rabbitmqctl("set_user_limits", user, json.dumps(limits))
 
     def rabbitmqctl(self, *args: str) -> None:
         if self._ctl is None:

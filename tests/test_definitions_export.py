@@ -60,8 +60,9 @@ def test_a_rabbitmq_export_comes_back_out_as_rabbitmq_wrote_it() -> None:
     assert _keyed(exported["bindings"], *binding_key) == _keyed(original["bindings"], *binding_key)
     assert _keyed(exported["users"], "name") == _keyed(original["users"], "name")
     assert [v["name"] for v in exported["vhosts"]] == ["/", "defs-test"]
-    # Sections amqp-lite has no feature for are written empty rather than made up.
-    assert exported["parameters"] == []
+    # The vhost's limits, in both places RabbitMQ writes them.
+    assert [v["limits"] for v in exported["vhosts"]] == [v["limits"] for v in original["vhosts"]]
+    assert exported["parameters"] == original["parameters"]
 
 
 def test_export_is_stable_through_our_own_loader() -> None:

@@ -16,7 +16,7 @@ the default vhost nor guest; `Node(vhost_names=(), guest=False)` and then `apply
 
 Unlike RabbitMQ, which silently skips a binding whose exchange or queue is missing, this refuses
 it: a typo should not lose routes. Sections amqp-lite has no feature for (runtime and global
-parameters, limits) are accepted and described in `Definitions.ignored`.
+parameters other than vhost limits) are accepted and described in `Definitions.ignored`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,13 @@ from typing import Any
 import attrs
 
 from vhosts.errors import BrokerError
+from vhosts.limits import (
+    MAX_QUEUES,
+    LimitsInvalid,
+    limit,
+    validate_user_limits,
+    validate_vhost_limits,
+)
 from vhosts.node import Node
 from vhosts.policies import Policy, validate_policy
 from vhosts.queue_types import QUEUE_TYPES
@@ -50,6 +57,7 @@ from vhosts.topology import (
     TopicPermissionSpec,
     Topology,
     UserSpec,
+    VhostLimitsSpec,
     VhostSpec,
     apply_topology,
 )
@@ -91,7 +99,9 @@ class Definitions:
     exchanges: list[ExchangeSpec] = attrs.Factory(list)
     queues: list[QueueSpec] = attrs.Factory(list)
     bindings: list[BindingSpec] = attrs.Factory(list)
+    vhost_limits: list[VhostLimitsSpec] = attrs.Factory(list)  # "vhost-limits" parameters
     ignored: list[str] = attrs.Factory(list)  # "FILE:LINE: what was left out and why"
+    queues_at: Where | None = None  # where the queues section starts
 
     @property
     def topology(self) -> Topology:
@@ -104,10 +114,12 @@ class Definitions:
             exchanges=tuple(self.exchanges),
             queues=tuple(self.queues),
             bindings=tuple(self.bindings),
+            vhost_limits=tuple(self.vhost_limits),
         )
 
     def apply_to(self, node: Node) -> None:
         """Apply everything to `node`, or raise DefinitionsError having changed nothing."""
+        self._check_queue_limits(node)
         topology = self.topology
         apply_topology(self._rehearsal(node), topology, self._rules)
         apply_topology(node, topology, self._rules)
@@ -120,6 +132,27 @@ class Definitions:
     def _rules(self) -> Rules:
         """Anything missing is refused, and every error names the object's FILE:LINE."""
         return Rules(missing=self._missing, reporting=self._reporting)
+
+    def _check_queue_limits(self, node: Node) -> None:
+        """As RabbitMQ's import: the file's new queues must fit the vhosts' limits in force
+        before it (the file's own limits are set after its queues)."""
+        new: dict[str, set[str]] = {}
+        for q in self.queues:
+            vhost = node.vhosts.get(q.vhost)
+            if vhost is not None and q.name not in vhost.queues:
+                new.setdefault(q.vhost, set()).add(q.name)
+        for name, added in new.items():
+            vhost = node.vhosts[name]
+            most = limit(vhost.limits, MAX_QUEUES)
+            if most is not None and len(vhost.queues) + len(added) > most:
+                where = self.queues_at or Where(1, "queues")
+                current = len(vhost.queues) if most else 0  # RabbitMQ says 0 for a 0 limit
+                raise self._fail(
+                    where,
+                    f'Adding {len(added)} queue(s) to virtual host "{name}" would exceed the '
+                    f"limit of {most} queue(s). This virtual host currently has {current} "
+                    "queue(s) defined. Import aborted!",
+                )
 
     def _rehearsal(self, node: Node) -> Node:
         """A scratch node with `node`'s versions of what the file names, to try the file on."""
@@ -197,9 +230,16 @@ def _current_versions(node: Node, definitions: Definitions) -> Topology:
             VhostSpec(name, default_queue_type=vhost.default_queue_type)
             for name, vhost in node.vhosts.items()
         ),
-        users=tuple(UserSpec(user.name, password_hash="") for user in node.users),
+        users=tuple(
+            UserSpec(user.name, password_hash="", limits=dict(user.limits)) for user in node.users
+        ),
         exchanges=tuple(exchanges),
         queues=tuple(queues),
+        vhost_limits=tuple(
+            VhostLimitsSpec(name, dict(vhost.limits))
+            for name, vhost in node.vhosts.items()
+            if vhost.limits
+        ),
     )
 
 
@@ -325,6 +365,10 @@ class _Reader:
                 continue
             if not isinstance(items, _Array):
                 raise self.fail(top, f'"{section}" must be a list')
+            if section == "queues":
+                definitions.queues_at = self.where(items, "queues")
+            if section == "parameters":
+                items = self.parameters(items, definitions)
             entries = []
             for index, obj in enumerate(items):
                 if not isinstance(obj, _Object):
@@ -332,11 +376,6 @@ class _Reader:
                 where = self.where(obj, f"{section}[{index}]")
                 if section in readers:
                     entries.append(readers[section](obj, where))
-                if obj.get("limits"):  # of a vhost or a user
-                    definitions.ignored.append(
-                        f"{self.source}:{where.line}: {where.path}: limits ignored "
-                        "(amqp-lite has no limits)"
-                    )
             if section in readers:
                 getattr(definitions, section).extend(entries)
             elif items:
@@ -348,6 +387,28 @@ class _Reader:
                     f"{_UNSUPPORTED[section]}"
                 )
         return definitions
+
+    def parameters(self, items: _Array, definitions: Definitions) -> _Array:
+        """Takes the vhost limits out of the parameters; returns the rest (not applied).
+
+        A vhost's entry in "vhosts" has its limits too, but RabbitMQ's import reads them only
+        from here, and so does this."""
+        rest = _Array()
+        rest.offset = items.offset
+        for index, obj in enumerate(items):
+            if isinstance(obj, _Object) and obj.get("component") == "vhost-limits":
+                where = self.where(obj, f"parameters[{index}]")
+                vhost = self.field(obj, where, "vhost", str)
+                definition = self.field(obj, where, "value", dict)
+                try:
+                    validate_vhost_limits(definition)
+                except LimitsInvalid as error:
+                    complaints = str(error).strip().replace("\n\n", ": ").replace("\n", "; ")
+                    raise self.fail(where, f"{complaints} ({vhost}/vhost-limits/limits)") from None
+                definitions.vhost_limits.append(VhostLimitsSpec(vhost, definition, where))
+            else:
+                rest.append(obj)
+        return rest
 
     def vhost(self, obj: _Object, where: Where) -> VhostSpec:
         name = self.field(obj, where, "name", str)
@@ -384,7 +445,12 @@ class _Reader:
             tags = [tag for tag in tags.split(",") if tag]
         if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
             raise self.fail(where, '"tags" must be a list of strings')
-        return UserSpec(name, password_hash, algorithm, list(tags), where)
+        limits = self.field(obj, where, "limits", dict, {})
+        try:
+            validate_user_limits(limits)
+        except LimitsInvalid as error:
+            raise self.fail(where, str(error)) from None
+        return UserSpec(name, password_hash, algorithm, list(tags), where, limits)
 
     def permission(self, obj: _Object, where: Where) -> PermissionSpec:
         patterns = self.patterns(obj, where, ("configure", "write", "read"))

@@ -1,7 +1,8 @@
 """A node's topology as a RabbitMQ definitions file, the shape `rabbitmqctl export_definitions`
 writes, so that `rabbitmqctl import_definitions` (or the management UI) on a RabbitMQ node, or
 `amqp-lite serve --definitions`, rebuilds it: vhosts, users with their password hashes,
-permissions and topic permissions, policies, exchanges, queues and bindings.
+permissions and topic permissions, policies, exchanges, queues and bindings, and the limits of
+vhosts and users.
 
 As RabbitMQ's export: the default and amq.* exchanges, exclusive queues (they die with their
 connection) and the default exchange's implicit bindings are left out; transient exchanges and
@@ -36,7 +37,7 @@ def export_definitions(node: Node) -> dict[str, Any]:
                 "password_hash": user.password_hash,
                 "hashing_algorithm": user.hashing_algorithm,
                 "tags": list(user.tags),
-                "limits": {},
+                "limits": dict(user.limits),
             }
             for user in users
         ],
@@ -66,7 +67,16 @@ def export_definitions(node: Node) -> dict[str, Any]:
             if vhost in node.vhosts
             for exchange, permission in sorted(by_exchange.items())
         ],
-        "parameters": [],
+        "parameters": [
+            {
+                "value": dict(vhost.limits),
+                "vhost": vhost.name,
+                "component": "vhost-limits",
+                "name": "limits",
+            }
+            for vhost in vhosts
+            if vhost.limits
+        ],
         "global_parameters": [],
         "policies": [policy for vhost in vhosts for policy in _policies(vhost)],
         "queues": [_queue(vhost.name, q) for vhost in vhosts for q in _exported_queues(vhost)],
@@ -82,7 +92,8 @@ def _vhost(vhost: VirtualHost) -> dict[str, Any]:
     metadata: dict[str, Any] = {"description": description, "tags": []}
     if vhost.default_queue_type is not None:  # RabbitMQ writes it only when set
         metadata = {"default_queue_type": vhost.default_queue_type, **metadata}
-    return {"name": vhost.name, "limits": [], "metadata": metadata}
+    limits = [[name, value] for name, value in vhost.limits.items()]  # as RabbitMQ writes them
+    return {"name": vhost.name, "limits": limits, "metadata": metadata}
 
 
 def _policies(vhost: VirtualHost) -> Iterator[dict[str, Any]]:

@@ -8,11 +8,14 @@ command line.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
+from typing import Any
 
 from vhosts.clock import Clock
 from vhosts.errors import NotAllowed, NotFound
 from vhosts.events import NodeEvents
+from vhosts.limits import Tracking, validate_user_limits, validate_vhost_limits
 from vhosts.message import Message
 from vhosts.page_files import PAGES_DIRECTORY
 from vhosts.paging import Paging
@@ -32,6 +35,7 @@ from vhosts.topology import (
     TopicPermissionSpec,
     Topology,
     UserSpec,
+    VhostLimitsSpec,
     VhostSpec,
     apply_topology,
 )
@@ -102,6 +106,7 @@ class Node:
         self.paging = paging
         if paging is not None:  # queued messages keep only their encoded properties
             Message.decode_properties = paging.decode_properties
+        self.tracking = Tracking()  # open connections and channels, which limits count
         # As RabbitMQ: the default user is made only on a node with no users and no vhosts
         # (a new store), so that a guest deleted for security stays deleted across restarts.
         if store is not None:
@@ -205,6 +210,7 @@ class Node:
         else:
             user.permissions = existing.permissions
             user.topic_permissions = existing.topic_permissions
+            user.limits = existing.limits
             self.events.user_password_changed.emit(user)
             self.events.user_tags_set.emit(user)
         return user
@@ -289,6 +295,56 @@ class Node:
         if not in_vhost:
             user.topic_permissions.pop(vhost, None)
         return bool(gone)
+
+    # -- limits (RabbitMQ's set_vhost_limits and set_user_limits) -------------------------------
+
+    def set_vhost_limits(self, name: str, definition: Mapping[str, Any]) -> None:
+        """Replace a vhost's limits with `definition` ({"max-connections": 10, ...});
+        LimitsInvalid with RabbitMQ's text. Nothing already open is closed."""
+        vhost = self.vhost(name)
+        vhost.limits = validate_vhost_limits(definition)
+        if self.store is not None:
+            self.store.save_limits("vhost", name, vhost.limits)
+
+    def set_vhost_limit(self, name: str, limit: str, value: object) -> None:
+        """Set one of a vhost's limits, keeping the others (the management API's PUT)."""
+        self.set_vhost_limits(name, {**self.vhost(name).limits, limit: value})
+
+    def clear_vhost_limit(self, name: str, limit: str | None = None) -> None:
+        """Clear one of a vhost's limits, or (None) all of them."""
+        vhost = self.vhost(name)
+        kept = {} if limit is None else {k: v for k, v in vhost.limits.items() if k != limit}
+        self.set_vhost_limits(name, kept)
+
+    def set_user_limits(self, name: str, definition: Mapping[str, Any]) -> None:
+        """Set some of a user's limits, keeping the others, as `rabbitmqctl set_user_limits`
+        does; LimitsInvalid with RabbitMQ's text."""
+        user = self.user(name)
+        user.limits.update(validate_user_limits(definition))  # in place: old User objects share it
+        self._save_user_limits(user)
+
+    def clear_user_limit(self, name: str, limit: str | None = None) -> None:
+        """Clear one of a user's limits, or (None: RabbitMQ's "all") every one."""
+        user = self.user(name)
+        if limit is None:
+            user.limits.clear()
+        else:
+            user.limits.pop(limit, None)
+        self._save_user_limits(user)
+
+    def _save_user_limits(self, user: User) -> None:
+        if self.store is not None:
+            self.store.save_limits("user", user.name, user.limits)
+
+    def admit_connection(self, vhost: VirtualHost, user: User) -> None:
+        """A connection is opening `vhost` as `user`: count it, or refuse it with 530."""
+        current = self.users.get(user.name) or user
+        self.tracking.admit_connection(vhost.name, vhost.limits, user.name, current.limits)
+
+    def admit_channel(self, user: User) -> None:
+        """`user` is opening a channel: count it, or refuse it with 530."""
+        current = self.users.get(user.name) or user
+        self.tracking.admit_channel(user.name, current.limits)
 
     def set_policy(self, policy: Policy) -> None:
         """Add or replace a policy in its vhost; ValueError with RabbitMQ's text if invalid."""
@@ -398,12 +454,13 @@ class Node:
 
 def _stored_topology(store: Store) -> Topology:
     """What the store holds apart from messages: everything durable, so declared durable."""
+    user_limits = store.limits("user")
     default_types = store.default_queue_types()
     return Topology(
         vhosts=tuple(
             VhostSpec(name, default_queue_type=default_types.get(name)) for name in store.vhosts()
         ),
-        users=tuple(UserSpec(*user) for user in store.users()),
+        users=tuple(UserSpec(*user, limits=user_limits.get(user[0], {})) for user in store.users()),
         permissions=tuple(
             PermissionSpec(user, vhost, Permission(configure, write, read))
             for user, vhost, configure, write, read in store.permissions()
@@ -428,5 +485,8 @@ def _stored_topology(store: Store) -> Topology:
                 b.vhost, b.source, b.destination, b.destination_kind, b.routing_key, b.arguments
             )
             for b in store.bindings()
+        ),
+        vhost_limits=tuple(
+            VhostLimitsSpec(vhost, limits) for vhost, limits in store.limits("vhost").items()
         ),
     )

@@ -23,8 +23,8 @@ from typing import Any
 import attrs
 
 STORE_FILE = "amqp-lite.sqlite3"  # the store's one file, in its data directory
-SCHEMA_VERSION = 5  # 2: queue_messages.expires_at; 3: policies, messages.bcc; 4: topic_permissions
-# 5: vhosts.default_queue_type
+SCHEMA_VERSION = 6  # 2: queue_messages.expires_at; 3: policies, messages.bcc; 4: topic_permissions
+# 5: vhosts.default_queue_type; 6: limits
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,6 +65,10 @@ CREATE TABLE IF NOT EXISTS policies (
     vhost TEXT NOT NULL, name TEXT NOT NULL, pattern TEXT NOT NULL, apply_to TEXT NOT NULL,
     priority TEXT NOT NULL, definition TEXT NOT NULL, PRIMARY KEY (vhost, name)
 );
+CREATE TABLE IF NOT EXISTS limits (
+    kind TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (kind, owner, name)
+);
 CREATE TABLE IF NOT EXISTS queue_messages (
     vhost TEXT NOT NULL, queue TEXT NOT NULL, seq INTEGER NOT NULL, message INTEGER NOT NULL,
     redelivered INTEGER NOT NULL DEFAULT 0, expires_at REAL, PRIMARY KEY (vhost, queue, seq)
@@ -82,6 +86,8 @@ _SQL = {
     "vhost-permissions-": "DELETE FROM permissions WHERE vhost = ?",
     "vhost-policies-": "DELETE FROM policies WHERE vhost = ?",
     "vhost-topic-permissions-": "DELETE FROM topic_permissions WHERE vhost = ?",
+    "limits-": "DELETE FROM limits WHERE kind = ? AND owner = ?",
+    "limit": "INSERT OR REPLACE INTO limits VALUES (?, ?, ?, ?)",
     "user": "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)",
     "user-": "DELETE FROM users WHERE name = ?",
     "user-permissions-": "DELETE FROM permissions WHERE user = ?",
@@ -245,6 +251,7 @@ class Store:
             "vhost-held-",
         ):
             self._record(kind, (name,))
+        self._record("limits-", ("vhost", name))
         self._record("vhost-", (name,))
 
     def save_user(self, name: str, password_hash: str, algorithm: str, tags: list[str]) -> None:
@@ -253,7 +260,14 @@ class Store:
     def delete_user(self, name: str) -> None:
         self._record("user-permissions-", (name,))
         self._record("user-topic-permissions-", (name,))
+        self._record("limits-", ("user", name))
         self._record("user-", (name,))
+
+    def save_limits(self, kind: str, owner: str, limits: dict[str, int]) -> None:
+        """The whole set of limits of a vhost or a user (`kind`), replacing what was kept."""
+        self._record("limits-", (kind, owner))
+        for name, value in limits.items():
+            self._record("limit", (kind, owner, name, value))
 
     def save_permission(self, user: str, vhost: str, configure: str, write: str, read: str) -> None:
         self._record("permission", (user, vhost, configure, write, read))
@@ -447,6 +461,14 @@ class Store:
     def permissions(self) -> list[tuple[str, str, str, str, str]]:
         return list(self._db.execute("SELECT * FROM permissions"))
 
+    def limits(self, kind: str) -> dict[str, dict[str, int]]:
+        """The limits kept for vhosts or users (`kind`), by owner."""
+        kept: dict[str, dict[str, int]] = {}
+        rows = self._db.execute("SELECT owner, name, value FROM limits WHERE kind = ?", (kind,))
+        for owner, name, value in rows:
+            kept.setdefault(owner, {})[name] = value
+        return kept
+
     def topic_permissions(self) -> list[tuple[str, str, str, str, str]]:
         """(user, vhost, exchange, write, read)."""
         return list(self._db.execute("SELECT * FROM topic_permissions"))
@@ -566,6 +588,7 @@ _MIGRATIONS = {
     2: ("ALTER TABLE messages ADD COLUMN bcc TEXT",),  # and the new policies table
     3: (),  # the new topic_permissions table
     4: ("ALTER TABLE vhosts ADD COLUMN default_queue_type TEXT",),
+    5: (),  # the new limits table
 }
 
 

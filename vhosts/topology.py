@@ -47,6 +47,7 @@ class UserSpec:
     hashing_algorithm: str = DEFAULT_HASHING
     tags: list[str] = attrs.Factory(list)
     origin: object = None
+    limits: dict[str, Any] = attrs.Factory(dict)  # merged into the user's, as RabbitMQ does
 
 
 @attrs.frozen
@@ -62,6 +63,15 @@ class TopicPermissionSpec:
     user: str
     vhost: str
     permission: TopicPermission
+    origin: object = None
+
+
+@attrs.frozen
+class VhostLimitsSpec:
+    """A vhost's whole set of limits (RabbitMQ's "vhost-limits" runtime parameter)."""
+
+    vhost: str
+    limits: dict[str, Any]
     origin: object = None
 
 
@@ -117,6 +127,9 @@ class Topology:
     # Last, so that positional construction keeps its meaning; they need only users and
     # vhosts, and are applied after the permissions.
     topic_permissions: tuple[TopicPermissionSpec, ...] = ()
+    # After the queues, so that a file's limits do not refuse its own queues (RabbitMQ's
+    # import checks its queues against the limits in force before it).
+    vhost_limits: tuple[VhostLimitsSpec, ...] = ()
 
 
 @attrs.frozen
@@ -183,6 +196,10 @@ class TopologyTarget(Protocol):
 
     def set_topic_permission(self, user: User, vhost: str, permission: TopicPermission) -> None: ...
 
+    def set_user_limits(self, name: str, definition: Mapping[str, Any]) -> None: ...
+
+    def set_vhost_limits(self, name: str, definition: Mapping[str, Any]) -> None: ...
+
 
 def apply_topology(node: TopologyTarget, topology: Topology, rules: Rules) -> None:
     """Apply `topology` to `node`, section by section, under `rules`."""
@@ -197,6 +214,8 @@ def apply_topology(node: TopologyTarget, topology: Topology, rules: Rules) -> No
                 tags=list(u.tags),
                 hashing_algorithm=u.hashing_algorithm,
             )
+            if u.limits:
+                node.set_user_limits(u.name, u.limits)
     for p in topology.permissions:
         with _applying(rules, p.origin):
             user = _found(node.users.get(p.user), Missing("user", p.user))
@@ -226,6 +245,10 @@ def apply_topology(node: TopologyTarget, topology: Topology, rules: Rules) -> No
     for b in topology.bindings:
         with _applying(rules, b.origin):
             _apply_binding(_vhost(node, b.vhost), b)
+    for lim in topology.vhost_limits:
+        with _applying(rules, lim.origin):
+            _vhost(node, lim.vhost)
+            node.set_vhost_limits(lim.vhost, lim.limits)
 
 
 def _apply_queue(vhost: VirtualHost, q: QueueSpec, declare: bool) -> None:

@@ -101,6 +101,8 @@ class User:
     permissions: dict[str, Permission] = attrs.Factory(dict)  # by vhost name
     # By vhost, then exchange; a topic exchange without one allows any routing key.
     topic_permissions: dict[str, dict[str, TopicPermission]] = attrs.Factory(dict)
+    # RabbitMQ's user limits (max-connections, max-channels) as set; see vhosts.limits.
+    limits: dict[str, int] = attrs.Factory(dict)
 
     def check_password(self, password: str | bytes) -> bool:
         return password_matches(self.password_hash, password, self.hashing_algorithm)

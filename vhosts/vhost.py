@@ -25,6 +25,7 @@ from vhosts.exchange import (
     Exchange,
     released_headers,
 )
+from vhosts.limits import MAX_QUEUES, limit
 from vhosts.message import Message, evolve
 from vhosts.paging import Paging
 from vhosts.policies import Policy, PolicySet
@@ -99,6 +100,8 @@ class VirtualHost:
         # (RabbitMQ 3.11's vhost metadata); None: classic.
         self.default_queue_type: str | None = None
         self.store = store  # durable exchanges, queues and bindings are recorded here
+        # RabbitMQ's vhost limits (max-connections, max-queues) as set; see vhosts.limits.
+        self.limits: dict[str, int] = {}
         self.queues: dict[str, Queue] = {}
         self.exchanges: dict[str, Exchange] = {}
         self.policies: PolicySet | None = None  # made by the first set_policy
@@ -287,6 +290,12 @@ class VirtualHost:
             check_queue_equivalence(existing, arguments)
             existing.touch()
             return existing
+        most = limit(self.limits, MAX_QUEUES)  # new queues only, as RabbitMQ counts
+        if most is not None and len(self.queues) >= most:
+            raise PreconditionFailed(
+                f"cannot declare queue '{name}': queue limit in vhost '{self.name}' ({most}) "
+                "is reached"
+            )
         check_new_queue(
             arguments,
             # An exclusive queue dies with its connection: RabbitMQ takes it as not durable.

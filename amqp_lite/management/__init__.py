@@ -10,6 +10,7 @@ rabbitmqadmin, pyrabbit2, Flower, KEDA and test harnesses work unchanged. Module
   overview.py     /api/overview, /api/whoami, /api/nodes, /api/cluster-name
   access.py       /api/vhosts, /api/users, /api/permissions
   policies.py     /api/policies
+  limits.py       /api/vhost-limits, /api/user-limits
   exchanges.py    /api/exchanges (and publish)
   queues.py       /api/queues (and contents, get)
   bindings.py     /api/bindings
@@ -53,6 +54,7 @@ from amqp_lite.management import (
     exchanges,
     health,
     learning,
+    limits,
     overview,
     policies,
     queues,
@@ -68,6 +70,7 @@ ROUTE_MODULES = (
     overview,
     access,
     policies,
+    limits,
     exchanges,
     queues,
     bindings,
