@@ -24,9 +24,11 @@ from exchanges.values import octets
 from vhosts.queue_settings import (
     DEAD_LETTER_STRATEGIES,
     LEADER_LOCATORS,
+    MAX_SEGMENT_SIZE,
     OVERFLOW_MODES,
     QUEUE_MODES,
     erlang_string,
+    max_age_ms,
 )
 
 APPLY_TO = ("all", "queues", "exchanges")
@@ -62,6 +64,16 @@ CHECKED_KEYS: dict[str, tuple[Any, str]] = {
     "message-ttl": (_natural(0), "is not a valid message TTL"),
     "overflow": (lambda v: v in OVERFLOW_MODES, "is not a valid overflow value"),
     "queue-mode": (lambda v: v in QUEUE_MODES, "is not a valid queue-mode value"),
+    # Streams. RabbitMQ crashes on an age that is not a string or has no leading digits; it is
+    # refused here like the other bad ages.
+    "max-age": (
+        lambda v: isinstance(v, str) and max_age_ms(v) is not None,
+        "is not a valid max age",
+    ),
+    "stream-max-segment-size-bytes": (
+        lambda v: _natural(0)(v) and v <= MAX_SEGMENT_SIZE,
+        "is not a valid segment size",
+    ),
     # Quorum queues.
     "delivery-limit": (_natural(0), "is not a valid delivery limit"),
     "dead-letter-strategy": (
@@ -76,7 +88,7 @@ CHECKED_KEYS: dict[str, tuple[Any, str]] = {
     ),
 }
 
-# Keys RabbitMQ (or a common plugin) knows that mean nothing here: mirroring, streams,
+# Keys RabbitMQ (or a common plugin) knows that mean nothing here: mirroring, cluster placement,
 # federation. They are taken and ignored, values unchecked, so that definitions
 # exported from a production broker load.
 IGNORED_KEYS = frozenset(
@@ -89,8 +101,6 @@ IGNORED_KEYS = frozenset(
         "ha-promote-on-failure",
         "queue-master-locator",
         "queue-version",
-        "max-age",
-        "stream-max-segment-size-bytes",
         "initial-cluster-size",
         "federation-upstream",
         "federation-upstream-set",

@@ -29,6 +29,7 @@ QUEUE_MODES = ("default", "lazy")
 QUEUE_VERSIONS = (1, 2)
 MAX_PRIORITY = 255
 MAX_EXPIRY = 315_360_000_000  # ten years in ms: RabbitMQ's bound on x-expires and x-message-ttl
+MAX_SEGMENT_SIZE = 3_000_000_000  # RabbitMQ's ceiling on a stream's segment size
 
 DEAD_LETTER_STRATEGIES = ("at-most-once", "at-least-once")
 LEADER_LOCATORS = ("client-local", "balanced", "random", "least-leaders")

@@ -33,11 +33,10 @@ from vhosts.dead_letter import Long
 from vhosts.errors import InternalError, NotImplementedFeature, PreconditionFailed
 from vhosts.message import Message, evolve
 from vhosts.queue import Consumer, Queue, QueueEntry, QueueHost, StoredEntry
-from vhosts.queue_settings import QueueSettings, invalid_argument, max_age_ms
+from vhosts.queue_settings import MAX_SEGMENT_SIZE, QueueSettings, invalid_argument, max_age_ms
 from vhosts.segment_log import DEFAULT_SEGMENT_SIZE, Cursor, Record
 from vhosts.stream_storage import StreamStorage
 
-MAX_SEGMENT_SIZE = 3_000_000_000  # RabbitMQ's ceiling on x-stream-max-segment-size-bytes
 DISPATCH_BUDGET = 1 << 20  # log bytes one dispatch reads before it yields to the event loop
 READ_AHEAD = 64 * 1024  # log bytes a consumer reads at a time into its buffer
 OFFSET_HEADER = "x-stream-offset"
@@ -179,7 +178,8 @@ class StreamQueue(Queue):
 
     @property
     def message_count(self) -> int:
-        """Messages in the stream that readers can see, as RabbitMQ counts a stream."""
+        """Messages in the stream that readers can see, as RabbitMQ counts a stream. Delivered
+        ones are still there, so a stream counts none as unacknowledged."""
         log = self.log
         return max(log.committed_offset - log.first_offset, 0)
 
@@ -291,8 +291,6 @@ class StreamQueue(Queue):
     def ack(self, entry: QueueEntry) -> None:
         """Nothing leaves the log; the consumer's credit comes back and a tracked consumer's
         place moves on."""
-        self.unacked_count -= 1
-        self.unacked_bytes -= len(entry.message.body)
         self.counts.ack += 1
         if isinstance(entry, StreamEntry):
             entry.reader.settled(entry.seq)
@@ -309,9 +307,6 @@ class StreamQueue(Queue):
             raise NotImplementedFeature(
                 f"basic.nack and basic.reject not supported by stream queues {self.describe()}"
             )
-        for entry in entries:
-            self.unacked_count -= 1
-            self.unacked_bytes -= len(entry.message.body)
 
     def purge(self) -> int:
         raise NotImplementedFeature(f"queue.purge not supported by stream queues {self.describe()}")
@@ -467,10 +462,7 @@ class Reader:
             message, value = decode_record(payload)
             if filter is not None and not _matches(filter, value):
                 continue
-            body = len(message.body)
             counts.deliver += 1
-            queue.unacked_count += 1
-            queue.unacked_bytes += body
             if unacked is not None:
                 unacked.append(offset)
             consumer.deliver(StreamEntry(message, queue, offset, self))
