@@ -48,7 +48,7 @@ def erlang_float(value: float) -> str:
         return "-0.0" if str(value).startswith("-") else "0.0"
     if not math.isfinite(value):
         return repr(value)  # Erlang has no such float; a text all the same, not a crash
-    sign, digits, exponent = decimal.Decimal(repr(value)).as_tuple()
+    sign, digits, exponent = decimal.Decimal(repr(float(value))).as_tuple()  # a subclass too
     assert isinstance(exponent, int)  # only infinities and NaNs have a letter here
     text = "".join(map(str, digits)).rstrip("0") or "0"
     power = exponent + len(digits) - 1
