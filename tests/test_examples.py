@@ -32,6 +32,8 @@ EXPECTED = {
     "09_retry_with_delay.py": "attempt 3 at 'charge card 4242' succeeded",
     "10_poison_messages.py": "set aside after 3 crashes: 'resize corrupt.jpg' in 'tasks.poison' "
     "(reason delivery_limit, from 'tasks')",
+    "11_event_log_stream.py": "the new reader replayed 5 events from the start; the auditor "
+    "read 2 since",
 }
 
 
