@@ -56,7 +56,7 @@ def read(offset, until):
 
 write(["order 1 placed", "order 2 placed", "order 1 paid"])
 time.sleep(1.1)  # an AMQP timestamp counts whole seconds
-since = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+since = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 write(["order 2 cancelled", "order 3 placed"])
 
 replayed = read("first", until="order 3 placed")
