@@ -320,16 +320,14 @@ class SegmentLog:
         thread while the log's own thread appends.
         """
         created = False
-        touched: list[int] = []
         for write in batch.writes:
             segment_fd, index_fd = self._write_descriptors(write)
             created = created or write.create
             _write_all(segment_fd, write.data)
             if write.index:
                 _write_all(index_fd, write.index)
-            touched.append(segment_fd)
-        for fd in touched:
-            os.fdatasync(fd)
+        if self._write_files is not None and batch.writes:
+            os.fdatasync(self._write_files[1])  # a segment finished before was synced then
         if created:
             _fsync_directory(self.directory)
         for path in batch.deletions:
@@ -340,6 +338,7 @@ class SegmentLog:
         if current is not None and current[0] is write.segment:
             return current[1], current[2]
         if current is not None:  # that segment is complete: the next one takes over
+            os.fdatasync(current[1])
             os.close(current[1])
             os.close(current[2])
             self._write_files = None
