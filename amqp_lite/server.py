@@ -441,8 +441,8 @@ def _write_batches(
 
     Raises _WriteFailed, saying which failed: the store's transaction rolls back whole, so its
     batch can be tried again; stream records are written before the store's, so they are on
-    disk when only the store failed. (A stream write that failed half-way is tried again as it
-    is: segment logs append, and do not yet cut back to their last commit first.)
+    disk when only the store failed, and a stream batch written again cuts off first what its
+    failed attempt left.
     """
     try:
         streams.write_batch(logs)

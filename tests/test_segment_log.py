@@ -18,6 +18,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from vhosts import segment_log
 from vhosts.segment_log import HEADER, SEGMENT_MAGIC, Cursor, LogError, Record, SegmentLog
 
 T0 = 1_700_000_000_000  # ms
@@ -158,6 +159,40 @@ def test_a_reader_behind_retention_moves_on_to_the_oldest_record(tmp_path: Path)
     log.flush()
     assert log.first_offset > 1
     assert log.read(cursor, 1)[0][0] == log.first_offset
+
+
+@pytest.mark.parametrize("fail_at", [0, 1, 2, 5])
+def test_a_batch_whose_write_failed_is_written_again_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
+) -> None:
+    """A full disk: the write stops part of the way; the batch is tried again later."""
+    log = filled(tmp_path, 10, max_segment_size=400)
+    for i in range(10, 30):
+        log.append(b"%d" % i + b"." * 40, T0)
+    batch = log.take_batch()
+    assert len(batch.writes) > 1  # it goes on into new segments
+    writes = 0
+
+    def fails_part_way(fd: int, data: bytes | bytearray) -> None:
+        nonlocal writes
+        writes += 1
+        if writes > fail_at:
+            os.write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(28, "No space left on device")
+        os.write(fd, bytes(data))
+
+    monkeypatch.setattr(segment_log, "_write_all", fails_part_way)
+    with pytest.raises(OSError):
+        log.write_batch(batch)
+    monkeypatch.undo()
+    log.append(b"meanwhile", T0)
+    log.write_batch(batch)
+    log.batch_written(batch)
+    log.flush()
+    log.close()
+    records = read_all(SegmentLog(tmp_path, max_segment_size=400))
+    assert [offset for offset, _, _ in records] == list(range(31))
+    assert records[-1][2] == b"meanwhile"
 
 
 def test_a_torn_tail_is_cut_off_at_the_last_whole_record(tmp_path: Path) -> None:

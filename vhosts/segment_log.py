@@ -96,7 +96,16 @@ class Segment:
 class _Write:
     """What one batch adds to one segment file."""
 
-    __slots__ = ("create", "data", "end_size", "index", "index_count", "segment")
+    __slots__ = (
+        "create",
+        "data",
+        "end_size",
+        "index",
+        "index_count",
+        "index_start",
+        "segment",
+        "start_size",
+    )
 
     def __init__(self, segment: Segment, create: bool) -> None:
         self.segment = segment
@@ -104,19 +113,22 @@ class _Write:
         self.data = bytearray()
         self.index = bytearray()
         self.index_count = 0
+        self.start_size = segment.size  # where the data goes in the file
+        self.index_start = 0  # entries in the index before this batch's (set when taken)
         self.end_size = segment.size
 
 
 class Batch:
     """Records taken from a log to be written together (one chunk), and files to delete."""
 
-    __slots__ = ("chunk_offset", "deletions", "end_offset", "writes")
+    __slots__ = ("attempted", "chunk_offset", "deletions", "end_offset", "writes")
 
     def __init__(self) -> None:
         self.writes: list[_Write] = []
         self.deletions: list[Path] = []
         self.chunk_offset = -1  # first offset of the chunk (-1: no records)
         self.end_offset = -1  # offset after the chunk's last record
+        self.attempted = False  # a write of it failed: what it wrote is cut off before again
 
     def __bool__(self) -> bool:
         return bool(self.writes or self.deletions)
@@ -311,14 +323,21 @@ class SegmentLog:
     def take_batch(self) -> Batch:
         """What was appended (and dropped) since the last take."""
         batch, self._pending = self._pending, Batch()
+        for write in batch.writes:  # the batch before is written: what exists is known
+            write.create = write.segment.committed_size == 0
+            write.index_start = write.segment.index_entries
         return batch
 
     def write_batch(self, batch: Batch) -> None:
         """Write and fsync the batch's records, then delete what retention dropped.
 
         Touches only the batch and this log's write descriptors, so it may run in a worker
-        thread while the log's own thread appends.
+        thread while the log's own thread appends. A batch whose write failed (a full disk) may
+        be written again: what the failed attempt wrote is cut off first.
         """
+        if batch.attempted:
+            self._undo(batch)
+        batch.attempted = True
         created = False
         for write in batch.writes:
             segment_fd, index_fd = self._write_descriptors(write)
@@ -332,6 +351,21 @@ class SegmentLog:
             _fsync_directory(self.directory)
         for path in batch.deletions:
             path.unlink(missing_ok=True)
+
+    def _undo(self, batch: Batch) -> None:
+        """Cut the files back to where they were before `batch` was first written."""
+        if self._write_files is not None:
+            os.close(self._write_files[1])
+            os.close(self._write_files[2])
+            self._write_files = None
+        for write in batch.writes:
+            segment = write.segment
+            if write.create:  # made again from nothing
+                for path in (segment.path, segment.index_path):
+                    path.unlink(missing_ok=True)
+                continue
+            os.truncate(segment.path, write.start_size)
+            os.truncate(segment.index_path, write.index_start * INDEX_ENTRY.size)
 
     def _write_descriptors(self, write: _Write) -> tuple[int, int]:
         current = self._write_files

@@ -175,7 +175,8 @@ class StreamStorage:
         for log in batch.removed:
             log.close()
             gone = log.directory.with_name(log.directory.name + REMOVED_SUFFIX)
-            os.replace(log.directory, gone)  # gone at once, even if the removal is cut short
+            if log.directory.exists():  # not on a second attempt
+                os.replace(log.directory, gone)  # gone at once, even if the removal stops
             shutil.rmtree(gone, ignore_errors=True)
 
     def batch_written(self, batch: StreamBatch) -> None:
