@@ -23,7 +23,7 @@ from urllib.parse import quote
 import trio
 
 from amqp_lite.admin import Admin
-from amqp_lite.limits import DEFAULT_MAX_MESSAGE_SIZE, Limits
+from amqp_lite.limits import DEFAULT_CONSUMER_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, Limits
 from amqp_lite.login import DEFAULT_LOOPBACK_USERS
 from amqp_lite.resources import DiskFreeLimit, MemoryWatermark, ResourceMonitor
 from amqp_lite.server import Server
@@ -132,6 +132,7 @@ class Broker(_Shortcuts):
         queue_memory_budget: int = DEFAULT_QUEUE_BUDGET,
         node_memory_budget: int = DEFAULT_NODE_BUDGET,
         connection_max: int | None = None,
+        consumer_timeout: int | None = DEFAULT_CONSUMER_TIMEOUT,
     ) -> None:
         """`data_dir=None` keeps nothing on disk; a directory makes durable things survive.
 
@@ -162,7 +163,9 @@ class Broker(_Shortcuts):
         max_message_size: 128 MiB by default, at most 512 MiB); a larger one is refused with
         406 as soon as its content header says how large it is. `connection_max` is how many
         connections the broker serves at once (RabbitMQ's connection_max): more wait to be
-        accepted until one closes.
+        accepted until one closes. `consumer_timeout` (ms, RabbitMQ's: 30 minutes by default,
+        None for none) closes a channel whose oldest delivery waited longer for its ack; a
+        queue's `x-consumer-timeout` or policy `consumer-timeout` overrides it.
 
         `queue_memory_budget` and `node_memory_budget` are the bytes of ready messages one
         classic queue, and all of them together, keep in memory; messages past them wait in
@@ -209,7 +212,11 @@ class Broker(_Shortcuts):
         self._memory_used = memory_used
         self._disk_free = disk_free
         self._total_memory = total_memory
-        self.limits = Limits(max_message_size=max_message_size, connection_max=connection_max)
+        self.limits = Limits(
+            max_message_size=max_message_size,
+            connection_max=connection_max,
+            consumer_timeout=consumer_timeout,
+        )
         self._memory_budgets = (queue_memory_budget, node_memory_budget)
         if min(self._memory_budgets) < 0:
             raise ValueError("a memory budget cannot be negative")

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import trio
 
 from amqp_lite.broker import Broker
-from amqp_lite.limits import DEFAULT_MAX_MESSAGE_SIZE
+from amqp_lite.limits import DEFAULT_CONSUMER_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE
 from amqp_lite.login import CERT_LOGIN_FROM, LOGIN_FROM_DN
 from amqp_lite.logs import configure as configure_logging
 from amqp_lite.resources import DiskFreeLimit, MemoryWatermark, parse_information_unit
@@ -161,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_MAX_MESSAGE_SIZE,
         metavar="SIZE",
         help="refuse a publish whose body is larger (default 128MiB, at most 512MiB)",
+    )
+    limits.add_argument(
+        "--consumer-timeout",
+        type=_consumer_timeout,
+        default=DEFAULT_CONSUMER_TIMEOUT,
+        metavar="MS|none",
+        help="close a channel whose delivery stays unacknowledged longer (default 1800000: "
+        "30 minutes)",
     )
     limits.add_argument(
         "--connection-max",
@@ -320,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                 queue_memory_budget=args.queue_memory_budget,
                 node_memory_budget=args.node_memory_budget,
                 connection_max=args.connection_max,
+                consumer_timeout=args.consumer_timeout,
             )
             trio.run(_serve, broker)
         except refusals as error:
@@ -438,6 +447,14 @@ def _queue_argument(text: str) -> tuple[str, Any]:
         return name, json.loads(value)
     name, _, value = text.partition("=")
     return name, value
+
+
+def _consumer_timeout(text: str) -> int | None:
+    if text in ("none", "infinity"):
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("should be milliseconds, or none")
+    return int(text)
 
 
 def _connection_max(text: str) -> int | None:

@@ -532,6 +532,12 @@ class ServerConnection:
                 self.send_method(frame.channel, methods.ChannelCloseOk())
         # Anything else crossed our channel.close on the wire: drop it, as the spec says.
 
+    def close_channel(self, channel: Channel, error: BrokerError) -> None:
+        """Close one channel from the server's side (a consumer timed out), with `error`'s
+        code and text; its unacked deliveries go back to their queues."""
+        if self.channels.get(channel.number) is channel:
+            self._close_channel(channel, error)
+
     def _close_channel(self, channel: Channel, error: BrokerError) -> None:
         log.warning(  # the client's mistake: warning, so that error means ours
             "channel error on connection %s, channel %d: %s (class %d, method %d)",

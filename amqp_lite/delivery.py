@@ -68,6 +68,8 @@ class Deliveries:
         self.flow_active = True  # channel.flow from the client
         self.closing = False  # the channel is going: deliver nothing more
         self.counts = MessageCounts()  # the channel's message_stats, for the management API
+        # (next tag, clock time) noted at consumer-timeout checks: see amqp_lite.consumer_timeout.
+        self.timeout_marks: list[tuple[int, float]] = []
 
     # -- credit ----------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from amqp_lite.connection import (
     HANDSHAKE_TIMEOUT,
     ServerConnection,
 )
+from amqp_lite.consumer_timeout import ConsumerTimeouts
 from amqp_lite.limits import Limits
 from amqp_lite.login import DEFAULT_LOOPBACK_USERS, TlsPeer
 from amqp_lite.resources import ResourceMonitor
@@ -79,9 +80,9 @@ class Server:
         self.tls_port: int = 0  # the amqps listener's, 0 when there is none
         self.resources = resources
         self.limits = limits
-        self._sockets = (
-            0  # accepted and not yet closed, handshake or not: what connection_max counts
-        )
+        self.consumer_timeouts = ConsumerTimeouts(node, self.connections, limits.consumer_timeout)
+        # Sockets accepted and not yet closed, handshake or not: what connection_max counts.
+        self._sockets = 0
         self._room = _Wakeup()  # a socket closed: below the connection limit again
         self._at_connection_max = False
         self._nursery: trio.Nursery | None = None
@@ -124,6 +125,7 @@ class Server:
                     nursery.start_soon(self._accept, listener, nursery, True)
                 if self.resources is not None:
                     self.resources.start()
+                self.consumer_timeouts.start()
                 if plain:
                     log.info("listening on %s:%d", host, self.port)
                 if secure:
@@ -132,6 +134,7 @@ class Server:
         finally:
             if self.resources is not None:
                 self.resources.stop()
+            self.consumer_timeouts.stop()
             for undo in unsubscribe:
                 undo()
 

@@ -74,6 +74,8 @@ CHECKED_KEYS: dict[str, tuple[Any, str]] = {
         lambda v: _natural(0)(v) and v <= MAX_SEGMENT_SIZE,
         "is not a valid segment size",
     ),
+    # RabbitMQ 3.12's, which 3.10.8 does not have.
+    "consumer-timeout": (_natural(0), "is not a valid consumer timeout"),
     # Quorum queues.
     "delivery-limit": (_natural(0), "is not a valid delivery limit"),
     "dead-letter-strategy": (
