@@ -183,6 +183,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how to run rabbitmqctl for --rabbitmq-url's broker, for tests that add vhosts",
     )
     parser.addoption(
+        "--fuzz-cases",
+        default="400",
+        help="damaged sessions the fuzz test replays (make test runs a few hundred; soak with "
+        "tens of thousands)",
+    )
+    parser.addoption(
+        "--fuzz-seed",
+        default=None,
+        help="the fuzz test's random seed, to repeat a run (printed when a case fails)",
+    )
+    parser.addoption(
         "--crash-rounds",
         default="5",
         help="kill -9 rounds in the durability test (make test runs a few; soak with more)",
