@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint format bench clean java-client chromium prometheus
+.PHONY: serve test lint format bench clean java-client chromium prometheus rabbitmqadmin
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,3 +50,16 @@ chromium:
 prometheus:
 	test -x /usr/bin/prometheus || $(APT_GET) install prometheus >/dev/null \
 	  || ($(APT_GET) update && $(APT_GET) install prometheus >/dev/null)
+
+# RabbitMQ's rabbitmqadmin (a Python 3 script), for the management tools test (it skips itself
+# without it). Debian ships it in rabbitmq-server; rather than install the server and Erlang for
+# one script, the package is downloaded and only the script is taken out, into .tools/ (git-ignored).
+TOOLS := .tools
+RABBITMQADMIN := $(TOOLS)/usr/bin/rabbitmqadmin
+APT_DOWNLOAD := apt-get download -qq -o APT::Sandbox::User=root rabbitmq-server
+rabbitmqadmin:
+	test -x /usr/bin/rabbitmqadmin || test -x $(RABBITMQADMIN) || ( \
+	  mkdir -p $(TOOLS) && cd $(TOOLS) && rm -f rabbitmq-server_*.deb \
+	  && ($(APT_DOWNLOAD) || (apt-get update -qq && $(APT_DOWNLOAD))) \
+	  && dpkg-deb --fsys-tarfile rabbitmq-server_*.deb | tar -x ./usr/bin/rabbitmqadmin \
+	  && rm rabbitmq-server_*.deb)

@@ -1,8 +1,9 @@
 """Operators' tools against amqp-lite's management API: rabbitmqadmin and pyrabbit2, unchanged.
 
 rabbitmqadmin is RabbitMQ's own program, not ours to ship: the test uses the one a RabbitMQ
-installation provides (Debian's rabbitmq-server package puts it in /usr/bin), and is skipped,
-saying so, where there is none.
+installation provides (Debian's rabbitmq-server package puts it in /usr/bin), else the script
+`make rabbitmqadmin` took out of that package into .tools/, and is skipped, saying so, where
+there is neither.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pika.exceptions import ConnectionClosedByBroker
 
 from amqp_lite import ThreadedBroker, run_in_thread
 
+FETCHED_RABBITMQADMIN = Path(__file__).resolve().parent.parent / ".tools/usr/bin/rabbitmqadmin"
+
 
 def _rabbitmqadmin() -> str | None:
     found = shutil.which("rabbitmqadmin")
@@ -29,7 +32,9 @@ def _rabbitmqadmin() -> str | None:
     shipped = glob.glob(
         "/usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/rabbitmq_management-*/priv/www/cli/rabbitmqadmin"
     )
-    return shipped[0] if shipped else None
+    if shipped:
+        return shipped[0]
+    return str(FETCHED_RABBITMQADMIN) if FETCHED_RABBITMQADMIN.is_file() else None
 
 
 RABBITMQADMIN = _rabbitmqadmin()
@@ -48,7 +53,8 @@ def _port(broker: ThreadedBroker) -> int:
 
 @pytest.mark.skipif(
     RABBITMQADMIN is None,
-    reason="rabbitmqadmin not installed (Debian's rabbitmq-server package provides it)",
+    reason="rabbitmqadmin not found: neither installed (Debian's rabbitmq-server package) nor"
+    " taken out of that package by `make rabbitmqadmin`",
 )
 def test_rabbitmqadmin(broker: ThreadedBroker, tmp_path: Path) -> None:
     assert RABBITMQADMIN is not None
