@@ -166,7 +166,7 @@ def test_serve_with_log_format_json_logs_json_lines() -> None:
     serve = subprocess.Popen(
         [
             *(sys.executable, "-m", "amqp_lite", "serve", "--port", "0", "--transient"),
-            *("--no-management", "--log-format", "json"),
+            *("--no-management", "--no-prometheus", "--log-format", "json"),
         ],
         stderr=subprocess.PIPE,
         text=True,
