@@ -26,6 +26,7 @@ from amqp_lite.connection import (
 )
 from amqp_lite.consumer_timeout import ConsumerTimeouts
 from amqp_lite.limits import Limits
+from amqp_lite.listening import open_tcp_listeners
 from amqp_lite.login import DEFAULT_LOOPBACK_USERS, TlsPeer
 from amqp_lite.resources import ResourceMonitor
 from amqp_lite.tls import TlsOptions
@@ -102,8 +103,12 @@ class Server:
             raise ValueError("a TLS port needs the server's TLS options")
         if port is None and tls_port is None:
             raise ValueError("no listener: give a port, a TLS port, or both")
-        plain = await trio.open_tcp_listeners(port, host=host) if port is not None else []
-        secure = await trio.open_tcp_listeners(tls_port, host=host) if tls_port is not None else []
+        plain = await open_tcp_listeners("AMQP", host, port) if port is not None else []
+        secure = (
+            await open_tcp_listeners("AMQP over TLS", host, tls_port)
+            if tls_port is not None
+            else []
+        )
         self.host = host
         self.port = plain[0].socket.getsockname()[1] if plain else 0
         self.tls_port = secure[0].socket.getsockname()[1] if secure else 0

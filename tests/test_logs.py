@@ -191,3 +191,24 @@ def test_serve_with_log_format_json_logs_json_lines() -> None:
     messages = [entry["message"] for entry in entries]
     assert any("authenticated and granted access to vhost '/'" in m for m in messages)
     assert {entry["level"] for entry in entries} <= {"info", "warning"}
+
+
+@pytest.mark.parametrize(
+    ("option", "what"),
+    [("--management-port", "management API"), ("--port", "AMQP")],
+)
+def test_serve_says_in_one_line_which_port_is_taken(option: str, what: str) -> None:
+    """As for the Prometheus port (tests/test_prometheus.py): one error line, exit status 1."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "amqp_lite", "serve", "--transient", "--port", "0"]
+        command += ["--management-port", "0", "--no-prometheus", option, str(port)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    [refusal] = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert refusal.endswith(f"cannot serve {what} on 127.0.0.1:{port}: Address already in use")

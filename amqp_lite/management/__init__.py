@@ -39,7 +39,6 @@ Extension points, for what is built on top (dashboard, `amqp-lite ctl`, metrics,
 
 from __future__ import annotations
 
-import functools
 import ssl
 from typing import TYPE_CHECKING
 
@@ -116,10 +115,11 @@ class Management:
         """Serve until cancelled, over HTTPS with `ssl_context` (see
         `amqp_lite.tls.server_ssl_context`); reports the bound port through `task_status`."""
         self.scheme = "http" if ssl_context is None else "https"
-        serve = functools.partial(self.http.serve, ssl_context=ssl_context)
         try:
+            # Bound before the nursery opens: a port in use is the OSError itself.
+            listeners = await self.http.listen(host, port, ssl_context=ssl_context)
             async with trio.open_nursery() as nursery:
-                self.port = await nursery.start(serve, host, port)
+                self.port = await nursery.start(self.http.serve_listeners, listeners)
                 self.host = host
                 self.router.listening = (host, self.port)
                 nursery.start_soon(self._sample)

@@ -17,6 +17,8 @@ import attrs
 import h11
 import trio
 
+from amqp_lite.listening import open_tcp_listeners
+
 log = logging.getLogger("amqp_lite.management")
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -57,6 +59,7 @@ class HttpServer:
         self.handler = handler
         self.name = name  # what the log says is listening
         self.port = 0
+        self._address = ("", "http")  # host and scheme, once listening
         self._open = 0
 
     async def serve(
@@ -68,16 +71,34 @@ class HttpServer:
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen until cancelled (HTTPS with `ssl_context`); reports the bound port through
-        `task_status`."""
-        tcp_listeners = await trio.open_tcp_listeners(port, host=host)
+        `task_status`. A port that cannot be had is an OSError naming it, not wrapped in an
+        ExceptionGroup: it is raised before any nursery opens."""
+        await self.serve_listeners(
+            await self.listen(host, port, ssl_context=ssl_context), task_status=task_status
+        )
+
+    async def listen(
+        self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
+    ) -> list[trio.abc.Listener[trio.abc.Stream]]:
+        """Binds host:port (0: a free port, then in `self.port`) for `serve_listeners`."""
+        tcp_listeners = await open_tcp_listeners(self.name, host, port)
         self.port = tcp_listeners[0].socket.getsockname()[1]
-        listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(tcp_listeners)
-        if ssl_context is not None:
-            listeners = [
-                trio.SSLListener(listener, ssl_context, https_compatible=True)
-                for listener in tcp_listeners
-            ]
-        scheme = "http" if ssl_context is None else "https"
+        self._address = (host, "http" if ssl_context is None else "https")
+        if ssl_context is None:
+            return list(tcp_listeners)
+        return [
+            trio.SSLListener(listener, ssl_context, https_compatible=True)
+            for listener in tcp_listeners
+        ]
+
+    async def serve_listeners(
+        self,
+        listeners: list[trio.abc.Listener[trio.abc.Stream]],
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serves what `listen` bound until cancelled; reports the port through `task_status`."""
+        host, scheme = self._address
         async with trio.open_nursery() as nursery:
             await nursery.start(trio.serve_listeners, self._serve_connection, listeners)
             log.info("%s listening on %s://%s:%d/", self.name, scheme, host, self.port)

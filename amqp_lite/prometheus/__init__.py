@@ -76,9 +76,5 @@ class Prometheus:
         self.host = host
         try:
             await self.http.serve(host, port, ssl_context=ssl_context, task_status=task_status)
-        except OSError as error:  # a port in use: say which
-            raise OSError(
-                error.errno, f"cannot serve Prometheus metrics on {host}:{port}: {error.strerror}"
-            ) from None
         finally:
             self.metrics.close()
