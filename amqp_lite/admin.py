@@ -64,7 +64,7 @@ class ConnectionInfo:
     peer_port: int
     host: str
     port: int
-    state: str  # RabbitMQ's: starting, tuning, opening, running, closing, closed
+    state: str  # RabbitMQ's: starting, tuning, opening, running, blocked, flow, closing, closed
     user: str
     vhost: str
     channels: int
@@ -521,7 +521,7 @@ def _connection_info(connection: ServerConnection) -> ConnectionInfo:
         connection.peer[1],
         connection.local[0],
         connection.local[1],
-        _CONNECTION_STATES[connection.state],
+        connection.throttled or _CONNECTION_STATES[connection.state],
         connection.user.name if connection.user is not None else "",
         connection.vhost.name if connection.vhost is not None else "",
         len(connection.channels),

@@ -141,10 +141,12 @@ class ServerConnection:
         # Server-started methods (basic.cancel) held while a method's reply is still to come.
         self._held: list[tuple[Channel, Any]] | None = None
         self._released = False
-        # Resource alarms (RabbitMQ's flow control): while the node has one, a connection that
-        # publishes is blocked, and nothing more is read from it until the alarms clear.
-        self._blocking = False  # an alarm is on: the next publish blocks
-        self._blocked = False
+        # Flow control, as RabbitMQ's: while the node has a resource alarm, a connection that
+        # publishes is blocked, and nothing more is read from it until the alarms clear; while
+        # the store is behind the disk, one that publishes is not read until it catches up.
+        self._blocking = False  # an alarm is on, or the store is behind: the next publish pauses
+        self._blocked = False  # paused by an alarm (and told so, if it has the capability)
+        self._flow = False  # paused until the store catches up
         # On the I/O layer's clock, fixed when it first asks (see read_deadline).
         self._handshake_deadline: float | None = None
         self._close_deadline: float | None = None
@@ -175,6 +177,8 @@ class ServerConnection:
             self._decoder = FrameDecoder(frame_max=self.frame_max)  # drop what is buffered
         finally:
             self._flush_confirms()
+        if not self._blocking and self._store_behind():  # once a read, not once a message
+            self._blocking = True
 
     def data_to_send(self) -> bytes:
         output = self._output
@@ -212,7 +216,13 @@ class ServerConnection:
         while the client is far behind reading what we send (see READ_PAUSE_BACKLOG).
         `on_reading_resumed` is called when it turns false again.
         """
-        return self._blocked or self._output_size >= READ_PAUSE_BACKLOG
+        return self._blocked or self._flow or self._output_size >= READ_PAUSE_BACKLOG
+
+    @property
+    def throttled(self) -> str | None:
+        """RabbitMQ's connection state while it is not read: "blocked" (an alarm), "flow" (the
+        store is behind); None otherwise."""
+        return "blocked" if self._blocked else "flow" if self._flow else None
 
     def alarms_changed(self) -> None:
         """The node's resource alarms went on or off (the I/O layer tells every connection).
@@ -226,13 +236,25 @@ class ServerConnection:
         if alarmed:
             self._blocking = True
         elif self._blocking:
-            self._blocking = False
+            self._blocking = self._store_behind()
             if self._blocked:
                 self._blocked = False
                 if self.client_supports("connection.blocked"):
                     self.send_method(0, methods.ConnectionUnblocked())
                 if not self.reading_paused:
                     self.on_reading_resumed()
+
+    def _pause_publisher(self) -> None:
+        """A publish while an alarm is on, or the store is behind: read nothing more for now."""
+        if self.node.alarms:
+            if not self._blocked:
+                self._block()
+        elif not self._flow:
+            self._flow = True
+
+    def _store_behind(self) -> bool:
+        store = self.node.store
+        return store is not None and store.behind and self.state is State.OPEN
 
     def _block(self) -> None:
         """A publish while an alarm is on: read nothing more until the alarms clear."""
@@ -251,7 +273,7 @@ class ServerConnection:
         """
         state = self.state
         if state is State.OPEN:
-            if self.heartbeat and not self._blocked:  # blocked, it is we who do not read
+            if self.heartbeat and not (self._blocked or self._flow):  # paused: we do not read
                 return now + 2 * self.heartbeat
             return math.inf
         if state is State.CLOSING:
@@ -437,8 +459,8 @@ class ServerConnection:
                     return
                 if type(frame) is HeaderFrame:
                     channel.handle_header(frame)
-                    if self._blocking and not self._blocked:
-                        self._block()
+                    if self._blocking:
+                        self._pause_publisher()
                     return
                 if type(frame) is BodyFrame:
                     channel.handle_body(frame)
@@ -611,11 +633,18 @@ class ServerConnection:
             self._confirming.clear()
 
     def store_progressed(self) -> None:
-        """The store wrote a batch: confirms that waited for it can go."""
+        """The store wrote a batch: confirms that waited for it can go, and a publisher paused
+        while the store was behind is read again once it is not."""
         if self._awaiting_store:
             self._awaiting_store = {
                 channel for channel in self._awaiting_store if channel.flush_confirms()
             }
+        if self._blocking and not self.node.alarms and not self._store_behind():
+            self._blocking = False
+            if self._flow:
+                self._flow = False
+                if not self.reading_paused:
+                    self.on_reading_resumed()
 
     # -- channel 0: the handshake and connection methods ----------------------------------------
 

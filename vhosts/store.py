@@ -26,6 +26,9 @@ STORE_FILE = "amqp-lite.sqlite3"  # the store's one file, in its data directory
 SCHEMA_VERSION = 6  # 2: queue_messages.expires_at; 3: policies, messages.bcc; 4: topic_permissions
 # 5: vhosts.default_queue_type; 6: limits
 
+# Bytes of message content the store may hold for the disk before publishers are paused.
+BACKLOG_LIMIT = 64 * 2**20
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS vhosts (name TEXT PRIMARY KEY, default_queue_type TEXT);
@@ -196,6 +199,11 @@ class Store:
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
         # Called when a first operation lands in an empty batch: the store's driver wakes up.
         self.on_pending: Callable[[], None] = _ignore
+        # Message content recorded and not yet on disk: pending, and taken by the writer. While
+        # it is over `backlog_limit` the store is `behind`, and publishers are paused.
+        self.backlog_limit = BACKLOG_LIMIT
+        self._pending_bytes = 0
+        self._writing_bytes = 0
         self._op_seq = 0  # operations recorded so far
         self._taken_upto = 0  # operations handed to a writer
         self.durable_upto = 0  # operations known to be on disk
@@ -231,6 +239,17 @@ class Store:
     @property
     def last_op(self) -> int:
         return self._op_seq
+
+    @property
+    def unwritten_bytes(self) -> int:
+        """Bytes of message content recorded and not yet on disk."""
+        return self._pending_bytes + self._writing_bytes
+
+    @property
+    def behind(self) -> bool:
+        """More message content waits for the disk than `backlog_limit`: publishers should
+        wait (RabbitMQ's flow control does the same for its message store)."""
+        return self._pending_bytes + self._writing_bytes >= self.backlog_limit
 
     @property
     def has_pending(self) -> bool:
@@ -358,6 +377,7 @@ class Store:
         keys = json.dumps(list(bcc)) if bcc else None
         row = (message_id, _text(exchange), _text(routing_key), properties, body, keys)
         self._record("message", row)
+        self._pending_bytes += len(properties) + len(body)
         return message_id
 
     def delete_message(self, message_id: int) -> None:
@@ -417,6 +437,8 @@ class Store:
         """The operations recorded since the last take, and the sequence number of the last."""
         batch, self._pending = self._pending, []
         self._taken_upto = self._op_seq
+        self._writing_bytes += self._pending_bytes
+        self._pending_bytes = 0
         return batch, self._op_seq
 
     def write_batch(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
@@ -430,6 +452,7 @@ class Store:
 
     def batch_written(self, upto: int) -> None:
         self.durable_upto = max(self.durable_upto, upto)
+        self._writing_bytes = 0
 
     def batch_failed(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
         """The batch could not be written (the transaction was rolled back): it is pending again,
@@ -437,6 +460,8 @@ class Store:
         is told it is on disk meanwhile."""
         self._pending = batch + self._pending
         self._taken_upto = self.durable_upto
+        self._pending_bytes += self._writing_bytes
+        self._writing_bytes = 0
 
     def flush(self) -> None:
         """Write everything pending now, in this thread (start-up, shutdown, tests)."""
