@@ -13,7 +13,7 @@ from typing import Protocol, cast
 
 from amqp_lite.tracing import ChannelTracer
 from amqp_lite.wire import Properties, methods
-from amqp_lite.wire.frames import encode_delivery
+from amqp_lite.wire.frames import encode_deliver, encode_delivery
 from amqp_lite.wire.methods import Method
 from amqp_lite.wire.properties import encode_properties
 from vhosts import Message, QueueEntry
@@ -145,14 +145,23 @@ class Deliveries:
     def _send_deliver(
         self, consumer_tag: str, delivery_tag: int, redelivered: bool, message: Message
     ) -> None:
-        method = methods.BasicDeliver(
-            consumer_tag=consumer_tag,
-            delivery_tag=delivery_tag,
-            redelivered=redelivered,
-            exchange=message.exchange,
-            routing_key=message.routing_key,
+        raw = message.encoded_properties
+        if raw is None:
+            raw = _encoded_properties(message)
+        output = self._output
+        output.send(
+            encode_deliver(
+                self._channel,
+                consumer_tag,
+                delivery_tag,
+                redelivered,
+                message.exchange,
+                message.routing_key,
+                raw,
+                message.body,
+                output.frame_max,
+            )
         )
-        self._send_with_content(method, message)
 
     def _send_with_content(self, method: Method, message: Message) -> None:
         """The method, then the message's header and body."""

@@ -22,6 +22,7 @@ from amqp_lite.wire.frames import (
     HeartbeatFrame,
     MethodFrame,
     encode_content,
+    encode_deliver,
     encode_delivery,
     encode_method,
 )
@@ -270,6 +271,53 @@ def test_encode_delivery_is_method_plus_content(
     assert encode_delivery(channel, method, raw, body, frame_max) == expected
     assert encode_content(channel, 60, body, frame_max, props) == encode_content(
         channel, 60, body, frame_max, raw_properties=raw
+    )
+
+
+def _outcome(encode: Any, *args: Any) -> Any:
+    """What an encoder gives: its bytes, or its error's type and text."""
+    try:
+        return encode(*args)
+    except BrokerError as e:
+        return type(e), str(e)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(shortstrs, st.text(min_size=250, max_size=300)),  # some too long for a shortstr
+    st.one_of(st.integers(0, 2**64 - 1), st.just(2**64)),  # the last too big for a longlong
+    st.booleans(),
+    shortstrs,
+    st.one_of(shortstrs, st.just("k" * 256), st.just("\ud800")),  # unencodable ones too
+    st.one_of(st.integers(0, 2**16 - 1), st.just(2**16)),
+    properties,
+    st.binary(max_size=600),
+    st.sampled_from([0, 9, 10, 100, 4096, 131072]),
+)
+def test_encode_deliver_is_encode_delivery_of_a_basic_deliver(
+    consumer_tag: str,
+    delivery_tag: int,
+    redelivered: bool,
+    exchange: str,
+    routing_key: str,
+    channel: int,
+    props: Any,
+    body: bytes,
+    frame_max: int,
+) -> None:
+    """The delivery hot path's encoder gives the same octets, or the same error, as the
+    general one given the method."""
+    raw = encode_properties(props)
+    fields = (consumer_tag, delivery_tag, redelivered, exchange, routing_key)
+    method = methods.BasicDeliver(
+        consumer_tag=consumer_tag,
+        delivery_tag=delivery_tag,
+        redelivered=redelivered,
+        exchange=exchange,
+        routing_key=routing_key,
+    )
+    assert _outcome(encode_deliver, channel, *fields, raw, body, frame_max) == _outcome(
+        encode_delivery, channel, method, raw, body, frame_max
     )
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "MethodFrame",
     "encode_body",
     "encode_content",
+    "encode_deliver",
     "encode_delivery",
     "encode_header",
     "encode_method",
@@ -57,6 +58,7 @@ _END = bytes((FRAME_END,))
 assert (FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT, FRAME_END) == (1, 2, 3, 8, 0xCE)
 
 HEARTBEAT_FRAME = _pack(">BHI", FRAME_HEARTBEAT, 0, 0) + _END
+_OCTETS = [bytes((i,)) for i in range(256)]  # a shortstr's length, without a struct call
 
 
 class _Frame:
@@ -313,3 +315,64 @@ def encode_delivery(
     except struct.error as e:
         raise BrokerError(f"cannot encode a delivery on channel {channel}: {e}") from None
     return b"".join((frame, header, raw_properties, _END, encode_body(channel, body, frame_max)))
+
+
+# What encode_deliver's struct calls and lookups raise for a field out of range (or of the
+# wrong type): it then leaves the field to encode_delivery, which says what is wrong.
+_DELIVER_FIELD_ERRORS = (struct.error, IndexError, AttributeError, TypeError, UnicodeEncodeError)
+
+
+def encode_deliver(
+    channel: int,
+    consumer_tag: str,
+    delivery_tag: int,
+    redelivered: bool,
+    exchange: str,
+    routing_key: str,
+    raw_properties: bytes,
+    body: bytes,
+    frame_max: int,
+) -> bytes:
+    """basic.deliver + header + body frames, as `encode_delivery` makes them of a
+    `BasicDeliver` with these fields, but without making one: the delivery hot path."""
+    n = len(body)
+    if n and (not frame_max or n <= frame_max - 8):  # one body frame (else, the general way)
+        try:
+            tag = consumer_tag.encode("utf-8", "surrogateescape")
+            ex = exchange.encode("utf-8", "surrogateescape")
+            rk = routing_key.encode("utf-8", "surrogateescape")
+            t, e, r = len(tag), len(ex), len(rk)
+            return b"".join(
+                (
+                    _pack(">BHIHHB", FRAME_METHOD, channel, 16 + t + e + r, 60, 60, t),
+                    tag,
+                    _pack(">QBB", delivery_tag, 1 if redelivered else 0, e),
+                    ex,
+                    _OCTETS[r],
+                    rk,
+                    _pack(
+                        ">BBHIHHQ",
+                        FRAME_END,
+                        FRAME_HEADER,
+                        channel,
+                        12 + len(raw_properties),
+                        60,
+                        0,
+                        n,
+                    ),
+                    raw_properties,
+                    _pack(">BBHI", FRAME_END, FRAME_BODY, channel, n),
+                    body,
+                    _END,
+                )
+            )
+        except _DELIVER_FIELD_ERRORS:
+            pass
+    method = _methods.BasicDeliver(
+        consumer_tag=consumer_tag,
+        delivery_tag=delivery_tag,
+        redelivered=redelivered,
+        exchange=exchange,
+        routing_key=routing_key,
+    )
+    return encode_delivery(channel, method, raw_properties, body, frame_max)
