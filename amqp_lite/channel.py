@@ -155,8 +155,11 @@ class Channel:
 
     @property
     def counts(self) -> MessageCounts:
-        """What this channel published, delivered and had acked, for message_stats."""
-        return self.deliveries.counts
+        """What this channel published, delivered and had acked, for message_stats: a copy of
+        what its parts counted, with what their sequence numbers tell."""
+        counts = self.deliveries.counted()
+        self.confirms.add_counts(counts)
+        return counts
 
     @property
     def prefetch_count(self) -> int:

@@ -15,6 +15,7 @@ from typing import Protocol
 from amqp_lite.channel_output import StoreProgress
 from amqp_lite.wire import methods
 from amqp_lite.wire.methods import Method
+from vhosts.counters import MessageCounts
 
 
 class Replies(Protocol):
@@ -45,7 +46,8 @@ class Confirms:
         self._pending = pending
         self.active = False  # confirm.select was seen
         self._nacks: set[int] = set()  # publishes refused by a full queue (reject-publish)
-        self._publish_seq = 0
+        self._publish_seq = 0  # publishes in confirm mode, which is also the last one's tag
+        self._refused = 0  # of those, refused
         self._confirmed_upto = 0  # every tag up to here may be acked
         self._acks_sent_upto = 0
         # (tag, store operation) for publishes whose confirm waits for the store's fsync.
@@ -56,11 +58,18 @@ class Confirms:
         """Publishes whose ack or nack has not gone out yet."""
         return self._publish_seq - self._acks_sent_upto
 
+    def add_counts(self, counts: MessageCounts) -> None:
+        """message_stats: publishes in confirm mode (received_confirm), and those confirmed
+        with an ack (confirm), whether or not it has gone out yet."""
+        counts.received_confirm += self._publish_seq
+        counts.confirm += self._publish_seq - self._refused
+
     def published(self, *, refused: bool, stored: bool) -> None:
         """One more publish in confirm mode; `stored` if it went to the store."""
         self._publish_seq += 1
         if refused:  # a full queue with x-overflow reject-publish: the publisher hears no
             self._nacks.add(self._publish_seq)
+            self._refused += 1
         store = self._store
         if store is not None and (stored or self._replies.waiting):
             self._awaiting_disk.append((self._publish_seq, store.last_op))

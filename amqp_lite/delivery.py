@@ -67,7 +67,9 @@ class Deliveries:
         self.consumed_unacked = 0
         self.flow_active = True  # channel.flow from the client
         self.closing = False  # the channel is going: deliver nothing more
-        self.counts = MessageCounts()  # the channel's message_stats, for the management API
+        # The channel's message_stats for the management API, as counted on the way; all but
+        # `deliver`, which the delivery tags tell (see `counted`).
+        self.counts = MessageCounts()
         # (next tag, clock time) noted at consumer-timeout checks: see amqp_lite.consumer_timeout.
         self.timeout_marks: list[tuple[int, float]] = []
 
@@ -83,6 +85,13 @@ class Deliveries:
     def can_deliver_unlimited(self) -> bool:
         return self.flow_active and not self.closing and self._output.has_room()
 
+    def counted(self) -> MessageCounts:
+        """`counts`, with `deliver`: each delivery tag given out is one delivery to a consumer
+        that acks, unless it was counted as something else (no-ack, basic.get)."""
+        counts = self.counts.copy()
+        counts.deliver = self.next_tag - 1 - counts.deliver_no_ack - counts.get - counts.get_no_ack
+        return counts
+
     # -- sending ---------------------------------------------------------------------------------
 
     def deliver(self, consumer: Credited, entry: QueueEntry) -> None:
@@ -90,17 +99,15 @@ class Deliveries:
             self._tracer.delivered(entry)
         tag = self.next_tag
         self.next_tag = tag + 1
-        counts = self.counts
         if consumer.no_ack:
-            counts.deliver_no_ack += 1
-        else:
-            counts.deliver += 1
+            self.counts.deliver_no_ack += 1
+        else:  # counted by its tag
             self.unacked[tag] = Delivery(tag, entry, consumer)
             consumer.unacked += 1
             self.consumed_unacked += 1
         message = entry.message
         if entry.redelivered:
-            counts.redeliver += 1
+            self.counts.redeliver += 1
             message = entry.queue.outgoing(entry)  # a queue type may say more on redelivery
         self._send_deliver(consumer.tag, tag, entry.redelivered, message)
 

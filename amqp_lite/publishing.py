@@ -75,12 +75,8 @@ class Publisher:
             self._transaction.hold_publish(exchange, message, method.mandatory)
             return
         refused = self.route(exchange, message, method.mandatory)
-        if self._confirms.active:
+        if self._confirms.active:  # which counts them for message_stats
             self._confirms.published(refused=refused, stored=message.on_disk)
-            counts = self._deliveries.counts
-            counts.received_confirm += 1
-            if not refused:
-                counts.confirm += 1
 
     def route(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
         """Route and enqueue; True when some full queue refused the message."""

@@ -107,6 +107,7 @@ class ChannelTracer:
         if len(exchange.router) or exchange.alternate_exchange:
             return False
         exchange.publish_in += 1
+        exchange.unrouted += 1
         return True
 
     def _trace(self, event: str, name: str, message: Message, details: dict[str, Any]) -> None:

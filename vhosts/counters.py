@@ -42,6 +42,11 @@ class MessageCounts:
         self.ack = 0
         self.redeliver = 0  # delivered or got again after a requeue
 
+    def copy(self) -> MessageCounts:
+        copy = MessageCounts()
+        copy.add(self)
+        return copy
+
     def add(self, other: MessageCounts) -> None:
         for name in self.__slots__:
             setattr(self, name, getattr(self, name) + getattr(other, name))

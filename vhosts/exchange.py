@@ -95,15 +95,21 @@ class Exchange:
         self.exchange_bindings = (
             0  # bindings whose destination is an exchange: routing must follow them
         )
-        # RabbitMQ's message_stats of an exchange: published to it, and routed on from it.
+        # RabbitMQ's message_stats of an exchange: published to it, and of those routed
+        # nowhere (see publish_out).
         self.publish_in = 0
-        self.publish_out = 0
+        self.unrouted = 0
 
     def __repr__(self) -> str:
         return f"<Exchange {self.name!r} {self.type_name}>"
 
     def describe(self) -> str:
         return f"exchange '{self.name}' in vhost '{self.vhost_name}'"
+
+    @property
+    def publish_out(self) -> int:
+        """Messages published to it that it routed on, to a queue or beyond."""
+        return self.publish_in - self.unrouted
 
     def apply_policy(self, definition: Mapping[str, Any] | None) -> None:
         self.alternate_exchange = resolve_alternate_exchange(self.arguments, definition)

@@ -429,6 +429,8 @@ class Queue:
         expired: list[QueueEntry] = []
         now = None
         taken = False
+        # Deliveries to be acked, counted here and added to the queue's counts once at the end.
+        acked = acked_bytes = 0
         try:
             ready = self.ready
             while ready:
@@ -437,27 +439,30 @@ class Queue:
                     break
                 entry = ready.popleft()
                 taken = True
-                self.ready_bytes -= len(entry.message.body)
+                size = len(entry.message.body)
+                self.ready_bytes -= size
                 if entry.expires_at is not None and entry is not fresh:
                     if now is None:
                         now = self.host.clock.now()
                     if entry.expires_at <= now:
                         expired.append(entry)
                         continue
-                counts = self.counts
                 if consumer.no_ack:
-                    counts.deliver_no_ack += 1
+                    self.counts.deliver_no_ack += 1
                 else:
-                    counts.deliver += 1
-                    self.unacked_count += 1
-                    self.unacked_bytes += len(entry.message.body)
+                    acked += 1
+                    acked_bytes += size
                 if entry.redelivered:
-                    counts.redeliver += 1
+                    self.counts.redeliver += 1
                 if entry.stored:
                     self._taken(entry, consumer.no_ack)
                 consumer.deliver(entry)
         finally:
             self._dispatching = False
+            if acked:
+                self.counts.deliver += acked
+                self.unacked_count += acked
+                self.unacked_bytes += acked_bytes
         if expired:
             self._dead_letter(expired, "expired")
         if taken:

@@ -513,8 +513,8 @@ class VirtualHost:
         if trace is not None:
             trace(message, queues)
         if not queues:
+            exchange.unrouted += 1
             return queues, False
-        exchange.publish_out += 1
         refused = False
         for queue in queues:
             if queue.enqueue(message) is None:
