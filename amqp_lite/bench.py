@@ -210,13 +210,17 @@ async def _connect(url: str, tls: ssl.SSLContext | None = None) -> _Connection:
     return conn
 
 
+DURABLE_TYPES = ("quorum", "stream")  # queue types that are durable or nothing
+FROM_FIRST = {"x-stream-offset": "first"}  # how a stream is read from its start
+
+
 async def _declare(
     conn: _Connection, channel: int, queue: str, durable: bool, queue_type: str | None = None
 ) -> None:
     """A queue for the run; of `queue_type` (x-queue-type) when given, durable if it must be."""
     arguments = {"x-queue-type": queue_type} if queue_type else {}
     declare = methods.QueueDeclare(
-        queue=queue, durable=durable or queue_type == "quorum", arguments=arguments
+        queue=queue, durable=durable or queue_type in DURABLE_TYPES, arguments=arguments
     )
     await conn.rpc(channel, declare, methods.QueueDeclareOk)
 
@@ -312,7 +316,8 @@ class BenchResult:
                 f"({self.consumed} in {self.consume_seconds:.2f} s, "
                 f"{cpu(self.consume_cpu, self.consume_seconds)})",
                 f"  round trip:        median {self.median_us:.0f} us, p99 {self.p99_us:.0f} us  "
-                f"({len(self.round_trips_us)} messages one at a time, auto-ack consumer)"
+                f"({len(self.round_trips_us)} messages one at a time, "
+                f"{'acking' if self.queue_type == 'stream' else 'auto-ack'} consumer)"
                 if self.round_trips_us
                 else "  round trip:        skipped",
                 f"  connections:       {self.connections} opened in "
@@ -377,14 +382,20 @@ async def _publish_confirmed(
     result.nacked = confirms.nacked
 
 
-async def _consume(conn: _Connection, queue: str, result: BenchResult) -> None:
+async def _consume(conn: _Connection, queue: str, result: BenchResult, stream: bool) -> None:
+    """Consume what was published; a stream is read from its first offset (and its count is
+    what was confirmed: RabbitMQ's declare-ok counts a stream's messages only now and then)."""
     channel = 2
     await conn.rpc(channel, methods.ChannelOpen(), methods.ChannelOpenOk)
     await conn.rpc(channel, methods.BasicQos(prefetch_count=result.prefetch), methods.BasicQosOk)
-    # what is really there (nacked publishes are not), so the loop below cannot wait forever
-    passive = methods.QueueDeclare(queue=queue, passive=True)
-    expected = (await conn.rpc(channel, passive, methods.QueueDeclareOk)).message_count
-    consume = methods.BasicConsume(queue=queue, consumer_tag="bench")
+    if stream:
+        expected = result.messages - result.nacked
+    else:  # what is really there (nacked publishes are not): the loop below cannot wait forever
+        passive = methods.QueueDeclare(queue=queue, passive=True)
+        expected = (await conn.rpc(channel, passive, methods.QueueDeclareOk)).message_count
+    consume = methods.BasicConsume(
+        queue=queue, consumer_tag="bench", arguments=FROM_FIRST if stream else {}
+    )
     cpu0, t0 = time.process_time(), time.perf_counter()
     await conn.rpc(channel, consume, methods.BasicConsumeOk)
     received = unacked = last_tag = 0
@@ -458,10 +469,13 @@ async def _round_trips(
     queue_type: str | None = None,
 ) -> list[float]:
     consumer = await _connect(url, tls)
+    stream = queue_type == "stream"  # its consumers ack, with a prefetch
     try:
         await consumer.rpc(1, methods.ChannelOpen(), methods.ChannelOpenOk)
         await _declare(consumer, 1, queue, durable, queue_type)
-        consume = methods.BasicConsume(queue=queue, consumer_tag="rtt", no_ack=True)
+        if stream:
+            await consumer.rpc(1, methods.BasicQos(prefetch_count=10), methods.BasicQosOk)
+        consume = methods.BasicConsume(queue=queue, consumer_tag="rtt", no_ack=not stream)
         await consumer.rpc(1, consume, methods.BasicConsumeOk)
         channel = 3
         await publisher.rpc(channel, methods.ChannelOpen(), methods.ChannelOpenOk)
@@ -473,6 +487,8 @@ async def _round_trips(
             await _one_delivery(consumer)
             if i >= _WARMUP:
                 times.append((time.perf_counter_ns() - t0) / 1000)
+            if stream:
+                await consumer.send_method(1, methods.BasicAck(delivery_tag=i + 1))
         return times
     finally:
         await consumer.close()
@@ -508,7 +524,8 @@ async def measure(
     queue_type: str | None = None,
 ) -> BenchResult:
     """Run the measurements against the broker at `url` and return the figures; `queue_type`
-    ("quorum") declares the queues with that x-queue-type (a quorum queue is durable)."""
+    ("quorum", "stream") declares the queues with that x-queue-type (such queues are durable;
+    a stream is consumed from its first offset, and its round-trip consumer acks)."""
     tls = tls_context(url, ssl_context)
     parts = urlsplit(url)
     shown = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
@@ -524,7 +541,7 @@ async def measure(
         await _declare(conn, 4, queue, persistent, queue_type)
         try:
             await _publish_confirmed(conn, queue, result, body, raw_properties)
-            await _consume(conn, queue, result)
+            await _consume(conn, queue, result, queue_type == "stream")
             if latency_messages > 0:
                 result.round_trips_us = await _round_trips(
                     url,
@@ -625,7 +642,10 @@ async def measure_backlog(
     broker_pid: int | None = None,
     progress: Any = None,
 ) -> BacklogResult:
-    """Publish `messages` to a fresh queue, note the broker's memory, drain it, note it again."""
+    """Publish `messages` to a fresh queue, note the broker's memory, drain it, note it again.
+
+    A stream (x-queue-type=stream among `arguments`) is read from its first offset instead of
+    drained: it keeps its messages, and its memory is the figure to watch while it is read."""
     parts = urlsplit(url)
     shown = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
     arguments = dict(arguments or {})
@@ -642,10 +662,12 @@ async def measure_backlog(
             peak = max(peak, resident_memory(broker_pid) or 0)
             await trio.sleep(1)
 
+    stream = arguments.get("x-queue-type") == "stream"  # a log: read from its first offset
+    durable = persistent or arguments.get("x-queue-type") in DURABLE_TYPES
     conn = await _connect(url)
     try:
         await conn.rpc(4, methods.ChannelOpen(), methods.ChannelOpenOk)
-        declare = methods.QueueDeclare(queue=queue, durable=persistent, arguments=arguments)
+        declare = methods.QueueDeclare(queue=queue, durable=durable, arguments=arguments)
         await conn.rpc(4, declare, methods.QueueDeclareOk)
         try:
             async with trio.open_nursery() as nursery:
@@ -656,7 +678,7 @@ async def measure_backlog(
                 await trio.sleep(1)  # let the broker settle (pages written) before looking
                 if broker_pid is not None:
                     result.rss_queued = resident_memory(broker_pid)
-                await _consume(conn, queue, publish)
+                await _consume(conn, queue, publish, stream)
                 if broker_pid is not None:
                     result.rss_drained = resident_memory(broker_pid)
                     peak = max(peak, result.rss_queued or 0, result.rss_drained or 0)

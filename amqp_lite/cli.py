@@ -219,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--persistent", action="store_true", help="delivery_mode 2, durable queue")
     bench.add_argument(
         "--queue-type",
-        choices=("classic", "quorum"),
-        help="declare the queues with this x-queue-type (a quorum queue is durable)",
+        choices=("classic", "quorum", "stream"),
+        help="declare the queues with this x-queue-type (quorum queues and streams are durable; "
+        "a stream is read from its first offset)",
     )
     bench.add_argument(
         "--connections", type=int, default=0, help="also time opening this many connections"

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from amqp_lite.wire.fields import decode_table, encode_table
-from amqp_lite.wire.properties import decode_properties, encode_properties
+from amqp_lite.wire.properties import decode_properties, encode_properties, with_long_header
 from vhosts.store import Codec, Store
 
 CODEC = Codec(
@@ -14,6 +14,7 @@ CODEC = Codec(
     decode_table=decode_table,
     encode_properties=encode_properties,
     decode_properties=decode_properties,
+    with_long_header=with_long_header,
 )
 
 

@@ -268,4 +268,4 @@ class Timestamp(int):
 
 
 TestStreamMachine = StreamMachine.TestCase
-TestStreamMachine.settings = settings(max_examples=100, stateful_step_count=50)
+TestStreamMachine.settings = settings(max_examples=50, stateful_step_count=50)

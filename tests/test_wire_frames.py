@@ -26,7 +26,7 @@ from amqp_lite.wire.frames import (
     encode_delivery,
     encode_method,
 )
-from amqp_lite.wire.properties import decode_properties, encode_properties
+from amqp_lite.wire.properties import decode_properties, encode_properties, with_long_header
 from amqp_lite.wire.spec import METHODS_BY_NAME, PROPERTIES
 from tests.test_wire_fields import field_tables, same, shortstrs
 from tests.test_wire_methods import any_method, method_strategy
@@ -52,6 +52,27 @@ def test_properties_round_trip(props: Any) -> None:
     for p in PROPERTIES:
         assert same(getattr(decoded, p.attr), getattr(props, p.attr)), p.attr
     assert encode_properties(decoded) == raw
+
+
+@settings(max_examples=150, deadline=None)
+@given(properties, st.integers(-(2**63), 2**63 - 1))
+def test_a_long_header_is_spliced_into_encoded_properties(props: Any, value: int) -> None:
+    """What a stream does to each message it keeps: x-stream-offset added last, the rest as it
+    was; properties that already have the header are left to be encoded anew."""
+    raw = encode_properties(props)
+    spliced = with_long_header(raw, "x-stream-offset", value)
+    if props.headers and "x-stream-offset" in props.headers:
+        assert spliced is None
+        return
+    assert spliced is not None
+    decoded = decode_properties(spliced)
+    offset = decoded.headers.pop("x-stream-offset")
+    assert (offset, getattr(offset, "amqp_type", "l")) == (value, "l")  # l in int32: Int64
+    assert same(decoded.headers, dict(props.headers or {}))
+    assert list(decode_properties(spliced).headers)[-1] == "x-stream-offset"
+    for p in PROPERTIES:
+        if p.attr != "headers":
+            assert same(getattr(decoded, p.attr), getattr(props, p.attr)), p.attr
 
 
 def test_property_flags_are_spec_order_msb_first() -> None:

@@ -137,6 +137,9 @@ class Codec:
     decode_table: Callable[[bytes], dict[str, Any]]
     encode_properties: Callable[[Any], bytes]
     decode_properties: Callable[[bytes], Any]
+    # Encoded properties with one more header, an integer (a stream's x-stream-offset), without
+    # decoding them; None when it cannot be done so (then they are encoded anew).
+    with_long_header: Callable[[bytes, str, int], bytes | None] | None = None
 
 
 @attrs.frozen

@@ -229,14 +229,19 @@ class StreamQueue(Queue):
         return QueueEntry(message, self, offset)
 
     def _record(self, message: Message, offset: int) -> bytes:
-        """The message as the log keeps it, its x-stream-offset header written in."""
-        properties = message.properties
-        headers = dict(properties.headers or {})
-        headers[OFFSET_HEADER] = Long(offset)  # RabbitMQ sends a long (signed 64-bit)
+        """The message as the log keeps it, its x-stream-offset header written in (last, as
+        RabbitMQ adds it, and a long: signed 64-bit)."""
         codec = self._streams.codec
         if codec is None:
             raise InternalError("stream queues need a codec for message properties")
-        encoded = codec.encode_properties(evolve(properties, headers=headers))
+        headers = message.properties.headers or {}
+        raw, encoded = message.encoded_properties, None
+        if raw is not None and codec.with_long_header is not None:
+            encoded = codec.with_long_header(raw, OFFSET_HEADER, offset)
+        if encoded is None:  # no wire form to splice into, or the publisher set the header
+            stamped = {k: v for k, v in headers.items() if k != OFFSET_HEADER}
+            stamped[OFFSET_HEADER] = Long(offset)
+            encoded = codec.encode_properties(evolve(message.properties, headers=stamped))
         filter_value = headers.get(FILTER_HEADER)
         value = octets(filter_value) if isinstance(filter_value, str) else b""
         if isinstance(filter_value, bytes):

@@ -187,3 +187,29 @@ def encode_properties(properties: Properties | None) -> bytes:
         raise BrokerError(f"cannot encode content properties: {e}") from None
     parts[0] = _pack(">H", flags)
     return b"".join(parts)
+
+
+_CONTENT_TYPE, _CONTENT_ENCODING, _HEADERS = 0x8000, 0x4000, 0x2000
+
+
+def with_long_header(raw: bytes, key: str, value: int) -> bytes | None:
+    """Encoded properties `raw` with one more header, `key` as a signed 64-bit integer (l),
+    last in the table: a splice of bytes, without decoding the rest. None when the properties
+    already name `key` (or have flags 0-9-1 lacks): encode them anew then."""
+    name = key.encode()
+    entry = bytes((len(name),)) + name + b"l" + _pack(">q", value)
+    flags = raw[0] << 8 | raw[1]
+    if flags & ~_KNOWN_FLAGS or (flags & _HEADERS and entry[: len(name) + 1] in raw):
+        return None
+    at = 2
+    if flags & _CONTENT_TYPE:
+        at += 1 + raw[at]
+    if flags & _CONTENT_ENCODING:
+        at += 1 + raw[at]
+    if not flags & _HEADERS:
+        return (
+            _pack(">H", flags | _HEADERS) + raw[2:at] + _pack(">I", len(entry)) + entry + raw[at:]
+        )
+    (size,) = _unpack_from(">I", raw, at)
+    end = at + 4 + size
+    return raw[:at] + _pack(">I", size + len(entry)) + raw[at + 4 : end] + entry + raw[end:]
