@@ -7,7 +7,7 @@ import re
 import pytest
 
 from amqp_lite import ThreadedBroker
-from amqp_lite.bench import run_bench
+from amqp_lite.bench import run_backlog, run_bench
 
 
 def test_bench_reports_positive_rates(
@@ -27,6 +27,18 @@ def test_bench_on_quorum_queues(broker: ThreadedBroker, capsys: pytest.CaptureFi
     assert run_bench(broker.url, messages=200, latency_messages=20, queue_type="quorum") == 0
     out = capsys.readouterr().out
     assert "(transient, quorum queue)" in out and "0 nacked" in out and "200 in" in out
+    assert broker.admin.queues("/") == []  # deleted afterwards
+
+
+def test_bench_on_streams(broker: ThreadedBroker, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stream is read from its first offset, and its round-trip consumer acks."""
+    assert run_bench(broker.url, messages=200, latency_messages=20, queue_type="stream") == 0
+    out = capsys.readouterr().out
+    assert "(transient, stream queue)" in out and "0 nacked" in out and "200 in" in out
+    assert "acking consumer" in out
+    assert run_backlog(broker.url, 300, arguments={"x-queue-type": "stream"}) == 0
+    out = capsys.readouterr().out
+    assert "queue arguments: x-queue-type=stream" in out and "300 in" in out
     assert broker.admin.queues("/") == []  # deleted afterwards
 
 

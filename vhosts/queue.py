@@ -713,6 +713,17 @@ class Queue:
             raise PreconditionFailed(f"{self.describe()} not empty")
 
 
+def refuse_unless_durable(
+    *, durable: bool, exclusive: bool, auto_delete: bool, description: str
+) -> None:
+    """The flags RabbitMQ refuses a quorum queue or a stream, in its order of checks."""
+    for refused, name in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner")):
+        if refused:
+            raise PreconditionFailed(f"invalid property '{name}' for {description}")
+    if not durable:
+        raise PreconditionFailed(f"invalid property 'non-durable' for {description}")
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

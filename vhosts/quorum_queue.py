@@ -34,9 +34,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from vhosts.dead_letter import REASONS, Long
-from vhosts.errors import NotImplementedFeature, PreconditionFailed
+from vhosts.errors import NotImplementedFeature
 from vhosts.message import Message, evolve
-from vhosts.queue import Queue, QueueEntry, StoredEntry
+from vhosts.queue import Queue, QueueEntry, StoredEntry, refuse_unless_durable
 from vhosts.queue_settings import QueueSettings
 
 # How often dead letters that found no taker (at-least-once) are offered again, in seconds:
@@ -148,11 +148,9 @@ class QuorumQueue(Queue):
     def check_properties(
         cls, *, durable: bool, exclusive: bool, auto_delete: bool, description: str
     ) -> None:
-        for refused, name in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner")):
-            if refused:
-                raise PreconditionFailed(f"invalid property '{name}' for {description}")
-        if not durable:
-            raise PreconditionFailed(f"invalid property 'non-durable' for {description}")
+        refuse_unless_durable(
+            durable=durable, exclusive=exclusive, auto_delete=auto_delete, description=description
+        )
 
     @classmethod
     def resolve_settings(

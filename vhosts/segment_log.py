@@ -48,7 +48,8 @@ READ_SIZE = 128 * 1024  # bytes one read asks for (a bigger record is read whole
 DEFAULT_SEGMENT_SIZE = 500_000_000  # RabbitMQ's default x-stream-max-segment-size-bytes
 OPEN_FILES = 8  # segment files a log keeps open for its readers
 
-Record = tuple[int, int, bytes]  # offset, timestamp (ms), payload
+# offset, timestamp (ms), payload: a view into the buffer it was read in (copy what you keep)
+Record = tuple[int, int, memoryview]
 
 
 class LogError(Exception):
@@ -685,7 +686,7 @@ def _parse(data: bytes, records: list[Record], cursor: Cursor, committed: int) -
         stop = used + HEADER.size + length
         if stop > end:
             break
-        records.append((record_offset, timestamp, bytes(view[used + HEADER.size : stop])))
+        records.append((record_offset, timestamp, view[used + HEADER.size : stop]))
         used = stop
         offset = record_offset + 1
     cursor.offset = offset

@@ -32,7 +32,14 @@ from exchanges.values import epoch_seconds, octets
 from vhosts.dead_letter import Long
 from vhosts.errors import InternalError, NotImplementedFeature, PreconditionFailed
 from vhosts.message import Message, evolve
-from vhosts.queue import Consumer, Queue, QueueEntry, QueueHost, StoredEntry
+from vhosts.queue import (
+    Consumer,
+    Queue,
+    QueueEntry,
+    QueueHost,
+    StoredEntry,
+    refuse_unless_durable,
+)
 from vhosts.queue_settings import MAX_SEGMENT_SIZE, QueueSettings, invalid_argument, max_age_ms
 from vhosts.segment_log import DEFAULT_SEGMENT_SIZE, Cursor, Record
 from vhosts.stream_storage import StreamStorage
@@ -61,7 +68,13 @@ class StreamEntry(QueueEntry):
     __slots__ = ("reader",)
 
     def __init__(self, message: Message, queue: StreamQueue, offset: int, reader: Reader) -> None:
-        super().__init__(message, queue, offset)
+        # QueueEntry's fields set here, not through its __init__: one of these per delivery.
+        self.message = message
+        self.queue = queue
+        self.seq = offset
+        self.redelivered = self.stored = False
+        self.expires_at = None
+        self.priority = 0
         self.reader = reader
 
 
@@ -114,11 +127,9 @@ class StreamQueue(Queue):
     def check_properties(
         cls, *, durable: bool, exclusive: bool, auto_delete: bool, description: str
     ) -> None:
-        for refused, name in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner")):
-            if refused:
-                raise PreconditionFailed(f"invalid property '{name}' for {description}")
-        if not durable:
-            raise PreconditionFailed(f"invalid property 'non-durable' for {description}")
+        refuse_unless_durable(
+            durable=durable, exclusive=exclusive, auto_delete=auto_delete, description=description
+        )
 
     @classmethod
     def check_declaration(cls, arguments: Mapping[str, Any], description: str) -> None:
@@ -497,18 +508,18 @@ class Reader:
             self.queue.track(self.name, resume)
 
 
-def decode_record(payload: bytes) -> tuple[Message, bytes]:
+def decode_record(payload: bytes | memoryview) -> tuple[Message, bytes]:
     """The message a log record holds, and its filter value (b"" for none)."""
     exchange_size, key_size, value_size, properties_size = _RECORD.unpack_from(payload)
     at = _RECORD.size
-    exchange = payload[at : at + exchange_size].decode("utf-8", "surrogateescape")
+    exchange = str(payload[at : at + exchange_size], "utf-8", "surrogateescape")
     at += exchange_size
-    routing_key = payload[at : at + key_size].decode("utf-8", "surrogateescape")
+    routing_key = str(payload[at : at + key_size], "utf-8", "surrogateescape")
     at += key_size
-    value = payload[at : at + value_size]
+    value = bytes(payload[at : at + value_size])
     at += value_size
-    properties = payload[at : at + properties_size]
-    body = payload[at + properties_size :]
+    properties = bytes(payload[at : at + properties_size])
+    body = bytes(payload[at + properties_size :])
     return Message(exchange, routing_key, None, body, properties), value
 
 
