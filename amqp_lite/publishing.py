@@ -76,7 +76,9 @@ class Publisher:
             return
         refused = self.route(exchange, message, method.mandatory)
         if self._confirms.active:  # which counts them for message_stats
-            self._confirms.published(refused=refused, stored=message.on_disk)
+            # Message.on_disk, spelt out: this is every confirmed publish's path.
+            stored = message.store_id is not None or message.logged
+            self._confirms.published(refused=refused, stored=stored)
 
     def route(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
         """Route and enqueue; True when some full queue refused the message."""

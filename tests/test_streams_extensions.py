@@ -11,6 +11,7 @@ import pika
 import pytest
 from pika.adapters.blocking_connection import BlockingChannel
 
+import vhosts.stream_queue as stream_queue
 from amqp_lite import ThreadedBroker, run_in_thread
 from tests.stream_helpers import STREAM, collect, consume
 
@@ -160,3 +161,15 @@ def test_a_filtered_tracked_consumer_resumes_past_what_it_skipped(
     arguments = {"x-stream-offset": "first", "x-stream-filter": "red", **TRACKED}
     assert read(broker.url, "reds", arguments, 2) == [0, 3]
     assert read(broker.url, "reds", arguments, 1) == [6]
+
+
+def test_a_stream_remembers_a_bounded_number_of_names(
+    broker: ThreadedBroker, twenty: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients choose the names: the one updated longest ago is forgotten past the limit."""
+    monkeypatch.setattr(stream_queue, "MAX_TRACKED", 2)
+    first = {"x-stream-offset": "first", **TRACKED}
+    for name in ("a", "b", "c"):
+        assert read(broker.url, name, first, 1) == [0]
+    assert read(broker.url, "a", first, 1) == [0]  # forgotten: starts afresh
+    assert read(broker.url, "c", first, 1) == [1]

@@ -50,6 +50,7 @@ OFFSET_HEADER = "x-stream-offset"
 FILTER_HEADER = "x-stream-filter-value"
 TRACKING_ARGUMENT = "x-stream-automatic-offset-tracking"
 SERVER_TAG_PREFIX = "amq.ctag-"
+MAX_TRACKED = 10_000  # consumer names a stream keeps offsets for: clients choose them
 
 # A message in the log: exchange, routing key, filter value and properties with their lengths,
 # then the body.
@@ -403,10 +404,16 @@ class StreamQueue(Queue):
         return super().remove_consumer(consumer)
 
     def track(self, name: str, offset: int) -> None:
-        """Where the consumer called `name` resumes; kept with the log's next write."""
-        if self._tracked.get(name) != offset:
-            self._tracked[name] = offset
-            self._streams.save_offsets(self.log, self._tracked)
+        """Where the consumer called `name` resumes; kept with the log's next write. A stream
+        remembers MAX_TRACKED names at most, forgetting the one updated longest ago."""
+        tracked = self._tracked
+        if tracked.get(name) == offset:
+            return
+        tracked.pop(name, None)  # the most recently updated last
+        tracked[name] = offset
+        while len(tracked) > MAX_TRACKED:
+            del tracked[next(iter(tracked))]
+        self._streams.save_offsets(self.log, tracked)
 
 
 OffsetSpec = tuple[str, int]  # ("first" | "last" | "next" | "offset" | "timestamp", value)
