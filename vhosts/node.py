@@ -92,8 +92,9 @@ class Node:
                 store.codec if store is not None else None,
             )
         self.streams = streams
-        if store is not None:
-            streams.mark = store.mark  # a stream's write is part of the store's cycle
+        if store is not None:  # a stream's write is part of the store's cycle
+            streams.mark = store.mark
+            streams.count_unwritten = store.count_unwritten
         # Resources in alarm ("memory", "disk"), each with what raised it: a free-space
         # monitor and a failing write may both say "disk", and each clears only its own.
         self._alarms: dict[str, set[str]] = {}

@@ -239,6 +239,11 @@ class Store:
         self._op_seq += 1
         return self._op_seq
 
+    def count_unwritten(self, size: int) -> None:
+        """Message content another writer holds for this cycle (a stream's records): it counts
+        towards `behind`, as the store's own does, until the cycle is written."""
+        self._pending_bytes += size
+
     @property
     def last_op(self) -> int:
         return self._op_seq

@@ -233,7 +233,9 @@ class StreamQueue(Queue):
     def enqueue(self, message: Message) -> QueueEntry | None:
         log = self.log
         offset = log.next_offset
-        log.append(self._record(message, offset), self._now_ms())
+        record = self._record(message, offset)
+        log.append(record, self._now_ms())
+        self._streams.count_unwritten(len(record))
         message.logged = True
         self.counts.publish += 1
         if self.settings.max_age is not None:

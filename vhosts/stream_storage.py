@@ -50,6 +50,9 @@ class StreamStorage:
         # Called when a log gets its first record of a batch: the node records a mark in its
         # store, so that confirms and replies waiting for the store wait for this batch too.
         self.mark: Callable[[], object] = _ignore
+        # Told the size of each record appended: the node counts it as the store's own content
+        # waiting for the disk, so that publishers faster than the disk are paused.
+        self.count_unwritten: Callable[[int], object] = _ignore_size
         self._pending: dict[SegmentLog, None] = {}  # logs with something to write, in order
         self._new: dict[SegmentLog, tuple[str, str]] = {}  # directories to make, and labels
         self._removed: list[SegmentLog] = []  # logs of deleted streams: directories to remove
@@ -247,4 +250,8 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def _ignore() -> None:
+    pass
+
+
+def _ignore_size(size: int) -> None:
     pass
