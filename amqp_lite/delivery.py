@@ -95,8 +95,12 @@ class Deliveries:
     # -- sending ---------------------------------------------------------------------------------
 
     def deliver(self, consumer: Credited, entry: QueueEntry) -> None:
+        redelivered = entry.redelivered
+        # A queue type may say more on redelivery (a quorum queue's x-delivery-count).
+        message = entry.queue.outgoing(entry) if redelivered else entry.message
         if self._vhost.tracing:
-            self._tracer.delivered(entry)
+            # Before the tag is taken: the trace may be delivered on this channel too.
+            self._tracer.delivered(entry, message)
         tag = self.next_tag
         self.next_tag = tag + 1
         if consumer.no_ack:
@@ -105,11 +109,9 @@ class Deliveries:
             self.unacked[tag] = Delivery(tag, entry, consumer)
             consumer.unacked += 1
             self.consumed_unacked += 1
-        message = entry.message
-        if entry.redelivered:
+        if redelivered:
             self.counts.redeliver += 1
-            message = entry.queue.outgoing(entry)  # a queue type may say more on redelivery
-        self._send_deliver(consumer.tag, tag, entry.redelivered, message)
+        self._send_deliver(consumer.tag, tag, redelivered, message)
 
     def deliver_reply(self, consumer_tag: str, message: Message) -> None:
         """A direct reply-to reply: RabbitMQ 3.10 gives it the next delivery tag without using
@@ -118,8 +120,9 @@ class Deliveries:
 
     def get_ok(self, entry: QueueEntry, *, no_ack: bool, message_count: int) -> None:
         """basic.get-ok of `entry`, unacked unless `no_ack`."""
+        message = entry.queue.outgoing(entry, got=True)
         if self._vhost.tracing:
-            self._tracer.delivered(entry)
+            self._tracer.delivered(entry, message)
         tag = self.next_tag
         self.next_tag = tag + 1
         counts = self.counts
@@ -130,7 +133,6 @@ class Deliveries:
             self.unacked[tag] = Delivery(tag, entry, None)
         if entry.redelivered:
             counts.redeliver += 1
-        message = entry.queue.outgoing(entry, got=True)
         reply = methods.BasicGetOk(
             delivery_tag=tag,
             redelivered=entry.redelivered,

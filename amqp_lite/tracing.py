@@ -81,16 +81,17 @@ class ChannelTracer:
             },
         )
 
-    def delivered(self, entry: QueueEntry) -> None:
-        """`entry` went out on this channel (basic.deliver or basic.get-ok)."""
-        if entry.message.exchange == TRACE_EXCHANGE:
+    def delivered(self, entry: QueueEntry, message: Message) -> None:
+        """`entry` went out on this channel (basic.deliver or basic.get-ok) as `message`: what
+        its queue sent, which may say more than the stored message (x-delivery-count)."""
+        if message.exchange == TRACE_EXCHANGE:
             return  # a trace message is never traced again, or the firehose would feed itself
         if self._unheard():
             return
         self._trace(
             "deliver",
             entry.queue.name,
-            entry.message,
+            message,
             {
                 "redelivered": 1 if entry.redelivered else 0,
                 "vhost": self.vhost.name,

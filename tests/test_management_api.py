@@ -258,6 +258,24 @@ def test_queues_exchanges_and_bindings_through_the_api(api: Api, broker: Threade
     assert api.call("DELETE", "/api/exchanges/shop/amq.direct").status == 401
 
 
+def test_get_shows_what_basic_get_sends_a_quorum_queues_delivery_count(api: Api) -> None:
+    """RabbitMQ's API gets through an AMQP channel, so it shows x-delivery-count as it goes."""
+    api.put("/api/queues/shop/votes", {"durable": True, "arguments": {"x-queue-type": "quorum"}})
+    api.post(
+        "/api/exchanges/shop/amq.default/publish",
+        {"properties": {}, "routing_key": "votes", "payload": "x", "payload_encoding": "string"},
+    )
+    get = {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}
+    counts = []
+    for _ in range(2):
+        [taken] = api.post("/api/queues/shop/votes/get", get).body
+        counts.append((taken["redelivered"], taken["properties"]))
+    assert counts == [
+        (False, {"headers": {"x-delivery-count": 0}}),
+        (True, {"headers": {"x-delivery-count": 1}}),
+    ]
+
+
 def test_paging_sorting_filtering_and_columns(api: Api) -> None:
     for name in ("b-1", "a-2", "c-3", "a-10"):
         api.put(f"/api/queues/shop/{name}")

@@ -194,6 +194,50 @@ def test_publishes_and_deliveries_are_copied_with_rabbitmqs_headers(
     connection.close()
 
 
+def test_a_quorum_queue_delivery_is_traced_as_delivered(traced: tuple[Target, str]) -> None:
+    """The deliver trace shows the message that went out: with a quorum queue's
+    x-delivery-count on redeliveries, and on every basic.get."""
+    target, vhost = traced
+    connection, channel = _open(target, vhost)
+    sink = _sink(channel, "deliver.#")
+    queue = target.unique("votes")
+    channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.confirm_delivery()
+    channel.basic_publish("", queue, b"consumed", pika.BasicProperties(headers={"n": 1}))
+    received: list[tuple[bool, dict[str, Any]]] = []
+
+    def requeue_twice(ch: BlockingChannel, method: Any, properties: Any, _body: bytes) -> None:
+        received.append((method.redelivered, properties.headers))
+        if len(received) < 3:
+            ch.basic_nack(method.delivery_tag, requeue=True)
+        else:
+            ch.basic_ack(method.delivery_tag)
+            ch.stop_consuming()
+
+    channel.basic_consume(queue, requeue_twice)
+    channel.start_consuming()
+    channel.basic_publish("", queue, b"got", pika.BasicProperties(headers={"n": 2}))
+    method, properties, _ = channel.basic_get(queue)
+    received.append((method.redelivered, properties.headers))
+    channel.basic_nack(method.delivery_tag, requeue=True)
+    method, properties, _ = channel.basic_get(queue, auto_ack=True)
+    received.append((method.redelivered, properties.headers))
+    assert received == [
+        (False, {"n": 1}),
+        (True, {"n": 1, "x-delivery-count": 1}),
+        (True, {"n": 1, "x-delivery-count": 2}),
+        (False, {"n": 2, "x-delivery-count": 0}),
+        (True, {"n": 2, "x-delivery-count": 1}),
+    ]
+    traced_deliveries = [
+        (bool(headers["redelivered"]), headers["properties"]["headers"])
+        for _, headers, _ in _drain(channel, sink)
+    ]
+    assert traced_deliveries == received
+    channel.queue_delete(queue)
+    connection.close()
+
+
 def test_bcc_keys_are_traced_though_the_header_is_gone(traced: tuple[Target, str]) -> None:
     target, vhost = traced
     connection, channel = _open(target, vhost)

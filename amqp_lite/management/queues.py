@@ -203,10 +203,12 @@ def get_messages(call: Call) -> list[dict[str, Any]]:
         entry = queue.get(no_ack=False)
         if entry is None:
             break
+        # What basic.get would send, as RabbitMQ's API gets it: a quorum queue's
+        # x-delivery-count included.
+        message = queue.outgoing(entry, got=True)
         if tracer is not None:
-            tracer.delivered(entry)
+            tracer.delivered(entry, message)
         taken.append(entry)
-        message = entry.message
         payload = message.body if truncate is None else message.body[:truncate]
         results.append(
             {
