@@ -109,6 +109,20 @@ def test_invalid_json_reports_its_line() -> None:
     assert _error(text).startswith("defs.json:4: invalid JSON: Expecting ',' delimiter")
 
 
+@pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN", "1e999"])
+def test_numbers_json_does_not_have_are_invalid_json_at_their_line(number: str) -> None:
+    """Python's JSON decoder takes them (1e999 as infinity); RabbitMQ's refuses the file."""
+    text = _text(
+        "{",
+        VHOST_LINE,
+        '"queues": [',
+        '  {"vhost": "v", "name": "q", "durable": true, "auto_delete": false,',
+        f'   "arguments": {{"x-note": {number}}}}}',
+        "]}",
+    )
+    assert _error(text) == f"defs.json:5: invalid JSON: {number} is not a finite number (column 28)"
+
+
 def test_queue_with_an_invalid_argument() -> None:
     text = _text(
         "{",

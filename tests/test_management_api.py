@@ -111,6 +111,11 @@ def test_bad_requests_get_rabbitmqs_400_with_a_reason(api: Api) -> None:
     assert (bad_json.status, bad_json.body) == (400, {"error": "bad_request", "reason": "not_json"})
     assert api.call("PUT", "/api/users/x", raw=b"[1, 2]").body["reason"] == "not_json"
     assert api.put("/api/users/x", {"password": "p"}).body["reason"] == "tags_not_present"
+    for number in (b"Infinity", b"-Infinity", b"NaN", b"1e999"):  # not JSON to RabbitMQ
+        publish = b'{"properties": {"headers": {"n": %s}}, "routing_key": "q", "payload": "",'
+        publish += b' "payload_encoding": "string"}'
+        answer = api.call("POST", "/api/exchanges/shop/amq.default/publish", raw=publish % number)
+        assert (answer.status, answer.body["reason"]) == (400, "not_json"), number
     not_boolean = api.put("/api/queues/shop/q", {"durable": "yes"})
     assert (not_boolean.status, not_boolean.body["reason"]) == (400, ["not_boolean", "yes"])
     invalid = api.put("/api/policies/shop/p", {"pattern": "^a", "definition": {"max-length": -1}})

@@ -36,8 +36,8 @@ ODD = (
     entry(b"uint16", b"u", b"\xff\xfe"),
     entry(b"uint32", b"i", b"\xff\xff\xff\xfe"),
     entry(b"long-small", b"l", struct.pack(">q", 5)),
-    entry(b"float", b"f", b"\x7f\x80\x00\x01"),  # a signalling NaN, payload and all
-    entry(b"double", b"d", b"\x7f\xf0\x00\x00\x00\x00\x00\x01"),  # another
+    entry(b"float", b"f", b"\x00\x00\x00\x01"),  # the smallest subnormal (NaNs are refused)
+    entry(b"double", b"d", b"\x80\x00\x00\x00\x00\x00\x00\x00"),  # -0.0
     entry(b"decimal", b"D", b"\x02\x00\x00\x01\x00"),
     entry(
         b"nested", b"F", table(entry(b"when", b"T", b"\xff" * 8), entry(b"n", b"u", b"\x00\x07"))

@@ -287,6 +287,72 @@ async def test_an_unknown_method_closes_the_connection(
     assert close.reply_text == f"NOT_IMPLEMENTED - unknown method {ids[0]}.{ids[1]}"
 
 
+# -- field tables: 501 ---------------------------------------------------------------------------
+
+
+def _table_of(tag: bytes, value: bytes) -> bytes:
+    """A field table of one entry, "k", with the raw value after its tag."""
+    entry = b"\x01k" + tag + value
+    return struct.pack(">I", len(entry)) + entry
+
+
+NON_FINITE = [
+    (b"d", struct.pack(">d", float("inf")), "double inf"),
+    (b"d", struct.pack(">d", float("-inf")), "double -inf"),
+    (b"d", struct.pack(">d", float("nan")), "double nan"),
+    (b"f", struct.pack(">f", float("inf")), "float inf"),
+    (b"f", struct.pack(">f", float("nan")), "float nan"),
+]
+
+
+# RabbitMQ 3.10.8 cannot hold a non-finite number: a method's table with one drops the TCP
+# connection without a word (as an unknown field tag does), and a content header's closes the
+# connection with 541 INTERNAL_ERROR once the channel decodes it. amqp-lite refuses both as it
+# refuses an unknown tag: 501, saying what it found.
+@pytest.mark.parametrize(("tag", "value", "what"), NON_FINITE, ids=[w for *_, w in NON_FINITE])
+async def test_a_non_finite_number_in_arguments_is_501(
+    client: RawClient, tag: bytes, value: bytes, what: str
+) -> None:
+    declare = struct.pack(">HHH", 50, 10, 0) + b"\x01x" + b"\x00" + _table_of(tag, value)
+    close = await _close_after(client, _frame(1, 1, declare), 501)
+    assert (
+        close.reply_text
+        == f"FRAME_ERROR - cannot decode queue.declare arguments: non-finite {what}"
+    )
+    assert (close.class_id, close.method_id) == (50, 10)
+
+
+@pytest.mark.parametrize(("tag", "value", "what"), NON_FINITE, ids=[w for *_, w in NON_FINITE])
+async def test_a_non_finite_number_in_headers_is_501(
+    client: RawClient, tag: bytes, value: bytes, what: str
+) -> None:
+    raw_properties = struct.pack(">H", 0x2000) + _table_of(tag, value)
+    content = encode_content(1, 60, b"abc", 131072, raw_properties=raw_properties)
+    close = await _close_after(client, _publish() + content, 501)
+    assert close.reply_text == f"FRAME_ERROR - cannot decode content properties: non-finite {what}"
+
+
+async def test_a_non_finite_number_in_client_properties_is_a_hang_up(
+    server: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before connection.open a malformed frame gets no reply, from RabbitMQ or from us."""
+    async with await RawClient.connect(server.port) as raw:
+        await raw.send(PROTOCOL_HEADER)
+        await raw.expect(methods.ConnectionStart, 0)
+        response = b"\x00guest\x00guest"
+        start_ok = (
+            struct.pack(">HH", 10, 11)
+            + _table_of(b"d", struct.pack(">d", float("inf")))
+            + b"\x05PLAIN"
+            + struct.pack(">I", len(response))
+            + response
+            + b"\x05en_US"
+        )
+        await raw.send(_frame(1, 0, start_ok))
+        assert await raw.frames_until_eof() == []
+    assert "connection.start-ok arguments: non-finite double inf" in caplog.text
+
+
 # -- robustness ----------------------------------------------------------------------------------
 
 

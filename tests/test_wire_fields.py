@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import struct
 import sys
 from decimal import Decimal
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from amqp_lite.errors import BrokerError, FrameError
 from amqp_lite.wire.fields import (
     MAX_DEPTH,
+    Float32,
     decode_array,
     decode_table,
     encode_array,
@@ -32,7 +34,7 @@ scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
-    st.floats(allow_nan=False),
+    st.floats(allow_nan=False, allow_infinity=False),  # RabbitMQ has no others
     st.builds(
         lambda unscaled, scale: Decimal(unscaled).scaleb(-scale),
         st.integers(-(2**31), 2**31 - 1),
@@ -92,8 +94,10 @@ def _fixed(tag: bytes, size: int) -> st.SearchStrategy[tuple[bytes, bytes]]:
 wire_scalars = st.one_of(
     st.sampled_from([b"t\x00", b"t\x01", b"V"]).map(lambda v: (v, v)),
     *(_fixed(tag, size) for tag, size in [(b"b", 1), (b"B", 1), (b"s", 2), (b"u", 2)]),
-    *(_fixed(tag, size) for tag, size in [(b"I", 4), (b"i", 4), (b"l", 8), (b"f", 4)]),
-    *(_fixed(tag, size) for tag, size in [(b"d", 8), (b"D", 5), (b"T", 8)]),
+    *(_fixed(tag, size) for tag, size in [(b"I", 4), (b"i", 4), (b"l", 8)]),
+    *(_fixed(tag, size) for tag, size in [(b"D", 5), (b"T", 8)]),
+    _fixed(b"f", 4).filter(lambda v: math.isfinite(struct.unpack(">f", v[0][1:])[0])),
+    _fixed(b"d", 8).filter(lambda v: math.isfinite(struct.unpack(">d", v[0][1:])[0])),
     # L is read signed and sent back as l, as RabbitMQ 3.10.8 does.
     st.binary(min_size=8, max_size=8).map(lambda v: (b"L" + v, b"l" + v)),
     st.binary(max_size=8).map(lambda v: (b"S" + _prefixed(v),) * 2),  # UTF-8 or not
@@ -234,6 +238,9 @@ def test_decodes_every_rabbitmq_tag() -> None:
         b"\x00\x00\x00",
         b"\x00\x00\x00\x05\x01k",  # table length beyond the data
         _table(_entry(b"k", b"Z", b"")),  # unknown tag
+        _table(_entry(b"k", b"d", struct.pack(">d", float("inf")))),  # not a finite number
+        _table(_entry(b"k", b"A", b"\x00\x00\x00\x09d" + struct.pack(">d", float("nan")))),
+        _table(_entry(b"k", b"f", struct.pack(">f", float("-inf")))),
         _table(_entry(b"k", b"I", b"\x00\x00")),  # value cut short inside the table
         _table(_entry(b"k", b"S", b"\x00\x00\x00\x09ab")),  # longstr beyond the table
         _table(_entry(b"k", b"F", _table(_entry(b"j", b"V", b""))[:-1])),
@@ -264,7 +271,10 @@ def test_random_bytes_decode_or_raise_frame_error(data: bytes) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [2**64, {1: "non-str key"}, {"k" * 256: 1}, object(), Decimal("NaN"), "\ud800", {1, 2}],
+    [
+        *(2**64, {1: "non-str key"}, {"k" * 256: 1}, object(), Decimal("NaN"), "\ud800", {1, 2}),
+        *(float("inf"), float("-inf"), float("nan"), Float32(float("inf"))),
+    ],
 )
 def test_values_without_amqp_form_raise_broker_error(value: Any) -> None:
     table = value if isinstance(value, dict) else {"k": value}

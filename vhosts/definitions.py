@@ -28,6 +28,7 @@ import contextlib
 import json
 import json.decoder
 import json.scanner
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -277,8 +278,14 @@ class _Array(list[Any]):
 def _decode(text: str) -> Any:
     decoder = json.JSONDecoder()
 
-    def located(parse: Callable[..., tuple[Any, int]], kind: type) -> Callable[..., Any]:
+    def located(
+        parse: Callable[..., tuple[Any, int]], kind: type, scanner_at: int
+    ) -> Callable[..., Any]:
+        """`parse`, remembering where its value starts, and scanning its items with
+        _finite_only (the scanner is its argument at `scanner_at`)."""
+
         def parse_located(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
+            args = (*args[:scanner_at], _finite_only(args[scanner_at]), *args[scanner_at + 1 :])
             value, end = parse(s_and_end, *args)
             value = kind(value)
             value.offset = s_and_end[1] - 1  # the opening bracket
@@ -287,10 +294,28 @@ def _decode(text: str) -> Any:
         return parse_located
 
     # The pure-Python scanner's hooks, which the standard library's type stubs leave out.
-    decoder.parse_object = located(json.decoder.JSONObject, _Object)  # type: ignore[attr-defined]
-    decoder.parse_array = located(json.decoder.JSONArray, _Array)  # type: ignore[attr-defined]
-    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    # JSONObject((text, end), strict, scan_once, ...) and JSONArray((text, end), scan_once).
+    decoder.parse_object = located(json.decoder.JSONObject, _Object, 1)  # type: ignore[attr-defined]
+    decoder.parse_array = located(json.decoder.JSONArray, _Array, 0)  # type: ignore[attr-defined]
+    scanner = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    decoder.scan_once = _finite_only(scanner)  # type: ignore[attr-defined]
     return decoder.decode(text)
+
+
+_Scanner = Callable[[str, int], tuple[Any, int]]
+
+
+def _finite_only(scan_once: _Scanner) -> _Scanner:
+    """Python's decoder takes Infinity, -Infinity and NaN, and reads 1e999 as infinity;
+    RabbitMQ's refuses them as it refuses any text that is not JSON, and so do we."""
+
+    def scan(text: str, index: int) -> tuple[Any, int]:
+        value, end = scan_once(text, index)
+        if type(value) is float and not math.isfinite(value):
+            raise json.JSONDecodeError(f"{text[index:end]} is not a finite number", text, index)
+        return value, end
+
+    return scan
 
 
 def _plain(value: Any) -> Any:

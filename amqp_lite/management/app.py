@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
@@ -162,12 +163,27 @@ class Call:
         if not self.request.body.strip():
             return {}
         try:
-            value = json.loads(self.request.body)
+            value = json.loads(
+                self.request.body, parse_constant=_not_json, parse_float=_finite_float
+            )
         except (ValueError, UnicodeDecodeError):
             raise bad_request("not_json") from None
         if not isinstance(value, dict):
             raise bad_request("not_json")
         return value
+
+
+def _not_json(constant: str) -> float:
+    """Infinity, -Infinity and NaN: Python's decoder takes them, RabbitMQ's does not."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number, unless it is too big for a double (Python would make it infinity)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 Handler = Callable[[Call], Any]

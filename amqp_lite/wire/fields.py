@@ -183,6 +183,14 @@ def _long(value: int) -> int:
     return Int64(value) if _I32_MIN <= value <= _I32_MAX else value
 
 
+def _finite(value: float, what: str) -> float:
+    """RabbitMQ cannot hold an infinity or a NaN: it drops the connection. We refuse it as
+    malformed, saying what it was (see the README's differences)."""
+    if value - value != 0.0:  # inf - inf and nan - nan are nan; a finite number gives 0
+        raise _Malformed(f"non-finite {what} {value}")
+    return value
+
+
 def _value(buf: bytes, off: int, depth: int) -> tuple[Any, int]:
     """Decode one tagged value at `off`, inside `depth` tables or arrays; return it and the
     offset after it."""
@@ -206,7 +214,7 @@ def _value(buf: bytes, off: int, depth: int) -> tuple[Any, int]:
     if tag == 0x41:  # A
         return read_array(buf, off, depth + 1)
     if tag == 0x64:  # d
-        return _unpack_from(">d", buf, off)[0], off + 8
+        return _finite(_unpack_from(">d", buf, off)[0], "double"), off + 8
     if tag == 0x54:  # T
         return _timestamp(_unpack_from(">Q", buf, off)[0]), off + 8
     if tag == 0x56:  # V
@@ -232,7 +240,7 @@ def _value(buf: bytes, off: int, depth: int) -> tuple[Any, int]:
         return _long(_unpack_from(">q", buf, off)[0]), off + 8
     if tag == 0x66:  # f
         wire = buf[off : off + 4]
-        return Float32(_unpack_from(">f", wire)[0], wire), off + 4
+        return Float32(_finite(_unpack_from(">f", wire)[0], "float"), wire), off + 4
     if tag == 0x44:  # D
         scale = buf[off]
         (unscaled,) = _unpack_from(">i", buf, off + 1)
@@ -345,6 +353,8 @@ def _encode_value(v: Any, out: list[bytes]) -> None:
     elif v is None:
         out.append(b"V")
     elif t is float:
+        if v - v != 0.0:  # RabbitMQ has no infinities or NaNs (see _finite)
+            raise BrokerError(f"double {v} has no AMQP form")
         out.append(_pack(">cd", b"d", v))
     elif t is bytes or t is bytearray or t is memoryview:
         out.append(_pack(">cI", b"x", len(v)))
@@ -366,6 +376,8 @@ def _encode_value(v: Any, out: list[bytes]) -> None:
     elif (tag := getattr(v, "amqp_type", None)) in _TYPED_FORMATS and isinstance(v, int):
         out.append(_pack(_TYPED_FORMATS[tag], tag.encode(), v))  # typed ints, the domain's too
     elif t is Float32:
+        if v - v != 0.0:
+            raise BrokerError(f"float {v} has no AMQP form")
         out.append(b"f" + v.wire)
     elif isinstance(v, int):
         _encode_value(int(v), out)
