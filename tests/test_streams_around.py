@@ -118,12 +118,31 @@ def test_the_management_api_shows_a_stream() -> None:
         for body in (b"a", b"b", b"c"):
             channel.basic_publish("", "log", body)
         consume(connection.channel(), "log", {"x-stream-offset": "first"}, count=3)
-        queue = Api(broker.management_url).get("/api/queues/%2F/log")
+        api = Api(broker.management_url)
+        queue = api.get("/api/queues/%2F/log")
+        purged = api.delete("/api/queues/%2F/log/contents")
+        request = {"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}
+        got = api.post("/api/queues/%2F/log/get", request)
         connection.close()
     assert (queue["type"], queue["durable"], queue["arguments"]) == (
         "stream",
         True,
         {"x-queue-type": "stream"},
+    )
+    # As RabbitMQ 3.10.8's management API answers for a stream:
+    assert (purged.status, purged.body) == (
+        400,
+        {
+            "error": "bad_request",
+            "reason": "queue.purge not supported by stream queues queue 'log' in vhost '/'",
+        },
+    )
+    assert (got.status, got.body) == (
+        400,
+        {
+            "error": "bad_request",
+            "reason": "540 basic.get not supported by stream queues queue 'log' in vhost '/'",
+        },
     )
     # Delivered messages are still in the log: none counts as unacknowledged.
     assert (queue["messages"], queue["messages_ready"], queue["messages_unacknowledged"]) == (

@@ -24,7 +24,7 @@ from amqp_lite.management.paging import listing
 from amqp_lite.management.stats import QUEUE_STATS, message_stats, with_rates
 from amqp_lite.tracing import management_tracer
 from vhosts import Queue
-from vhosts.errors import BrokerError
+from vhosts.errors import BrokerError, NotImplementedFeature
 
 ACK_MODES = ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true", "reject_requeue_false")
 
@@ -172,7 +172,10 @@ def delete_queue(call: Call) -> None:
 def purge(call: Call) -> None:
     queue = _queue(call)
     call.check("read", "queue", queue.vhost_name, queue.name)
-    call.admin.purge_queue(queue.vhost_name, queue.name)
+    try:
+        call.admin.purge_queue(queue.vhost_name, queue.name)
+    except NotImplementedFeature as error:  # a stream, as RabbitMQ answers for one
+        raise bad_request(error.text) from None
 
 
 def get_messages(call: Call) -> list[dict[str, Any]]:
@@ -200,7 +203,10 @@ def get_messages(call: Call) -> list[dict[str, Any]]:
     if vhost.tracing:
         tracer = management_tracer(vhost, call.user.name, call.admin.node.cluster_name)
     for _ in range(count):
-        entry = queue.get(no_ack=False)
+        try:
+            entry = queue.get(no_ack=False)
+        except NotImplementedFeature as error:  # a stream: RabbitMQ's 400 names the code
+            raise bad_request(f"{error.reply_code} {error.text}") from None
         if entry is None:
             break
         # What basic.get would send, as RabbitMQ's API gets it: a quorum queue's
