@@ -148,6 +148,22 @@ def test_nack_and_reject_are_not_implemented(streams: Streams, ten: str, settle:
     )
 
 
+def test_basic_recover_is_not_implemented_either(streams: Streams, ten: str) -> None:
+    """RabbitMQ 3.10.8 crashes (541) on basic.recover with stream deliveries unacked; amqp-lite
+    refuses it as it refuses a nack that requeues."""
+    channel = streams.channel()
+    consume(channel, ten, {"x-stream-offset": "first"}, prefetch=2, count=2, ack=False)
+    code, text = connection_error(lambda: channel.basic_recover(requeue=True))
+    if not streams.target.is_amqp_lite:
+        assert code == 541
+        return
+    assert (code, text) == (
+        540,
+        "NOT_IMPLEMENTED - basic.nack and basic.reject not supported by stream queues "
+        f"{described(ten)}",
+    )
+
+
 def test_an_unknown_delivery_tag_closes_the_channel(streams: Streams, ten: str) -> None:
     channel = streams.channel()
     consume(channel, ten, {"x-stream-offset": "first"}, prefetch=2, count=2, ack=False)
