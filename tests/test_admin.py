@@ -230,7 +230,8 @@ def test_users_and_permissions(broker: ThreadedBroker) -> None:
 
 def test_policies_through_the_admin_surface(broker: ThreadedBroker) -> None:
     broker.admin.set_policy("/", "cap", "^capped$", {"max-length": 1}, apply_to="queues")
-    channel = _connect(broker).channel()
+    connection = _connect(broker)
+    channel = connection.channel()
     channel.confirm_delivery()
     channel.queue_declare("capped")
     channel.basic_publish("", "capped", b"old")
@@ -240,6 +241,7 @@ def test_policies_through_the_admin_surface(broker: ThreadedBroker) -> None:
     assert [p.name for p in broker.admin.policies("/")] == ["cap"]
     assert broker.admin.clear_policy("/", "cap")
     assert broker.admin.policies() == []
+    connection.close()  # an open one would hold up the broker's shutdown for its close-ok
 
 
 def test_connection_and_channel_events_reach_every_listener(broker: ThreadedBroker) -> None:

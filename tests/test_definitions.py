@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +36,7 @@ import pytest
 from pika.exceptions import ChannelClosedByBroker, ProbableAuthenticationError
 
 from amqp_lite import ThreadedBroker, run_in_thread
+from tests.processes import BrokerProcess
 from vhosts import Node
 from vhosts.definitions import DefinitionsError, load, parse
 from vhosts.users import hash_password, password_matches
@@ -409,6 +408,7 @@ def test_permissions_from_the_file_restrict_users(loaded: ThreadedBroker) -> Non
     assert caught.value.reply_text == (
         "ACCESS_REFUSED - access to queue 'limited' in vhost 'defs-test' refused for user 'monitor'"
     )
+    connection.close()
 
     connection = _connect(loaded.port, "app-user", "app-secret")
     channel = connection.channel()
@@ -422,16 +422,10 @@ def test_permissions_from_the_file_restrict_users(loaded: ThreadedBroker) -> Non
 # -- amqp-lite serve --definitions ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _serve(definitions: Path, port: int) -> subprocess.Popen[str]:
+def _serve(definitions: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
-            *(sys.executable, "-m", "amqp_lite", "serve", "--transient", "--port", str(port)),
+            *(sys.executable, "-m", "amqp_lite", "serve", "--transient", "--port", "0"),
             *("--definitions", os.fspath(definitions), "--no-management", "--no-prometheus"),
         ],
         stdout=subprocess.PIPE,
@@ -441,31 +435,21 @@ def _serve(definitions: Path, port: int) -> subprocess.Popen[str]:
 
 
 def test_serve_loads_a_definitions_file() -> None:
-    port = _free_port()
-    server = _serve(FIXTURE, port)
+    process = BrokerProcess(None, "--definitions", os.fspath(FIXTURE), "--no-management")
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                connection = _connect(port, "app-user", "app-secret")
-                break
-            except pika.exceptions.AMQPConnectionError:
-                assert server.poll() is None, server.communicate()[1]
-                assert time.monotonic() < deadline, "the broker did not come up"
-                time.sleep(0.1)
+        connection = _connect(process.port, "app-user", "app-secret")
         channel = connection.channel()
         assert channel.queue_declare("orders.created", passive=True).method.message_count == 0
         connection.close()
     finally:
-        server.terminate()
-        server.communicate(timeout=10)
+        process.stop()
 
 
 def test_serve_refuses_a_bad_file_with_its_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     exchange = '{"vhost": "v", "name": "x", "type": "?"}'
     bad.write_text(_text("{", VHOST_LINE, f'"exchanges": [{exchange}]}}'))
-    server = _serve(bad, _free_port())
+    server = _serve(bad)
     _, stderr = server.communicate(timeout=15)
     assert server.returncode != 0
     assert f"{bad}:3: exchanges[0]: unknown exchange type '?'" in stderr
