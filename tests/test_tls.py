@@ -418,7 +418,10 @@ def test_serve_refuses_tls_settings_that_cannot_work(certificates: TestCertifica
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "amqp_lite", "serve", "--transient", "--tls-cert", "/nowhere.pem"],
+        [
+            *(sys.executable, "-m", "amqp_lite", "serve", "--transient", "--port", "0"),
+            *("--no-management", "--no-prometheus", "--tls-cert", "/nowhere.pem"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
