@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -157,6 +159,36 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
         return
     with run_in_thread(vhosts=("/", "other"), data_dir=tmp_path / "data") as running:
         yield Target(running.url, broker=running)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `amqp-lite serve` without --data-dir keeps its store in $XDG_DATA_HOME/amqp-lite: a test
+    # must never touch the user's own store, nor share one with a test running beside it.
+    data_home = tempfile.mkdtemp(prefix="amqp-lite-tests-data-")
+    config.stash[_DATA_HOME] = data_home
+    os.environ["XDG_DATA_HOME"] = data_home
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    data_home = config.stash.get(_DATA_HOME, None)
+    if data_home is not None:
+        shutil.rmtree(data_home, ignore_errors=True)
+
+
+_DATA_HOME = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    """Captured output as valid UTF-8: the broker logs names of any octets (surrogate-escaped),
+    and a report that cannot be encoded would break the workers' channel under pytest-xdist."""
+    report: pytest.TestReport = yield
+    report.sections = [(title, _utf8(text)) for title, text in report.sections]
+    return report
+
+
+def _utf8(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
