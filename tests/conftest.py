@@ -25,6 +25,18 @@ settings.register_profile("amqp-lite", deadline=None, suppress_health_check=[Hea
 settings.register_profile("ci", parent=settings.get_profile("amqp-lite"), derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "amqp-lite")
 
+# A property names the examples a thorough run tries (`pytest --thorough`); a plain run, as in
+# `make test`, tries a third of them: still hundreds of cases for the cheap ones, seconds saved
+# on the costly ones.
+_EXAMPLES_SHARE = {"share": 1 / 3}
+
+
+def examples(thorough: int) -> int:
+    """`max_examples` for a property: `thorough` under --thorough, else a third (at least 10)."""
+    share = _EXAMPLES_SHARE["share"]
+    return thorough if share >= 1 else min(thorough, max(10, round(thorough * share)))
+
+
 # Where a frozen clock starts: tests that check times (x-death) can name it.
 FROZEN_AT = 1_700_000_000.0
 
@@ -162,6 +174,8 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("thorough"):
+        _EXAMPLES_SHARE["share"] = 1.0
     # `amqp-lite serve` without --data-dir keeps its store in $XDG_DATA_HOME/amqp-lite: a test
     # must never touch the user's own store, nor share one with a test running beside it.
     data_home = tempfile.mkdtemp(prefix="amqp-lite-tests-data-")
@@ -224,6 +238,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--fuzz-seed",
         default=None,
         help="the fuzz test's random seed, to repeat a run (printed when a case fails)",
+    )
+    parser.addoption(
+        "--thorough",
+        action="store_true",
+        help="property tests try all the examples they name (a plain run tries a third)",
     )
     parser.addoption(
         "--crash-rounds",

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from exchanges import ROUTERS
 from exchanges.topic import explain_match
+from tests.conftest import examples
 
 ROUTING_WORDS = ["a", "b", "", "ab"]
 BINDING_WORDS = [*ROUTING_WORDS, "*", "#"]
@@ -48,7 +49,7 @@ def test_reference_sanity() -> None:
     assert not reference_matches("", "a")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(st.tuples(destinations, binding_keys), max_size=12),
     st.lists(routing_keys, min_size=1, max_size=8),
@@ -70,7 +71,7 @@ operations = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(operations, st.lists(routing_keys, min_size=1, max_size=5))
 def test_bind_unbind_sequences_keep_route_equal_to_reference(
     ops: list[tuple[str, str, str]], probes: list[str]
@@ -97,7 +98,7 @@ def test_bind_unbind_sequences_keep_route_equal_to_reference(
     assert sorted((d, k) for d, k, _ in router.bindings()) == sorted(current)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(binding_keys, routing_keys)
 def test_explanation_agrees_and_captures_rebuild_the_key(
     binding_key: str, routing_key: str

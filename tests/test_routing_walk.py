@@ -22,6 +22,7 @@ from pika.exceptions import ChannelClosedByBroker
 
 from amqp_lite import ThreadedBroker, run_in_thread
 from amqp_lite.wire import Properties
+from tests.conftest import examples
 from vhosts import Message
 from vhosts.clock import Clock
 from vhosts.route_explain import explain_route
@@ -171,7 +172,7 @@ def live() -> Iterator[ThreadedBroker]:
 _vhosts = itertools.count()
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scenario=scenarios())
 @example(scenario=HELD_AND_RELEASED)
 def test_the_explainer_names_the_queues_a_live_broker_fills(
@@ -213,7 +214,7 @@ def declare_over_the_wire(channel: Any, scenario: Scenario) -> None:
 # -- the same, through VirtualHost.publish --------------------------------------------------------
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(scenario=scenarios())
 @example(scenario=HELD_AND_RELEASED)
 def test_the_explainer_names_the_queues_virtual_host_publish_fills(scenario: Scenario) -> None:

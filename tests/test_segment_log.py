@@ -18,6 +18,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from tests.conftest import examples
 from vhosts import segment_log
 from vhosts.segment_log import HEADER, SEGMENT_MAGIC, Cursor, LogError, Record, SegmentLog
 
@@ -405,4 +406,4 @@ class LogMachine(RuleBasedStateMachine):
 
 
 TestLogMachine = LogMachine.TestCase
-TestLogMachine.settings = settings(max_examples=60, stateful_step_count=40)
+TestLogMachine.settings = settings(max_examples=examples(60), stateful_step_count=40)

@@ -29,6 +29,7 @@ from hypothesis.stateful import (
 from amqp_lite.storage import CODEC
 from amqp_lite.wire import Properties
 from amqp_lite.wire.properties import encode_properties
+from tests.conftest import examples
 from vhosts.classic_queue import ClassicQueue
 from vhosts.clock import Clock
 from vhosts.message import Message
@@ -353,5 +354,7 @@ class QueueModel(RuleBasedStateMachine):
             assert not self.ready
 
 
-QueueModel.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
+QueueModel.TestCase.settings = settings(
+    max_examples=examples(300), stateful_step_count=40, deadline=None
+)
 test_queue_against_the_model = QueueModel.TestCase

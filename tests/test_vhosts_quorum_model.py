@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from amqp_lite.wire import Properties
+from tests.conftest import examples
 from vhosts.clock import Clock
 from vhosts.message import Message
 from vhosts.queue import Queue, QueueEntry
@@ -284,5 +285,7 @@ class QuorumModel(RuleBasedStateMachine):
             assert not self.ready
 
 
-QuorumModel.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+QuorumModel.TestCase.settings = settings(
+    max_examples=examples(150), stateful_step_count=40, deadline=None
+)
 test_quorum_queue_against_the_model = QuorumModel.TestCase

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amqp_lite.storage import open_store
+from tests.conftest import examples
 from vhosts import Node, Permission
 from vhosts.definitions_export import export_definitions
 from vhosts.errors import AccessRefused
@@ -125,7 +126,7 @@ def durable_topologies(draw: st.DrawFn) -> Topology:
     )
 
 
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(topology=durable_topologies())
 def test_recovery_rebuilds_the_topology_that_was_applied(topology: Topology) -> None:
     with tempfile.TemporaryDirectory() as directory:

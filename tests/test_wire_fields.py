@@ -23,6 +23,7 @@ from amqp_lite.wire.fields import (
     encode_array,
     encode_table,
 )
+from tests.conftest import examples
 
 UTC = dt.UTC
 
@@ -70,13 +71,13 @@ def same(a: Any, b: Any) -> bool:
 # -- round trips ----------------------------------------------------------------------------------
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(field_tables)
 def test_table_round_trip(table: dict[str, Any]) -> None:
     assert same(decode_table(encode_table(table)), table)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(field_values, max_size=6))
 def test_array_round_trip(items: list[Any]) -> None:
     assert same(decode_array(encode_array(items)), items)
@@ -129,7 +130,7 @@ wire_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.dictionaries(st.binary(max_size=5), wire_values, max_size=5).map(_wire_table))
 def test_whatever_decodes_encodes_back_to_the_same_octets(wire: tuple[bytes, bytes]) -> None:
     """A header the broker must send on after rewriting another one goes as it came."""
@@ -261,7 +262,7 @@ def test_deep_nesting_is_a_frame_error_not_a_crash() -> None:
         decode_array(data[1:])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=60))
 def test_random_bytes_decode_or_raise_frame_error(data: bytes) -> None:
     for decode in (decode_table, decode_array):

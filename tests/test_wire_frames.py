@@ -28,6 +28,7 @@ from amqp_lite.wire.frames import (
 )
 from amqp_lite.wire.properties import decode_properties, encode_properties, with_long_header
 from amqp_lite.wire.spec import METHODS_BY_NAME, PROPERTIES
+from tests.conftest import examples
 from tests.test_wire_fields import field_tables, same, shortstrs
 from tests.test_wire_methods import any_method, method_strategy
 
@@ -44,7 +45,7 @@ properties = st.fixed_dictionaries(
 ).map(lambda kw: Properties(**kw))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(properties)
 def test_properties_round_trip(props: Any) -> None:
     raw = encode_properties(props)
@@ -153,14 +154,14 @@ def streams(draw: st.DrawFn) -> tuple[bytes, list[Any], int]:
     return b"".join(data), expected, 131072
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(streams(), st.lists(st.integers(0, 40), max_size=30))
 def test_any_chunking_yields_the_same_frames(stream: Any, cuts: list[int]) -> None:
     data, expected, frame_max = stream
     assert _decode(_chunked(data, cuts), frame_max) == expected
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(streams(), st.data())
 def test_truncated_stream_waits_for_more(stream: Any, data: st.DataObject) -> None:
     raw, expected, frame_max = stream
@@ -174,14 +175,14 @@ def test_truncated_stream_waits_for_more(stream: Any, data: st.DataObject) -> No
     assert decoder.buffered == 0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=200), st.lists(st.integers(0, 30), max_size=10))
 def test_random_bytes_raise_only_broker_errors(data: bytes, cuts: list[int]) -> None:
     with contextlib.suppress(BrokerError):
         _decode(_chunked(data, cuts))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(streams(), st.data())
 def test_corrupted_streams_raise_only_broker_errors(stream: Any, data: st.DataObject) -> None:
     raw = bytearray(stream[0] or HEARTBEAT_FRAME)
@@ -272,7 +273,7 @@ def test_bodies_split_at_frame_max(frame_max: int, pieces: int, extra: int) -> N
     assert all(0 < len(f.payload) <= frame_max - 8 for f in bodies)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     st.sampled_from(["basic.deliver", "basic.get-ok", "basic.return"]).flatmap(
         lambda name: method_strategy(METHODS_BY_NAME[name])

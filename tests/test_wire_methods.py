@@ -14,6 +14,7 @@ from amqp_lite.errors import BrokerError, FrameError, NotImplementedFeature
 from amqp_lite.wire import _fast, methods
 from amqp_lite.wire.frames import FrameDecoder, MethodFrame, encode_method
 from amqp_lite.wire.spec import METHODS, MethodSpec
+from tests.conftest import examples
 from tests.test_wire_fields import field_tables, same, shortstrs
 
 # -- strategies built from the spec data ----------------------------------------------------------
@@ -50,7 +51,7 @@ def _payload(method: Any) -> bytes:
 
 
 @pytest.mark.parametrize("spec", METHODS, ids=[m.full_name for m in METHODS])
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), channel=channels)
 def test_every_method_round_trips(spec: MethodSpec, data: st.DataObject, channel: int) -> None:
     method = data.draw(method_strategy(spec))
@@ -108,7 +109,7 @@ def _outcome(fn: Any, *args: Any) -> Any:
 
 
 @pytest.mark.parametrize("spec", _FAST_DECODED, ids=lambda m: m.full_name)
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(data=st.data())
 def test_fast_decoders_match_general(spec: MethodSpec, data: st.DataObject) -> None:
     payload = _payload(data.draw(method_strategy(spec)))
@@ -127,7 +128,7 @@ def test_fast_decoders_match_general(spec: MethodSpec, data: st.DataObject) -> N
 
 
 @pytest.mark.parametrize("spec", _FAST_ENCODED, ids=lambda m: m.full_name)
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(data=st.data(), channel=channels)
 def test_fast_encoders_match_general(spec: MethodSpec, data: st.DataObject, channel: int) -> None:
     method = data.draw(method_strategy(spec))
@@ -176,7 +177,7 @@ def test_undecodable_arguments_are_501_with_method_ids(payload: bytes) -> None:
     assert (e.reply_code, e.class_id, e.method_id) == (501, *struct.unpack(">HH", payload[:4]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from(METHODS), st.binary(max_size=50))
 def test_random_arguments_never_raise_anything_else(spec: MethodSpec, args: bytes) -> None:
     try:

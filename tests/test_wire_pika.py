@@ -16,6 +16,7 @@ from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import FrameDecoder, encode_method
 from amqp_lite.wire.properties import decode_properties, encode_properties
 from amqp_lite.wire.spec import METHODS, PROPERTIES, MethodSpec
+from tests.conftest import examples
 from tests.test_wire_fields import field_keys, shortstrs
 
 # pika normalizes Decimals when it writes them and reads "d" floats back as ints (1.4.4), so leave
@@ -56,7 +57,7 @@ def _method(spec: MethodSpec) -> st.SearchStrategy[Any]:
 _PIKA_DECODES = [m for m in METHODS if m.full_name != "connection.update-secret"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from(_PIKA_DECODES).flatmap(_method), st.integers(0, 2**16 - 1))
 def test_pika_reads_and_writes_our_methods(method: Any, channel: int) -> None:
     ours = encode_method(channel, method)
@@ -83,7 +84,7 @@ _PROPERTY_VALUES = {
 }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.fixed_dictionaries({}, optional={p.attr: _PROPERTY_VALUES[p.type] for p in PROPERTIES}))
 def test_pika_reads_and_writes_our_properties(values: dict[str, Any]) -> None:
     raw = encode_properties(Properties(**values))
