@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -153,6 +154,14 @@ class Target:
             self.broker.admin.set_user_limits(user, limits)
         else:
             self.rabbitmqctl("set_user_limits", user, json.dumps(limits))
+
+    def let_time_pass(self, seconds: float) -> None:
+        """`seconds` go by on the broker's clock: at once on amqp-lite (its clock is moved),
+        in real time on another broker."""
+        if self.broker is not None:
+            self.broker.advance(seconds)
+        else:
+            time.sleep(seconds)
 
     def rabbitmqctl(self, *args: str) -> None:
         if self._ctl is None:
