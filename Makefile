@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist workers for `make test`: one per core (TEST_WORKERS=0 runs in this process).
+TEST_WORKERS ?= auto
 
 .PHONY: serve test lint format bench clean java-client chromium prometheus rabbitmqadmin
 
@@ -19,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .
