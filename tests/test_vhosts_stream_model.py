@@ -31,6 +31,7 @@ from hypothesis.stateful import (
 import vhosts.stream_queue as stream_queue
 from amqp_lite.storage import CODEC
 from amqp_lite.wire import Properties
+from tests.conftest import examples
 from vhosts.clock import Clock
 from vhosts.message import Message
 from vhosts.queue import Queue, QueueEntry
@@ -268,4 +269,4 @@ class Timestamp(int):
 
 
 TestStreamMachine = StreamMachine.TestCase
-TestStreamMachine.settings = settings(max_examples=50, stateful_step_count=50)
+TestStreamMachine.settings = settings(max_examples=examples(150), stateful_step_count=50)
