@@ -49,10 +49,12 @@ def test_retention_by_size_removes_the_oldest_segments(streams: Streams) -> None
 
 
 @pytest.fixture
-def frozen(request: pytest.FixtureRequest) -> Iterator[ThreadedBroker]:
+def frozen(tmp_path: Path) -> Iterator[ThreadedBroker]:
     from amqp_lite import Clock
 
-    with run_in_thread(clock=Clock(frozen_at=1_700_000_000.0)) as broker:
+    # A data directory: a broker without one confirms a stream publish before its log is
+    # written, and a consumer coming right after the confirm might not see it yet.
+    with run_in_thread(clock=Clock(frozen_at=1_700_000_000.0), data_dir=tmp_path) as broker:
         yield broker
 
 
