@@ -14,6 +14,7 @@ takes care of that).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from amqp_lite.channel import Channel
     from amqp_lite.server import Server
     from vhosts.definitions import Definitions
+
+log = logging.getLogger("amqp_lite.admin")
 
 # What a connection closed from the management UI is told, as RabbitMQ tells it.
 DEFAULT_CLOSE_REASON = "Closed via management plugin"
@@ -361,7 +364,7 @@ class Admin:
         close_connection` and the management API do; False when no connection has that name."""
         for connection in self._connections():
             if connection.name == name:
-                connection.close(320, f"CONNECTION_FORCED - {reason}")
+                _close(connection, f"CONNECTION_FORCED - {reason}")
                 return True
         return False
 
@@ -497,8 +500,7 @@ class Admin:
         then the socket at once, without waiting for close-ok. Consumers of queues that went
         with a vhost have had their basic.cancel already."""
         for connection in connections:
-            connection.close(320, text)
-            connection.connection_lost()  # hang up once the close is sent
+            _close(connection, text, hang_up=True)
 
     def _connections(self) -> Iterator[ServerConnection]:
         if self.server is None:
@@ -508,6 +510,22 @@ class Admin:
             c for c in self.server.connections if c.user is not None and c.state is not State.CLOSED
         ]
         return iter(sorted(opened, key=lambda c: c.connected_at))
+
+
+def _close(connection: ServerConnection, text: str, *, hang_up: bool = False) -> None:
+    """connection.close 320 `text` (and the socket at once: `hang_up`). A failure is that
+    connection's alone: logged, and the connection cut off without a word, while the operation
+    goes on with the others and its caller never sees it."""
+    try:
+        connection.close(320, text)
+        if hang_up:
+            connection.connection_lost()
+    except Exception:
+        log.exception("internal error closing connection %s; hanging up", connection.name)
+        try:
+            connection.abandon()
+        except Exception:
+            log.exception("internal error hanging up on connection %s", connection.name)
 
 
 def _consumer_arguments(priority: int) -> dict[str, Any]:

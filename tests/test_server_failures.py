@@ -20,7 +20,7 @@ from amqp_lite.connection import ServerConnection
 from amqp_lite.wire import methods
 from amqp_lite.wire.frames import PROTOCOL_HEADER, MethodFrame
 from tests.processes import BrokerProcess
-from tests.rawclient import connected
+from tests.rawclient import Closed, connected
 
 
 class Boom(Exception):
@@ -130,6 +130,57 @@ async def test_a_failure_while_closing_for_a_failure_hangs_up_on_that_connection
     await victim.send_method(1, methods.QueueDeclare(queue="q"))
     assert await victim.frames_until_eof() == []
     await victim.aclose()
+    await _round_trip(server.port)
+
+
+# -- closes an operator asks for ------------------------------------------------------------------
+
+
+def _first_to_close(connection: ServerConnection, seen: list[ServerConnection]) -> bool:
+    """True for the first connection an admin operation closes, and for it alone."""
+    if not seen:
+        seen.append(connection)
+    return connection is seen[0]
+
+
+@pytest.mark.parametrize("operation", ["delete_vhost", "delete_user", "close_connection"])
+async def test_a_failure_closing_one_connection_for_an_operator_costs_only_that_connection(
+    server: Broker,
+    monkeypatch: pytest.MonkeyPatch,
+    errors: pytest.LogCaptureFixture,
+    operation: str,
+) -> None:
+    """The operation completes, the other connections get their 320, the failing one is cut
+    off, and the failure is logged: it does not reach the caller."""
+    server.admin.add_user("ann", "secret", tags=["administrator"])
+    server.admin.set_permissions("ann", "other")
+    login = {"vhost": "other", "response": b"\0ann\0secret"}
+    clients = [await connected(server.port, **login) for _ in range(2)]
+    seen: list[ServerConnection] = []
+    fired = _fail_once(monkeypatch, ServerConnection, "close", lambda c: _first_to_close(c, seen))
+    if operation == "delete_vhost":
+        assert server.admin.delete_vhost("other")
+    elif operation == "delete_user":
+        assert server.admin.delete_user("ann")
+    else:
+        for info in server.admin.connections():
+            assert server.admin.close_connection(info.name)
+    assert fired
+    assert _logged_internal_error(errors)
+    outcomes = []
+    for client in clients:
+        try:
+            close = (await client.next_frame()).method
+        except Closed:
+            outcomes.append(0)  # cut off without a word
+        else:
+            outcomes.append(close.reply_code)  # closed as asked
+            if operation == "close_connection":  # the others hang up without waiting
+                await client.send_method(0, methods.ConnectionCloseOk())
+            assert await client.frames_until_eof() == []
+        await client.aclose()
+    assert sorted(outcomes) == [0, 320]
+    assert server.admin.connections() == []
     await _round_trip(server.port)
 
 
