@@ -67,7 +67,8 @@ class ConnectionInfo:
     peer_port: int
     host: str
     port: int
-    state: str  # RabbitMQ's: starting, tuning, opening, running, blocked, flow, closing, closed
+    # RabbitMQ's: starting, tuning, opening, running, blocking, blocked, flow, closing, closed
+    state: str
     user: str
     vhost: str
     channels: int

@@ -220,9 +220,16 @@ class ServerConnection:
 
     @property
     def throttled(self) -> str | None:
-        """RabbitMQ's connection state while it is not read: "blocked" (an alarm), "flow" (the
-        store is behind); None otherwise."""
-        return "blocked" if self._blocked else "flow" if self._flow else None
+        """RabbitMQ's connection state under flow control, as its listings show it: "blocked"
+        (not read since it published during an alarm), "blocking" (an open connection during
+        an alarm that has not published since: its next publish blocks it), "flow" (not read
+        until the store catches up); None otherwise."""
+        if self._blocked:
+            return "blocked"
+        alarmed = self.state is State.OPEN and bool(self.node.alarms)
+        if self._flow:
+            return "blocked" if alarmed else "flow"  # RabbitMQ says flow for flow alone
+        return "blocking" if alarmed else None
 
     def alarms_changed(self) -> None:
         """The node's resource alarms went on or off (the I/O layer tells every connection).

@@ -263,6 +263,46 @@ def test_publishing_beyond_the_watermark_blocks_publishers_and_loses_nothing(
     consumer.close()
 
 
+def test_connections_are_listed_blocking_then_blocked_as_rabbitmq_lists_them(
+    watched: ThreadedBroker, readings: Readings
+) -> None:
+    """During an alarm an open connection is "blocking" until it publishes, then "blocked"
+    (RabbitMQ's connection states, in its management API and rabbitmqctl)."""
+    api = Api(watched.management_url)
+
+    def opened(name: str) -> pika.BlockingConnection:
+        params = pika.URLParameters(watched.url)
+        params.client_properties = {"connection_name": name}
+        return pika.BlockingConnection(params)
+
+    def states() -> dict[str, str]:
+        listed = api.get("/api/connections")
+        return {c["client_properties"]["connection_name"]: c["state"] for c in listed}
+
+    publisher, consumer = opened("publisher"), opened("consumer")
+    events: list[str] = []
+    publisher.add_on_connection_blocked_callback(lambda _c, _f: events.append("blocked"))
+    publisher.add_on_connection_unblocked_callback(lambda _c, _f: events.append("unblocked"))
+    publishing = publisher.channel()
+    publishing.queue_declare("work")
+    assert states() == {"publisher": "running", "consumer": "running"}
+
+    readings.memory = 500_000_000  # over 0.4 of 1 GB
+    watched.advance(MEMORY_CHECK_INTERVAL)
+    assert states() == {"publisher": "blocking", "consumer": "blocking"}
+    publishing.basic_publish("", "work", b"x")
+    _until(publisher, lambda: events == ["blocked"])
+    assert states() == {"publisher": "blocked", "consumer": "blocking"}
+    assert {c.state for c in watched.admin.connections()} == {"blocked", "blocking"}
+
+    readings.memory = 300_000_000
+    watched.advance(MEMORY_CHECK_INTERVAL)
+    _until(publisher, lambda: events == ["blocked", "unblocked"])
+    assert states() == {"publisher": "running", "consumer": "running"}
+    publisher.close()
+    consumer.close()
+
+
 def test_the_node_reports_its_limits_and_alarms(
     watched: ThreadedBroker, readings: Readings
 ) -> None:
