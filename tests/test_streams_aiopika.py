@@ -147,3 +147,41 @@ def test_basic_get_and_no_ack_close_the_connection(broker: ThreadedBroker) -> No
                         await queue.consume(_ignore, no_ack=True)
 
     _run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("flags", "arguments", "text"),
+    [
+        ({"durable": False}, {}, "invalid property 'non-durable'"),
+        ({"durable": True}, {"x-max-length": 5}, "of queue type rabbit_stream_queue"),
+        ({"durable": True}, {"x-max-age": "7d"}, "invalid_max_age"),
+    ],
+)
+def test_declarations_that_are_refused(
+    broker: ThreadedBroker, flags: dict[str, Any], arguments: dict[str, Any], text: str
+) -> None:
+    async def scenario() -> None:
+        async with await aio_pika.connect(broker.url) as connection:
+            channel = await connection.channel()
+            with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed, match=text):
+                await channel.declare_queue("d", arguments={**STREAM, **arguments}, **flags)
+
+    _run(scenario())
+
+
+def test_retention_keeps_the_newest_messages(broker: ThreadedBroker) -> None:
+    async def scenario() -> None:
+        async with await aio_pika.connect(broker.url) as connection:
+            channel = await connection.channel(publisher_confirms=True)
+            limits = {"x-max-length-bytes": 2000, "x-stream-max-segment-size-bytes": 500}
+            await channel.declare_queue("s", durable=True, arguments={**STREAM, **limits})
+            for i in range(100):
+                message = aio_pika.Message(b"%03d" % i + b"." * 40)
+                await channel.default_exchange.publish(message, routing_key="s")
+            queue = await channel.declare_queue("s", passive=True)
+            kept = queue.declaration_result.message_count
+            assert 0 < kept < 100
+            got = await _read(connection, {"x-stream-offset": "first"}, kept)
+            assert [offset for offset, _ in got] == list(range(100 - kept, 100))
+
+    _run(scenario())

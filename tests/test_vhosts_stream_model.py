@@ -227,7 +227,7 @@ class StreamMachine(RuleBasedStateMachine):
         assert log.first_offset >= self.first
         self.first = log.first_offset
         assert log.next_offset == len(self.published)
-        assert self.queue.message_count == max(self.committed - self.first, 0)
+        assert self.queue.message_count == len(self.published) - log.first_offset
 
     @invariant()
     def each_reader_sees_the_log_in_order_from_its_offset(self) -> None:

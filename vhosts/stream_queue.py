@@ -190,10 +190,10 @@ class StreamQueue(Queue):
 
     @property
     def message_count(self) -> int:
-        """Messages in the stream that readers can see, as RabbitMQ counts a stream. Delivered
-        ones are still there, so a stream counts none as unacknowledged."""
-        log = self.log
-        return max(log.committed_offset - log.first_offset, 0)
+        """Messages in the stream, those still being written included (a confirmed publish
+        counts at once, even where confirms do not wait for the disk). Delivered ones are
+        still there, so a stream counts none as unacknowledged."""
+        return len(self.log)
 
     # -- settings ------------------------------------------------------------------------------
 

@@ -166,7 +166,8 @@ class StreamStorage:
             for log, (vhost, name) in batch.created:
                 log.directory.mkdir(parents=True, exist_ok=True)
                 label = json.dumps({"vhost": vhost, "queue": name}).encode()
-                (log.directory / LABEL_FILE).write_bytes(label)
+                _write_synced(log.directory / LABEL_FILE, label)  # without it, it is not found
+                _fsync_directory(log.directory)
             _fsync_directory(root)
         for log, log_batch in batch.logs:
             log.write_batch(log_batch)
@@ -239,6 +240,15 @@ def _scan(root: Path) -> dict[tuple[str, str], Path]:
 
 def _directories(root: Path) -> Iterator[Path]:
     return (path for path in root.iterdir() if path.is_dir())
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_directory(directory: Path) -> None:
