@@ -217,3 +217,28 @@ def test_entries_come_back_from_a_page_as_they_went(records: list[tuple[Any, ...
         if paged_id:
             assert new.store_id == abs(paged_id)
             assert new.store_refs == (1 if paged_id > 0 else -1)
+
+
+def test_taking_room_back_is_amortised_over_refused_asks() -> None:
+    """Looking at every queue costs a call each: with many queues it is done once every so many
+    refusals, not at each (a paging queue asks whenever its disk part drains)."""
+    budget = MemoryBudget(node_limit=128 * GRANT, queue_limit=2 * GRANT)
+    queues = [Holder(GRANT) for _ in range(64)]
+    for queue in queues:
+        assert budget.grant(queue, queue.footprint) == 2 * GRANT
+    calls = 0
+
+    def counted(self: Holder) -> int:
+        nonlocal calls
+        calls += 1
+        return 0
+
+    for queue in queues:
+        queue.memory_footprint = counted.__get__(queue)  # type: ignore[method-assign]
+    late = Holder()
+    for _ in range(4):
+        assert budget.grant(late, 0) == 0  # refused: nothing taken back yet
+    assert calls == 0
+    assert budget.grant(late, 0) == GRANT  # the fifth refusal looks, and finds room
+    assert calls == 64
+    assert budget.held_by(queues[0]) == GRANT

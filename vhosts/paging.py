@@ -11,7 +11,8 @@ and there is room again, it keeps its messages in memory as before.
 A footprint is an estimate, counted without walking any message: the bodies' bytes plus
 `MESSAGE_OVERHEAD` per message (the entry, the message object, its encoded properties and its
 position). Room is taken back lazily: when the node's budget runs out, the queues holding more
-than their footprint needs give the difference back.
+than their footprint needs give the difference back (looked at once every so many refusals,
+as looking costs a call per queue).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from vhosts.page_files import SEGMENT_SIZE, PageArea
 MiB = 1024 * 1024
 DEFAULT_NODE_BUDGET = 256 * MiB  # all classic queues of a node together
 DEFAULT_QUEUE_BUDGET = 64 * MiB  # one classic queue
-GRANT = MiB  # room is granted in steps of this
+GRANT = 64 * 1024  # room is granted in steps of this: thousands of queues share a budget
 # A page's records take about an eighth of the per-queue budget, within these bounds: so a
 # page being filled never holds more than a small part of what the budget allows.
 MAX_PAGE_BYTES = 128 * 1024
@@ -54,6 +55,7 @@ class MemoryBudget:
         self.queue_limit = queue_limit
         self.granted = 0  # in all
         self._holders: dict[Holder, int] = {}
+        self._refused = 0  # asks the node's limit refused since room was last taken back
 
     def grant(self, holder: Holder, footprint: int, queue_limit: int | None = None) -> int:
         """Room for `holder`, whose ready messages take `footprint`: at least a step more than
@@ -65,7 +67,11 @@ class MemoryBudget:
         if wanted <= held:
             return held
         if self.granted + wanted - held > self.node_limit:
-            self._reclaim(holder)
+            # Looking at every queue costs as much as that many asks: amortised over them.
+            self._refused += 1
+            if self._refused > len(self._holders) >> 4:
+                self._refused = 0
+                self._reclaim(holder)
         more = min(wanted - held, self.node_limit - self.granted)
         if more <= 0:
             return held
