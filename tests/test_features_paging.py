@@ -134,8 +134,9 @@ def test_a_backlog_waits_on_disk_and_comes_back_in_order(
 def test_requeued_messages_go_back_to_their_places(
     broker: ThreadedBroker, channel: BlockingChannel
 ) -> None:
+    many = 3 * COUNT  # more than the pages read ahead
     channel.queue_declare("requeue")
-    publish(channel, "requeue", bodies())
+    publish(channel, "requeue", bodies(many))
     taken = [channel.basic_get("requeue")[0] for _ in range(120)]  # past the first pages
     for method in reversed(taken[::3]):  # every third, last first
         channel.basic_nack(method.delivery_tag, requeue=True)
@@ -144,16 +145,16 @@ def test_requeued_messages_go_back_to_their_places(
     channel.basic_reject(taken[2].delivery_tag, requeue=True)
     assert paged(broker, channel, "requeue") > 0
     expected = [(body, True) for n, body in enumerate(bodies(120)) if n % 3 == 0 or n == 2]
-    expected += [(body, False) for body in bodies(COUNT - 120, start=120)]
+    expected += [(body, False) for body in bodies(many - 120, start=120)]
     # What is still held goes back when the channel closes, to its place too.
     held = [method for n, method in enumerate(taken) if n % 3 == 2 and n != 2]
     assert drain_flagged(channel, "requeue") == expected
-    publish(channel, "requeue", bodies(COUNT, start=COUNT))
+    publish(channel, "requeue", bodies(many, start=many))
     channel.close()
     channel = channel.connection.channel()
     flagged = drain_flagged(channel, "requeue")
     assert flagged[: len(held)] == [(b"m%04d" % (3 * n + 2), True) for n in range(1, 40)]
-    assert flagged[len(held) :] == [(body, False) for body in bodies(COUNT, start=COUNT)]
+    assert flagged[len(held) :] == [(body, False) for body in bodies(many, start=many)]
 
 
 def test_ttl_expires_paged_messages_at_the_head_and_dead_letters_them(
@@ -188,18 +189,19 @@ def test_a_message_without_ttl_at_the_head_holds_back_the_expired_behind_it(
 def test_length_limits_count_paged_messages(
     broker: ThreadedBroker, channel: BlockingChannel
 ) -> None:
-    channel.queue_declare("drop", arguments={"x-max-length": 250, **TO_DEAD})
-    publish(channel, "drop", bodies())
-    assert count(channel, "drop") == 250
+    many = 3 * COUNT  # the limits keep more than the pages read ahead
+    channel.queue_declare("drop", arguments={"x-max-length": 700, **TO_DEAD})
+    publish(channel, "drop", bodies(many))
+    assert count(channel, "drop") == 700
     assert paged(broker, channel, "drop") > 0
-    assert drain(channel, "drop") == bodies()[-250:]
-    assert drain(channel, DEAD) == bodies()[:-250]
+    assert drain(channel, "drop") == bodies(many)[-700:]
+    assert drain(channel, DEAD) == bodies(many)[:-700]
 
-    channel.queue_declare("bytes", arguments={"x-max-length-bytes": 5 * 220, **TO_DEAD})
-    publish(channel, "bytes", bodies())
+    channel.queue_declare("bytes", arguments={"x-max-length-bytes": 5 * 650, **TO_DEAD})
+    publish(channel, "bytes", bodies(many))
     assert paged(broker, channel, "bytes") > 0
-    assert drain(channel, "bytes") == bodies()[-220:]
-    assert drain(channel, DEAD) == bodies()[:-220]
+    assert drain(channel, "bytes") == bodies(many)[-650:]
+    assert drain(channel, DEAD) == bodies(many)[:-650]
 
     channel.confirm_delivery()
     channel.queue_declare("refuse", arguments={"x-max-length": 200, "x-overflow": "reject-publish"})

@@ -33,7 +33,7 @@ from tests.conftest import examples
 from vhosts.classic_queue import ClassicQueue
 from vhosts.clock import Clock
 from vhosts.message import Message
-from vhosts.paged_fifo import RECORD_OVERHEAD
+from vhosts.paged_fifo import READ_AHEAD_PAGES, RECORD_OVERHEAD
 from vhosts.paging import MESSAGE_OVERHEAD, Paging
 from vhosts.queue import Queue, QueueEntry
 from vhosts.queue_settings import OVERFLOW_MODES, QueueSettings
@@ -317,10 +317,10 @@ class QueueModel(RuleBasedStateMachine):
         in_memory = len(queue.ready) - queue.paged_count
         assert queue.paged_count >= 0 and in_memory >= 0
         if self.host.paging is not None:
-            # What the budget holds, requeued messages (they were in memory), a page read
-            # ahead with half a page left before it, a page's worth being filled: no more.
+            # What the budget holds, requeued messages (they were in memory), two pages' worth
+            # and the pages read ahead of them, a page being filled: no more.
             requeued = sum(expected.redelivered for expected in self.ready)
-            assert in_memory <= 2 + requeued + 6 + 4
+            assert in_memory <= 2 + requeued + (2 + READ_AHEAD_PAGES) * 4 + 4
 
     def teardown(self) -> None:
         if self.host.paging is not None:

@@ -6,11 +6,11 @@ make a page. Every entry of the head is older than every paged one, and those th
 so the order is the queue's. While `paging` is off and nothing waits on disk, new entries join
 the head, as in a plain deque.
 
-Reading back: when the head is down to half a page, the next page is read ahead in the page
-area's worker thread and joins the head when it comes back. If the head is needed before that
-(a delivery, a basic.get, an expiry or a length limit at the head), the page is read at once:
-one bounded read. Requeued entries go back into the head at their places (they are older than
-anything paged).
+Reading back: when the head is down to two pages' worth, the next few pages are read ahead in
+the page area's worker thread, all in one cycle, and join the head as they come back, in order.
+If the head is needed before that (a delivery, a basic.get, an expiry or a length limit at the
+head), the page is read at once: one bounded read. Requeued entries go back into the head at
+their places (they are older than anything paged).
 
 A FIFO offers the operations a queue uses on its ready list (append, popleft, [0], len, clear)
 plus what paging needs: `put_back`, `pop_expired`, `head_deadline`, and what a purge must let
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -29,6 +30,7 @@ from vhosts.page_records import EncodedPage, EncodeProperties, decode_page, enco
 from vhosts.queue import Queue, QueueEntry, pop_expired
 
 PAGE_ENTRIES = 2048  # a page is cut once it has this many entries, or its `page_bytes`
+READ_AHEAD_PAGES = 4  # pages asked for at once, when the head is down to two pages' worth
 RECORD_OVERHEAD = 64  # a record's bytes besides its body, roughly (header, names, properties)
 
 
@@ -60,7 +62,7 @@ class Pager:
 class Page:
     """A page on disk (or about to be): what the queue needs to know without reading it."""
 
-    __slots__ = ("body_bytes", "count", "expires_at", "reading", "ref", "stored")
+    __slots__ = ("body_bytes", "count", "data", "expires_at", "gone", "reading", "ref", "stored")
 
     def __init__(self, ref: PageRef, encoded: EncodedPage) -> None:
         self.ref = ref
@@ -69,6 +71,8 @@ class Page:
         self.expires_at = encoded.expires_at
         self.stored = encoded.stored
         self.reading = False  # a read-ahead is under way
+        self.data: bytes | None = None  # read ahead, waiting for the pages before it
+        self.gone = False  # its entries joined the head, or went with a purge
 
 
 class PagedFifo:
@@ -106,7 +110,7 @@ class PagedFifo:
             self._refill()
         entry = head.popleft()
         pages = self.pages
-        if pages and len(head) <= pages[0].count >> 1:  # half the next page's worth left
+        if pages and len(head) < pages[0].count << 1:  # less than two pages' worth left
             self._read_ahead()
         return entry
 
@@ -134,6 +138,8 @@ class PagedFifo:
         """Everything goes (the caller let go of what the store holds: see `paged_stored`)."""
         file = self._pager.file
         for page in self.pages:
+            page.gone = True
+            page.data = None
             file.release(page.ref)
         self.pages.clear()
         self.paged_count = self.paged_bytes = 0
@@ -205,7 +211,9 @@ class PagedFifo:
         """The head is empty: the next page joins it now (read here if need be), or the tail."""
         if self.pages:
             page = self.pages[0]
-            data = self._pager.file.read_now(page.ref)
+            data = page.data
+            if data is None:
+                data = self._pager.file.read_now(page.ref)
             self._splice(page, data)
         elif self.tail:
             self.head.extend(self.tail)
@@ -216,20 +224,31 @@ class PagedFifo:
             raise IndexError("pop from an empty queue")
 
     def _read_ahead(self) -> None:
-        page = self.pages[0]
-        if page.reading:
-            return
-        ref = page.ref
-        if ref.data is not None:  # not written yet: no reading needed
-            self._splice(page, ref.data)
-            return
-        page.reading = True
-        self._pager.file.read_later(ref, functools.partial(self._arrived, page))
+        """Ask for the next few pages, all in the driver's next cycle."""
+        file = self._pager.file
+        for page in itertools.islice(self.pages, READ_AHEAD_PAGES):
+            if page.reading or page.data is not None:
+                continue
+            if page.ref.data is not None:  # not written yet: no reading needed
+                page.data = page.ref.data
+                continue
+            page.reading = True
+            file.read_later(page.ref, functools.partial(self._arrived, page))
+        self._splice_read()
 
     def _arrived(self, page: Page, data: bytes | None) -> None:
         page.reading = False
-        if data is not None and self.pages and self.pages[0] is page:
-            self._splice(page, data)  # else it was read at once meanwhile, or cleared
+        if data is not None and not page.gone:  # else it was read at once, or purged
+            page.data = data
+            self._splice_read()
+
+    def _splice_read(self) -> None:
+        """Pages read ahead join the head once every page before them has."""
+        pages = self.pages
+        while pages and pages[0].data is not None:
+            page = pages[0]
+            assert page.data is not None
+            self._splice(page, page.data)
 
     def _splice(self, page: Page, data: bytes) -> None:
         pager = self._pager
@@ -237,6 +256,8 @@ class PagedFifo:
         self.pages.popleft()
         self.paged_count -= page.count
         self.paged_bytes -= page.body_bytes
+        page.gone = True
+        page.data = None
         pager.file.release(page.ref)
         if not self.pages and not self.tail:
             pager.on_drained(self)
