@@ -191,13 +191,14 @@ class Deliveries:
                 return self.take_all()
             if delivery_tag not in unacked:
                 raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+            # The ledger is in tag order: what is named is the head, up to and with that tag.
             taken = []
-            while unacked:
-                tag = next(iter(unacked))
-                if tag > delivery_tag:
-                    break
-                taken.append(unacked.popitem(last=False)[1])
-            return taken
+            popitem = unacked.popitem
+            while True:
+                tag, delivery = popitem(last=False)
+                taken.append(delivery)
+                if tag == delivery_tag:
+                    return taken
         settled = unacked.pop(delivery_tag, None)
         if settled is None:
             raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
@@ -220,10 +221,13 @@ class Deliveries:
 
     def settled(self, deliveries: Iterable[Delivery]) -> None:
         """`deliveries` left the ledger for good: their consumers' credit comes back."""
+        consumed = 0
         for delivery in deliveries:
-            if delivery.consumer is not None:
-                delivery.consumer.unacked -= 1
-                self.consumed_unacked -= 1
+            consumer = delivery.consumer
+            if consumer is not None:
+                consumer.unacked -= 1
+                consumed += 1
+        self.consumed_unacked -= consumed
 
 
 def _encoded_properties(message: Message) -> bytes:

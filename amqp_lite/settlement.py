@@ -7,7 +7,7 @@ settlement is held until tx.commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from amqp_lite.delivery import Deliveries, Delivery
 from amqp_lite.errors import NotImplementedFeature
@@ -68,12 +68,31 @@ class Settlements:
                 queue.requeue(entries, channel_closed=channel_closed)
         elif outcome == "ack":
             self._deliveries.counts.ack += len(settled)
-            for delivery in settled:
-                delivery.entry.queue.ack(delivery.entry)
+            if len(settled) == 1:
+                entry = settled[0].entry
+                entry.queue.ack(entry)
+            else:  # a multiple ack: each queue's in one call, in the order they came
+                for queue, entries in _runs_by_queue(settled):
+                    queue.ack_all(entries)
         else:
             for delivery in settled:
                 delivery.entry.queue.discard(delivery.entry)
         self._credit_returned()
+
+
+def _runs_by_queue(settled: Iterable[Delivery]) -> Iterator[tuple[Queue, list[QueueEntry]]]:
+    """The entries of `settled` in runs from one queue each, in their order."""
+    queue: Queue | None = None
+    run: list[QueueEntry] = []
+    for delivery in settled:
+        entry = delivery.entry
+        if entry.queue is not queue:
+            if queue is not None:
+                yield queue, run
+            queue, run = entry.queue, []
+        run.append(entry)
+    if queue is not None:
+        yield queue, run
 
 
 def _by_queue(settled: Iterable[Delivery]) -> dict[Queue, list[QueueEntry]]:

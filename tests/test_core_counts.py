@@ -163,3 +163,26 @@ def test_a_connection_counts_octets_and_reads_and_writes() -> None:
     assert (connection.recv_oct, connection.recv_cnt) == (sent, reads)
     assert (connection.send_oct, connection.send_cnt) == (received, writes)
     assert reads == 7 and writes == 5
+
+
+def test_a_multiple_ack_across_queues_settles_each_in_its_queue() -> None:
+    peer = opened()
+    peer.declare_queue(1, "a")
+    peer.declare_queue(1, "b")
+    peer.open_channel(2)
+    peer.send_method(2, methods.BasicConsume(queue="a", consumer_tag="a"))
+    peer.send_method(2, methods.BasicConsume(queue="b", consumer_tag="b"))
+    peer.receive()
+    for queue in ("a", "b", "b", "a", "b"):  # delivered as published: runs of each queue
+        peer.publish(1, queue, BODY)
+    delivered = [item.method for item in peer.receive()]
+    assert [m.consumer_tag for m in delivered] == ["a", "b", "b", "a", "b"]
+    vhost = peer.node.vhost("/")
+    a, b = vhost.queues["a"], vhost.queues["b"]
+    assert (a.unacked_count, b.unacked_count) == (2, 3)
+    peer.send_method(2, methods.BasicAck(delivery_tag=delivered[3].delivery_tag, multiple=True))
+    assert (a.unacked_count, a.unacked_bytes) == (0, 0)
+    assert (b.unacked_count, b.unacked_bytes) == (1, len(BODY))
+    _counts(a, publish=2, deliver=2, ack=2)
+    _counts(b, publish=3, deliver=3, ack=2)
+    _counts(peer.connection.channels[2], deliver=5, ack=4)

@@ -261,6 +261,19 @@ class QueueModel(RuleBasedStateMachine):
 
     @precondition(lambda self: self.unacked)
     @rule(data=st.data())
+    def ack_several(self, data: st.DataObject) -> None:
+        """A multiple ack: several at once."""
+        numbers = data.draw(
+            st.lists(st.sampled_from(sorted(self.unacked)), min_size=1, unique=True)
+        )
+        self.queue.ack_all([self.entries.pop(number) for number in numbers])
+        for number in numbers:
+            del self.unacked[number]
+            self.acked.add(number)
+        self._settle()
+
+    @precondition(lambda self: self.unacked)
+    @rule(data=st.data())
     def reject_without_requeue(self, data: st.DataObject) -> None:
         number = data.draw(st.sampled_from(sorted(self.unacked)))
         self.queue.discard(self.entries.pop(number))
@@ -309,6 +322,13 @@ class QueueModel(RuleBasedStateMachine):
         ]
         assert self.queue.message_count == len(self.ready)
         assert self.queue.ready_bytes == sum(len(b"%d" % e.number) for e in self.ready)
+
+    @invariant()
+    def unacked_messages_and_acks_are_counted(self) -> None:
+        queue = self.queue
+        assert queue.unacked_count == len(self.unacked)
+        assert queue.unacked_bytes == sum(len(b"%d" % number) for number in self.unacked)
+        assert queue.counts.ack == len(self.acked)
 
     @invariant()
     def paged_messages_are_counted_and_memory_stays_bounded(self) -> None:

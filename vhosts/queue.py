@@ -11,7 +11,8 @@ below, never through `isinstance`:
   publish     enqueue(message) -> entry, or None when the queue refuses the message (full)
   deliver     dispatch() to consumers with credit; get(no_ack); outgoing(entry) is the message
               a delivery carries (a type may add headers, as quorum queues do)
-  settle      ack(entry), discard(entry) (rejected: dead-lettered where configured) and
+  settle      ack(entry) (and ack_all(entries), a multiple ack: ack of each), discard(entry)
+              (rejected: dead-lettered where configured) and
               requeue(entries, channel_closed=...) (nack/reject/recover, or the channel went)
   consumers   validate_consume_arguments, check_consumable, add_consumer, remove_consumer
   purge       purge() -> count; delete() when the queue goes
@@ -529,6 +530,23 @@ class Queue:
         self.counts.ack += 1
         if entry.stored:
             self._unpersist(entry)
+
+    def ack_all(self, entries: list[QueueEntry]) -> None:
+        """`ack` of each entry (a multiple ack), with the counts added once. A type whose
+        `ack` does more gets its own `ack` called for each."""
+        if type(self).ack is not Queue.ack:
+            for entry in entries:
+                self.ack(entry)
+            return
+        size = 0
+        for entry in entries:
+            size += len(entry.message.body)
+            if entry.stored:
+                self._unpersist(entry)
+        count = len(entries)
+        self.unacked_count -= count
+        self.unacked_bytes -= size
+        self.counts.ack += count
 
     def discard(self, entry: QueueEntry) -> None:
         """Rejected without requeue: dead-lettered when the queue has a dead-letter exchange.
