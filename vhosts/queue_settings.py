@@ -87,9 +87,11 @@ class QueueSettings:
     # Streams: segments whose newest message is older go (ms), and where segments roll (bytes).
     max_age: int | None = None
     max_segment_size: int | None = None
+    # Is there a length limit? Worked out once, since every publish asks (twice).
+    limited: bool = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def limited(self) -> bool:
+    @limited.default
+    def _limited(self) -> bool:
         return self.max_length is not None or self.max_length_bytes is not None
 
 
