@@ -167,32 +167,36 @@ class ServerConnection:
             if not data:
                 return
         self._decoder.feed(data)
+        closed = State.CLOSED
         try:
             for frame in self._decoder.frames():
                 self._receive_frame(frame)
-                if self.state is State.CLOSED:  # type: ignore[comparison-overlap]  # it may close
+                if self.state is closed:  # it may close
                     break
         except BrokerError as error:  # the frame stream itself is broken: nothing more to read
             self._close_connection(error)
             self._decoder = FrameDecoder(frame_max=self.frame_max)  # drop what is buffered
         finally:
             self._flush_confirms()
-        if not self._blocking and self._store_behind():  # once a read, not once a message
-            self._blocking = True
+        if not self._blocking:  # once a read, not once a message: is the store behind?
+            store = self.node.store
+            if store is not None and store.behind and self.state is State.OPEN:
+                self._blocking = True
 
     def data_to_send(self) -> bytes:
         output = self._output
         if not output:
             return b""
-        was_full = self._output_size >= OUTPUT_HIGH_WATER
-        was_paused = self.reading_paused
+        size = self._output_size
         data = output[0] if len(output) == 1 else b"".join(output)
         self._output = []
         self._output_size = 0
         self.send_oct += len(data)
         self.send_cnt += 1
-        if was_paused and not self.reading_paused:
+        # Reading was paused by the backlog just sent (see reading_paused), and nothing else?
+        if size >= READ_PAUSE_BACKLOG and not self.reading_paused:
             self.on_reading_resumed()
+        was_full = size >= OUTPUT_HIGH_WATER
         if was_full and self.state is State.OPEN:
             for channel in list(self.channels.values()):
                 channel.resume_consumers()
