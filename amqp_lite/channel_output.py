@@ -65,15 +65,14 @@ class ChannelOutput:
         # while something waits, frames queue behind it and deliveries pause.
         self.send: Callable[[bytes], None] = connection.send
         self.has_room: Callable[[], bool] = connection.has_output_room
-
-    @property
-    def waiting(self) -> bool:
-        """Some reply still waits for the store, and everything sent since waits behind it."""
-        return bool(self._waiting)
+        # Some reply still waits for the store, and everything sent since waits behind it. (An
+        # attribute, not a property: a confirm asks it on every publish.)
+        self.waiting = False
 
     def _wait(self, operation: int, data: bytes) -> None:
         if not self._waiting:
             self.send, self.has_room = self._send_behind, _no_room
+            self.waiting = True
         self._waiting.append((operation, data))
 
     def _send_behind(self, data: bytes) -> None:
@@ -116,6 +115,7 @@ class ChannelOutput:
         if waiting:
             return False
         self.send, self.has_room = self._connection.send, self._connection.has_output_room
+        self.waiting = False
         return True
 
 
