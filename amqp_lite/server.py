@@ -121,6 +121,7 @@ class Server:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._write_to_disk, self.node.store, self.node.streams)
+                nursery.start_soon(self._resume_stream_reads, self.node.streams)
                 if self.node.paging is not None:
                     nursery.start_soon(self._page_io, self.node.paging.area)
                 nursery.start_soon(self._run_timers)
@@ -279,6 +280,23 @@ class Server:
             if store is not None:
                 for connection in list(self.connections):
                     _guarded(connection, connection.store_progressed)
+
+    async def _resume_stream_reads(self, streams: StreamStorage) -> None:
+        """Carry on the stream dispatches that stopped at their read budget, one round at a
+        time, letting the event loop run between rounds: a consumer with much to read from
+        disk (a filter that skips most of a long log) never holds up the rest."""
+        wakeup = _Wakeup()
+        streams.on_resume = wakeup.set
+        while True:
+            wakeup.clear()
+            if not streams.has_resumes:
+                await wakeup.wait()
+                continue
+            try:
+                streams.run_resumes()
+            except Exception:  # a bug in one dispatch must not stop the broker
+                log.exception("internal error reading a stream")
+            await trio.sleep(0)
 
     async def _page_io(self, area: PageArea) -> None:
         """Write the pages queues cut and read back the ones they will need next, in a worker

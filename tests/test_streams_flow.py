@@ -1,5 +1,6 @@
-"""A publisher into a stream faster than the disk is slowed, as one into a durable queue is:
-a stream's records waiting for the disk count towards the store's backlog limit."""
+"""Streams and the event loop: a publisher into a stream faster than the disk is slowed, as one
+into a durable queue is (a stream's records waiting for the disk count towards the store's
+backlog limit), and a consumer with much to read from disk reads it in rounds."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 import trio
 import trio.testing
 
+import vhosts.stream_queue as stream_queue
 from amqp_lite import Broker
 from amqp_lite.server import RECEIVE_SIZE
-from amqp_lite.wire import methods
+from amqp_lite.wire import Properties, methods
 from amqp_lite.wire.frames import encode_content, encode_method
 from tests.rawclient import connected
 
@@ -55,5 +57,49 @@ async def test_a_stream_publisher_faster_than_the_disk_waits_in_tcp(tmp_path: Pa
                 confirmed = (await client.expect(methods.BasicAck, 1)).delivery_tag
         assert not publisher.reading_paused
         assert broker.node.vhosts["/"].queues["s"].message_count == COUNT
+        await client.close()
+        await client.aclose()
+
+
+async def test_a_consumer_reading_far_lets_the_event_loop_run_between_rounds(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A filtering consumer that skips most of a long log reads it DISPATCH_BUDGET at a time,
+    and the event loop runs between those rounds: another client is answered meanwhile."""
+    monkeypatch.setattr(stream_queue, "DISPATCH_BUDGET", 4096)
+    monkeypatch.setattr(stream_queue, "READ_AHEAD", 1024)
+    async with Broker(data_dir=tmp_path) as broker:
+        streams = broker.node.streams
+        client = await connected(broker.port)
+        await client.declare_queue(1, "s", durable=True, arguments={"x-queue-type": "stream"})
+        await client.send_method(1, methods.ConfirmSelect())
+        await client.expect(methods.ConfirmSelectOk, 1)
+        common = encode_method(1, methods.BasicPublish(routing_key="s")) + encode_content(
+            1, 60, b"c" * 200, client.frame_max, Properties(headers={"x-stream-filter-value": "a"})
+        )
+        rare = encode_method(1, methods.BasicPublish(routing_key="s")) + encode_content(
+            1, 60, b"rare", client.frame_max, Properties(headers={"x-stream-filter-value": "b"})
+        )
+        await client.send(common * 2000 + rare)
+        while (await client.expect(methods.BasicAck, 1)).delivery_tag < 2001:
+            pass
+        rounds = 0
+        run_resumes = streams.run_resumes
+
+        def counted() -> None:
+            nonlocal rounds
+            rounds += 1
+            run_resumes()
+
+        monkeypatch.setattr(streams, "run_resumes", counted)
+        await client.send_method(1, methods.BasicQos(prefetch_count=10))
+        await client.expect(methods.BasicQosOk, 1)
+        arguments = {"x-stream-offset": "first", "x-stream-filter": "b"}
+        await client.send_method(1, methods.BasicConsume(queue="s", arguments=arguments))
+        await client.expect(methods.BasicConsumeOk, 1)
+        deliver = await client.expect(methods.BasicDeliver, 1)
+        _properties, body = await client.expect_content()
+        assert (deliver.delivery_tag, body) == (1, b"rare")
+        assert rounds > 50  # about 480 KB read 4 KB at a time, each round a turn of the loop
         await client.close()
         await client.aclose()

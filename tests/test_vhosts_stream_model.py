@@ -151,9 +151,14 @@ class StreamMachine(RuleBasedStateMachine):
             self.chunk = self.committed
         self.committed = len(self.published)
 
+    @rule()
+    def next_round(self) -> None:
+        """The server's stream task carries on the dispatches that ran out of read budget."""
+        self.host.streams.run_resumes()
+
     @rule(elapsed=st.integers(0, 30))
     def time_passes(self, elapsed: int) -> None:
-        """Timers fire: a dispatch carried on, retention of old segments."""
+        """Timers fire: retention of old segments."""
         self.host.clock.advance(elapsed)
         self.host.timers.run_due(self.now())
 
@@ -243,8 +248,7 @@ class StreamMachine(RuleBasedStateMachine):
                 assert self._wanted(watch, offset)
                 watch.next = offset + 1
             watch.checked = len(watch.consumer.delivered)
-        due = self.host.timers.next_deadline()
-        if due is not None and due <= self.now():
+        if self.host.streams.has_resumes:
             return  # a dispatch that ran out of budget is still to carry on
         for watch in self.watch_list:
             if watch.consumer.credit:

@@ -8,7 +8,7 @@ next, a number, a timestamp or an interval like "1h") through a cursor of its ow
 basic.qos credit, and each delivery carries its x-stream-offset header, which is written into
 the message's properties as it is appended. Nothing of the log is held in memory: a consumer
 reads a bounded buffer at a time, and one dispatch reads at most DISPATCH_BUDGET bytes before it
-lets the event loop run (the rest follows from a timer due at once).
+lets the event loop run (the server's stream task carries it on).
 
 Beyond RabbitMQ 3.10, as RabbitMQ 3.13 and LavinMQ offer them over AMQP 0-9-1:
   * filtering: a message published with the header x-stream-filter-value reaches a consumer
@@ -182,7 +182,6 @@ class StreamQueue(Queue):
         self.log.on_committed = self._committed
         self._tracked = streams.tracked_offsets(self.log)  # consumer name -> where to resume
         self._readers: dict[Consumer, Reader] = {}
-        self._resume_scheduled = False
         self._retention_timer_at: int | None = None
         self._schedule_retention()
 
@@ -276,7 +275,8 @@ class StreamQueue(Queue):
 
     def dispatch(self, fresh: QueueEntry | None = None) -> None:
         """Deliver to each consumer with credit from its own place in the log, reading at most
-        DISPATCH_BUDGET bytes; what remains is delivered from a timer that is due at once."""
+        DISPATCH_BUDGET bytes; the rest is delivered once the event loop has run (see
+        `StreamStorage.resume_soon`)."""
         if self._dispatching or self.deleted:
             return
         self._dispatching = True
@@ -294,13 +294,7 @@ class StreamQueue(Queue):
             self._dispatching = False
 
     def _resume_soon(self) -> None:
-        if not self._resume_scheduled:
-            self._resume_scheduled = True
-            self.host.timers.schedule(self.host.clock.now(), self._resume)
-
-    def _resume(self, now: float) -> None:
-        self._resume_scheduled = False
-        self.dispatch()
+        self._streams.resume_soon(self.dispatch)
 
     def get(self, *, no_ack: bool) -> QueueEntry | None:
         raise NotImplementedFeature(f"basic.get not supported by stream queues {self.describe()}")

@@ -53,6 +53,10 @@ class StreamStorage:
         # Told the size of each record appended: the node counts it as the store's own content
         # waiting for the disk, so that publishers faster than the disk are paused.
         self.count_unwritten: Callable[[int], object] = _ignore_size
+        # Dispatches that stopped at their read budget, to carry on once the event loop has
+        # run; `on_resume` wakes whoever runs them (the server's stream task).
+        self.on_resume: Callable[[], None] = _ignore
+        self._resumes: dict[Callable[[], None], None] = {}
         self._pending: dict[SegmentLog, None] = {}  # logs with something to write, in order
         self._new: dict[SegmentLog, tuple[str, str]] = {}  # directories to make, and labels
         self._removed: list[SegmentLog] = []  # logs of deleted streams: directories to remove
@@ -146,6 +150,24 @@ class StreamStorage:
     def _wake(self) -> None:
         if not self.has_pending:
             self.on_pending()
+
+    # -- reading in rounds ---------------------------------------------------------------------
+
+    def resume_soon(self, resume: Callable[[], None]) -> None:
+        """Call `resume` in the next round (a dispatch that read its budget's worth)."""
+        if not self._resumes:
+            self.on_resume()
+        self._resumes[resume] = None
+
+    @property
+    def has_resumes(self) -> bool:
+        return bool(self._resumes)
+
+    def run_resumes(self) -> None:
+        """One round: what asked before it; what asks during it waits for the next."""
+        resumes, self._resumes = self._resumes, {}
+        for resume in resumes:
+            resume()
 
     # -- writing (a worker thread; one batch at a time) ----------------------------------------
 
