@@ -302,14 +302,14 @@ async def test_offsets_rabbitmq_crashes_on_get_a_clean_406(
                 f"PRECONDITION_FAILED - invalid arg 'x-stream-offset' for {described(queue)}: "
                 f"{{invalid_stream_offset_arg,{shown}}}",
             )
-            await client.send_method(1, methods.ChannelCloseOk())
-            await client.open_channel(2)
         else:
             close = await client.expect(methods.ConnectionClose, 0)
             assert close.reply_code == 541
-            return
-        await client.send_method(2, methods.QueueDelete(queue=queue))
-        await client.expect(methods.QueueDeleteOk, 2)
+    async with await RawClient.connect(target.port, target.host) as client:
+        await client.handshake()
+        await client.open_channel(1)
+        await client.send_method(1, methods.QueueDelete(queue=queue))
+        await client.expect(methods.QueueDeleteOk, 1)
 
 
 async def test_every_delivery_carries_its_offset_as_a_long(target: Target) -> None:
